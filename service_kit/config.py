@@ -1,0 +1,30 @@
+"""Settings every service shares. Each service's own `config.py` extends `ServiceSettings`.
+
+pydantic-settings reads the environment here and in the services' `config.py` files only.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int
+    log_level: str = "INFO"
+    log_format: str = "json"  # "json" for machines, "console" for people at a terminal
+
+    database_url: str
+    database_timeout_seconds: float = 5.0
+
+
+class S3Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    s3_endpoint_url: str = "http://127.0.0.1:4566"
+    aws_access_key_id: str = "test"
+    aws_secret_access_key: str = "test"
+    aws_region: str = "us-east-1"
+    s3_timeout_seconds: float = 5.0

@@ -1,0 +1,46 @@
+"""The one parser for ids in paths and in `?id=1,2,3` lists (DESIGN §3, shared rules for ids)."""
+
+from __future__ import annotations
+
+from service_kit.errors import BadRequest
+
+MAX_CSV_LENGTH = 200
+# Ids are PostgreSQL BIGINTs; a larger positive integer is well-formed but can never exist.
+MAX_STORED_ID = 2**63 - 1
+
+
+def _positive_int(raw: str) -> int | None:
+    # isdecimal() accepts non-ASCII digits such as '٣'; ids are ASCII digits only.
+    if not raw.isascii() or not raw.isdecimal():
+        return None
+    value = int(raw)
+    return value if value > 0 else None
+
+
+def parse_id(raw: str) -> int:
+    value = _positive_int(raw)
+    if value is None:
+        raise BadRequest(f"Invalid value '{raw}' for ID. Must be a positive integer")
+    return value
+
+
+def parse_id_csv(raw: str) -> list[int]:
+    """Ids in request order, duplicates removed. Elements are digits only: ' 2' is rejected."""
+    if len(raw) > MAX_CSV_LENGTH:
+        raise BadRequest(
+            f"CSV string is too long: received {len(raw)} characters, "
+            f"maximum allowed is {MAX_CSV_LENGTH}"
+        )
+    ids: list[int] = []
+    for element in raw.split(","):
+        value = _positive_int(element)
+        if value is None:
+            raise BadRequest(f"Invalid ID format: '{element}'. Only positive integers are allowed")
+        if value not in ids:
+            ids.append(value)
+    return ids
+
+
+def storable(ids: list[int]) -> list[int]:
+    """The ids that could exist in a BIGINT column; looking up the others would be a DB error."""
+    return [i for i in ids if i <= MAX_STORED_ID]

@@ -1,0 +1,103 @@
+"""What every service's FastAPI app shares: errors, /health, /metrics, and how it is served."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from service_kit.config import ServiceSettings
+from service_kit.errors import install_error_handlers
+
+log = structlog.get_logger(__name__)
+
+Status = Literal["UP", "DEGRADED", "DOWN"]
+# A health check returns its status and anything worth showing; raising means DOWN.
+HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency by route", ["method", "route"]
+)
+
+
+def create_service_app(title: str, lifespan, routers: list[APIRouter]) -> FastAPI:
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_error_handlers(app)
+    app.state.health_checks = {}
+    app.include_router(_ops_router())
+    for router in routers:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The route template, not the raw path: ids in paths would explode the label set.
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def sync_check(fn: Callable[[], Any], timeout: float = 3.0) -> HealthCheck:
+    """Wrap a blocking probe (a DB ping, an S3 head_bucket) as a health check with a deadline."""
+
+    async def check() -> dict[str, Any]:
+        await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+        return {"status": "UP"}
+
+    return check
+
+
+async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
+    try:
+        return await check()
+    except Exception as exc:  # a failing dependency is a health answer, not an error
+        log.warning("health_check_failed", check=name, error=type(exc).__name__)
+        return {"status": "DOWN", "error": type(exc).__name__}
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        checks: dict[str, HealthCheck] = request.app.state.health_checks
+        results = await asyncio.gather(*(_run_check(n, c) for n, c in checks.items()))
+        components = dict(zip(checks, results, strict=True))
+        statuses = {c["status"] for c in components.values()}
+        status: Status = (
+            "DOWN" if "DOWN" in statuses else "DEGRADED" if "DEGRADED" in statuses else "UP"
+        )
+        body = {"status": status, "checks": components}
+        return JSONResponse(body, status_code=503 if status == "DOWN" else 200)
+
+    @router.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep our structured logging
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

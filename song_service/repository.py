@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from service_kit.ids import storable
+from song_service.models import Song
+from song_service.schemas import SongCreate
+
+
+class SongExists(Exception):
+    pass
+
+
+def create_song(session: Session, song: SongCreate) -> int:
+    statement = insert(Song).values(**song.model_dump()).on_conflict_do_nothing().returning(Song.id)
+    if session.execute(statement).scalar_one_or_none() is None:
+        raise SongExists
+    session.commit()
+    return song.id
+
+
+def get_song(session: Session, song_id: int) -> Song | None:
+    return session.get(Song, song_id) if storable([song_id]) else None
+
+
+def delete_songs(session: Session, ids: list[int]) -> list[int]:
+    statement = delete(Song).where(Song.id.in_(storable(ids))).returning(Song.id)
+    deleted = set(session.scalars(statement))
+    session.commit()
+    return [i for i in ids if i in deleted]

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from service_kit.ids import storable
+from storage_service.models import Storage
+
+
+class DuplicateLocation(Exception):
+    pass
+
+
+def create_storage(session: Session, storage_type: str, bucket: str, path: str) -> int:
+    statement = (
+        pg_insert(Storage)
+        .values(storage_type=storage_type, bucket=bucket, path=path)
+        .on_conflict_do_nothing(constraint="uq_storages_bucket_path")
+        .returning(Storage.id)
+    )
+    new_id = session.execute(statement).scalar_one_or_none()
+    if new_id is None:
+        raise DuplicateLocation
+    session.commit()
+    return new_id
+
+
+def list_storages(session: Session) -> list[Storage]:
+    return list(session.scalars(select(Storage).order_by(Storage.id)))
+
+
+def delete_storages(session: Session, ids: list[int]) -> list[int]:
+    statement = delete(Storage).where(Storage.id.in_(storable(ids))).returning(Storage.id)
+    deleted = set(session.scalars(statement))
+    session.commit()
+    return [i for i in ids if i in deleted]
+
+
+def seed_storages(conn: Connection, seeds: list[tuple[str, str, str]]) -> None:
+    """Make sure one location of each type exists. Runs under the prestart advisory lock."""
+    for storage_type, bucket, path in seeds:
+        has_type = conn.execute(
+            select(Storage.id).where(Storage.storage_type == storage_type).limit(1)
+        ).first()
+        if has_type is None:
+            conn.execute(
+                insert(Storage).values(storage_type=storage_type, bucket=bucket, path=path)
+            )

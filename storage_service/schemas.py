@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service_kit.validation import ContractModel, required_text
+
+# S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and ending
+# with a letter or digit, no "..", not an IP address, none of the reserved prefixes/suffixes.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_RESERVED = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
+BUCKET_MESSAGE = (
+    "Bucket must be a valid S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens, "
+    "starting and ending with a letter or digit"
+)
+PATH_MESSAGE = "Path must start with '/' and be at most 1024 printable characters"
+
+
+def is_valid_bucket(name: str) -> bool:
+    if not _BUCKET.match(name) or ".." in name:
+        return False
+    if name.startswith(_RESERVED) or name.endswith(_RESERVED_SUFFIXES):
+        return False
+    try:
+        ipaddress.IPv4Address(name)
+        return False
+    except ValueError:
+        return True
+
+
+class StorageCreate(ContractModel):
+    storage_type: Literal["STAGING", "PERMANENT"] = Field(alias="storageType")
+    bucket: str
+    path: str
+
+    @field_validator("storage_type", mode="before")
+    @classmethod
+    def _storage_type(cls, value: Any) -> str:
+        message = "Storage type must be STAGING or PERMANENT"
+        value = required_text(value, "Storage type is required", message)
+        if value not in ("STAGING", "PERMANENT"):
+            raise ValueError(message)
+        return value
+
+    @field_validator("bucket", mode="before")
+    @classmethod
+    def _bucket(cls, value: Any) -> str:
+        value = required_text(value, "Bucket is required", BUCKET_MESSAGE)
+        if not is_valid_bucket(value):
+            raise ValueError(BUCKET_MESSAGE)
+        return value
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> str:
+        value = required_text(value, "Path is required", PATH_MESSAGE)
+        if not value.startswith("/") or len(value) > 1024 or not value.isprintable():
+            raise ValueError(PATH_MESSAGE)
+        return value
+
+
+class StoragePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: int
+    storage_type: str = Field(serialization_alias="storageType")
+    bucket: str
+    path: str

@@ -1,0 +1,33 @@
+"""Assertions on the contract's error format (DESIGN §3), shared by every service's tests."""
+
+from __future__ import annotations
+
+
+def assert_error(response, status: int, message: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["errorCode"] == str(status)
+    assert isinstance(body["errorMessage"], str) and body["errorMessage"]
+    assert set(body) <= {"errorMessage", "errorCode", "details"}
+    if message is not None:
+        assert body["errorMessage"] == message
+    return body
+
+
+def assert_validation_error(response, details: dict[str, str]) -> None:
+    body = assert_error(response, 400)
+    assert body["details"] == details
+
+
+ID_RULE_CASES = [
+    # (query string, message)
+    ("id=1,a", "Invalid ID format: 'a'. Only positive integers are allowed"),
+    ("id=", "Invalid ID format: ''. Only positive integers are allowed"),
+    ("id=1,2,", "Invalid ID format: ''. Only positive integers are allowed"),
+    ("id=1,%202", "Invalid ID format: ' 2'. Only positive integers are allowed"),
+    ("id=-1", "Invalid ID format: '-1'. Only positive integers are allowed"),
+    ("id=" + "1" * 201, "CSV string is too long: received 201 characters, maximum allowed is 200"),
+]
+
+BAD_PATH_IDS = ["ABC", "1.1", "-1", "0"]

@@ -1,0 +1,69 @@
+"""Where the tests find PostgreSQL, RabbitMQ and S3: containers when a Docker engine answers,
+otherwise the services this machine runs (PostgreSQL and RabbitMQ) and LocalStack on the host."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from devstack import localstack
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    postgres_url: str  # server URL without a database name
+    rabbitmq_url: str
+    s3_endpoint_url: str
+
+    def database_url(self, database: str) -> str:
+        return f"{self.postgres_url}/{database}"
+
+
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def docker_engine_answers() -> bool:
+    # The docker client may be installed without an engine: only a ping tells.
+    try:
+        from testcontainers.core.docker_client import DockerClient
+
+        DockerClient().client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def containers() -> Iterator[Infrastructure]:
+    from testcontainers.localstack import LocalStackContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with (
+        PostgresContainer("postgres:16-alpine", driver="psycopg") as pg,
+        RabbitMqContainer("rabbitmq:3-management") as mq,
+        LocalStackContainer("localstack/localstack:4.13.1").with_services("s3") as s3,
+    ):
+        pg_url = pg.get_connection_url().rsplit("/", 1)[0]
+        params = mq.get_connection_params()
+        yield Infrastructure(
+            postgres_url=pg_url,
+            rabbitmq_url=f"amqp://guest:guest@{params.host}:{params.port}/",
+            s3_endpoint_url=s3.get_url(),
+        )
+
+
+@contextlib.contextmanager
+def local_services() -> Iterator[Infrastructure]:
+    process = localstack.start()  # None when one already answers: then we leave it running
+    try:
+        yield Infrastructure(LOCAL_POSTGRES, LOCAL_RABBITMQ, localstack.endpoint())
+    finally:
+        if process is not None:
+            localstack.stop_process(process)
+
+
+def infrastructure() -> contextlib.AbstractContextManager[Infrastructure]:
+    return containers() if docker_engine_answers() else local_services()

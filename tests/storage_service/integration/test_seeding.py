@@ -1,0 +1,58 @@
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service_kit.db import make_engine
+from storage_service.app import create_app
+from storage_service.config import Settings
+from storage_service.models import Storage
+
+
+def count_by_type(database_url: str) -> dict[str, int]:
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Storage.storage_type, func.count()).group_by(Storage.storage_type)
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def start_and_stop(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+
+
+def test_starting_twice_seeds_one_row_of_each_type(new_database_url, infra):
+    settings = Settings(
+        database_url=new_database_url("seed"), s3_endpoint_url=infra.s3_endpoint_url
+    )
+    start_and_stop(settings)
+    start_and_stop(settings)
+    assert count_by_type(settings.database_url) == {"STAGING": 1, "PERMANENT": 1}
+
+
+def test_a_deleted_seed_row_comes_back_at_the_next_start(new_database_url, infra):
+    settings = Settings(
+        database_url=new_database_url("seed"), s3_endpoint_url=infra.s3_endpoint_url
+    )
+    with TestClient(create_app(settings)) as client:
+        staging = next(s for s in client.get("/storages").json() if s["storageType"] == "STAGING")
+        assert client.delete(f"/storages?id={staging['id']}").json() == {"ids": [staging["id"]]}
+    start_and_stop(settings)
+    assert count_by_type(settings.database_url) == {"STAGING": 1, "PERMANENT": 1}
+
+
+def test_seeding_creates_missing_buckets(new_database_url, infra, s3):
+    staging, permanent = "seed-staging-test", "seed-permanent-test"
+    for bucket in (staging, permanent):
+        if bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.delete_bucket(Bucket=bucket)
+    settings = Settings(
+        database_url=new_database_url("seed"),
+        s3_endpoint_url=infra.s3_endpoint_url,
+        seed_staging_bucket=staging,
+        seed_permanent_bucket=permanent,
+    )
+    start_and_stop(settings)
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert {staging, permanent} <= names
