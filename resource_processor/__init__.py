@@ -1,0 +1,1 @@
+"""Resource Processor: extracts MP3 metadata and posts it to the Song Service."""
