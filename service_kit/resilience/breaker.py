@@ -1,0 +1,256 @@
+"""A Resilience4j-style circuit breaker for `async def` calls, hand-written on `circuitbreaker`.
+
+Why hand-written: `circuitbreaker` counts consecutive failures only, lets every caller through
+when half-open, calls its fallback only while open and counts a cancellation as a success. No
+Python library offers a count-based failure/slow-call-rate window with a fixed number of
+half-open trial calls, so this module adds those rules while reusing `circuitbreaker`'s
+decorator plumbing, its registry (`CircuitBreakerMonitor`) and its error type.
+
+States: CLOSED -(rate >= threshold)-> OPEN -(wait elapsed, on the next call)-> HALF_OPEN
+-(trial calls done)-> CLOSED or OPEN; plus the manual FORCED_OPEN and DISABLED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import circuitbreaker
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from service_kit.resilience import metrics
+from service_kit.resilience.config import BreakerSettings
+from service_kit.resilience.deadline import AttemptDeadlines
+from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
+from service_kit.resilience.state import (
+    CallNotPermittedError,
+    State,
+    TransitionEvent,
+    TransitionListener,
+    publish,
+)
+from service_kit.resilience.window import CountWindow
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_UNRECORDED = -1  # permit token of a call made while DISABLED: nothing about it is recorded
+
+
+class CircuitBreaker(circuitbreaker.CircuitBreaker):
+    """Guards async calls: `await breaker.call(fn, *args)` or decorate with `@breaker`.
+
+    Single-threaded asyncio needs no lock: between checking the state and taking a permit
+    there is no `await`, so no other task can interleave.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: BreakerSettings | None = None,
+        *,
+        classifier: Classifier = default_classifier,
+        clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        super().__init__(name=name)
+        self.settings = settings = settings or BreakerSettings.defaults()
+        self.classify = classifier
+        self._clock = clock
+        timeout = settings.attempt_timeout
+        self._deadlines = None if timeout is None else AttemptDeadlines(timeout)
+        self._slow_threshold = settings.slow_call_duration_threshold
+        self._failure_rate_threshold = settings.failure_rate_threshold
+        self._slow_rate_threshold = settings.slow_call_rate_threshold
+        self._listeners: list[TransitionListener] = []
+        self._state = State.CLOSED
+        self._generation = 0  # bumped on every transition; results of older calls are dropped
+        self._open_until = 0.0
+        self._half_open_permits = 0
+        self.window = self._new_window(State.CLOSED)
+        self.stats = metrics.CallStats()
+        circuitbreaker.CircuitBreakerMonitor.register(self)
+        metrics.track(self, registry)
+
+    # -- calling --------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` under the breaker; raise `CallNotPermittedError` if it may not run now.
+
+        Past `attempt_timeout` the call is cancelled and `TimeoutError` raised (a slow failure).
+        """
+        token = self._generation if self._state is State.CLOSED else self._acquire_permission()
+        deadlines = self._deadlines
+        key = deadlines.start() if deadlines is not None else 0
+        clock = self._clock
+        started = clock()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            elapsed = clock() - started
+            timed_out = deadlines is not None and deadlines.finish(key)
+            if timed_out and isinstance(error, asyncio.CancelledError):
+                timeout = TimeoutError(f"{self.name}: no answer within {deadlines.timeout} s")
+                self._on_error(token, timeout, elapsed, timed_out)
+                raise timeout from error
+            self._on_error(token, error, elapsed, timed_out)
+            raise
+        elapsed = clock() - started
+        if deadlines is not None:
+            deadlines.finish(key)
+        self._on_success(token, elapsed)
+        return result
+
+    def _decorate_async(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        # Called by circuitbreaker's `decorate`, which names and registers the breaker first.
+        if inspect.isasyncgenfunction(function):
+            raise TypeError("async generators are not supported; guard each awaited call")
+
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await self.call(function, *args, **kwargs)
+
+        return functools.wraps(function)(guarded)
+
+    def _decorate_sync(self, function: Callable) -> Callable:
+        raise TypeError(f"{self.name}: only async functions can be guarded")
+
+    def __enter__(self) -> None:
+        raise TypeError(f"{self.name}: use `await breaker.call(fn)`; sync guarding is unsupported")
+
+    # -- permits and outcomes -------------------------------------------------------------
+
+    def _acquire_permission(self) -> int:
+        """The permit token for a call in a non-CLOSED state, or raise CallNotPermittedError."""
+        state = self._state
+        if state is State.DISABLED:
+            return _UNRECORDED
+        if state is State.OPEN and self._clock() >= self._open_until:
+            self._transition(State.HALF_OPEN)
+            state = State.HALF_OPEN
+        if state is State.HALF_OPEN and self._half_open_permits > 0:
+            self._half_open_permits -= 1
+            return self._generation
+        self.stats.not_permitted += 1
+        raise CallNotPermittedError(self)
+
+    def _on_success(self, token: int, elapsed: float) -> None:
+        if token == _UNRECORDED:
+            return
+        stats = self.stats
+        stats.successful += 1
+        stats.successful_seconds += elapsed
+        if token == self._generation:
+            self.window.record(False, elapsed > self._slow_threshold)
+            self._evaluate()
+
+    def _on_error(self, token: int, error: BaseException, elapsed: float, timed_out: bool) -> None:
+        if token == _UNRECORDED:
+            return
+        stats = self.stats
+        if self.classify(error) is Outcome.FAILURE:
+            stats.failed += 1
+            stats.failed_seconds += elapsed
+            self._last_failure = error  # shown by circuitbreaker's error and monitor users
+            if token == self._generation:
+                self.window.record(True, timed_out or elapsed > self._slow_threshold)
+                self._evaluate()
+        else:
+            stats.ignored += 1
+            stats.ignored_seconds += elapsed
+            if token == self._generation and self._state is State.HALF_OPEN:
+                self._half_open_permits += 1  # the trial did not count: let another one in
+
+    def _evaluate(self) -> None:
+        window = self.window
+        if self._state is State.HALF_OPEN and window.size < window.capacity:
+            return  # trial calls still outstanding
+        if window.exceeds(self._failure_rate_threshold, self._slow_rate_threshold):
+            self._transition(State.OPEN)
+        elif self._state is State.HALF_OPEN:
+            self._transition(State.CLOSED)
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def force_open(self) -> None:
+        """Reject every call until `close()` (or another manual transition)."""
+        self._transition(State.FORCED_OPEN)
+
+    def close(self) -> None:
+        """Go to CLOSED with an empty window, from any state."""
+        self._transition(State.CLOSED)
+
+    def disable(self) -> None:
+        """Permit every call and record nothing (the attempt timeout still applies)."""
+        self._transition(State.DISABLED)
+
+    def reset(self) -> None:
+        """`circuitbreaker`'s name for `close()`."""
+        self.close()
+
+    def add_listener(self, listener: TransitionListener) -> None:
+        """Call `listener(event)` after every state transition (exceptions are logged)."""
+        self._listeners.append(listener)
+
+    def _new_window(self, state: State) -> CountWindow:
+        if state is State.HALF_OPEN:
+            trials = self.settings.permitted_number_of_calls_in_half_open_state
+            return CountWindow(trials, trials)
+        return CountWindow(self.settings.sliding_window_size, self.settings.minimum_number_of_calls)
+
+    def _transition(self, to_state: State) -> None:
+        window = self.window
+        event = TransitionEvent(
+            self.name, self._state, to_state, window.failure_rate, window.slow_call_rate
+        )
+        self._state = to_state
+        self._generation += 1
+        if to_state is State.OPEN:
+            self._open_until = self._clock() + self.settings.wait_duration_in_open_state
+        else:  # OPEN keeps the window that opened it, so health checks can show why
+            self.window = self._new_window(to_state)
+        self._half_open_permits = self.window.capacity if to_state is State.HALF_OPEN else 0
+        publish(event, self._listeners)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The current state. OPEN turns HALF_OPEN on the first call after the wait."""
+        return self._state
+
+    @property
+    def opened(self) -> bool:  # used by CircuitBreakerMonitor.get_open / all_closed
+        return self._state is State.OPEN or self._state is State.FORCED_OPEN
+
+    @property
+    def closed(self) -> bool:
+        return self._state is State.CLOSED
+
+    @property
+    def open_remaining(self) -> float:
+        """Seconds until an OPEN breaker admits trial calls (0 when not OPEN)."""
+        if self._state is not State.OPEN:
+            return 0.0
+        return max(0.0, self._open_until - self._clock())
+
+    @property
+    def failure_count(self) -> int:
+        return self.window.failed
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready summary for health endpoints; rates are -1.0 until enough calls."""
+        window = self.window
+        return {
+            "name": self.name,
+            "state": self._state.name,
+            "failure_rate": window.failure_rate,
+            "slow_call_rate": window.slow_call_rate,
+            "buffered_calls": window.size,
+            "failed_calls": window.failed,
+            "slow_calls": window.slow,
+            "not_permitted_calls": self.stats.not_permitted,
+        }

@@ -1,0 +1,52 @@
+"""Circuit breaker settings, read from environment variables with a caller-chosen prefix.
+
+This is the only module of `service_kit.resilience` that reads the environment:
+
+    settings = BreakerSettings.from_env("STORAGE_BREAKER_")   # reads STORAGE_BREAKER_* variables
+    breaker = CircuitBreaker("storage", settings)
+
+`from_env` passes the prefix through pydantic-settings' `_env_prefix` init argument, so one
+class serves every breaker. Durations are seconds (floats); rates are percentages (0-100].
+`BreakerSettings(...)` alone reads `BREAKER_*`; `BreakerSettings.defaults()` reads nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BreakerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BREAKER_", extra="ignore", frozen=True, env_parse_none_str="none"
+    )
+
+    sliding_window_size: int = Field(10, ge=1)
+    """How many of the most recent calls (while CLOSED) the rates are computed over."""
+    minimum_number_of_calls: int = Field(5, ge=1)
+    """No rate is computed (and the breaker cannot open) before this many calls are recorded."""
+    failure_rate_threshold: float = Field(50.0, gt=0, le=100)
+    slow_call_rate_threshold: float = Field(100.0, gt=0, le=100)
+    slow_call_duration_threshold: float = Field(2.0, gt=0)
+    wait_duration_in_open_state: float = Field(5.0, gt=0)
+    permitted_number_of_calls_in_half_open_state: int = Field(3, ge=1)
+    attempt_timeout: float | None = Field(2.0, gt=0)
+    """Per-call deadline enforced by the breaker; `None` (env value "none") disables it."""
+
+    @model_validator(mode="after")
+    def _minimum_fits_window(self) -> BreakerSettings:
+        if self.minimum_number_of_calls > self.sliding_window_size:
+            raise ValueError("minimum_number_of_calls must not exceed sliding_window_size")
+        return self
+
+    @classmethod
+    def from_env(cls, prefix: str = "BREAKER_", **overrides: Any) -> BreakerSettings:
+        """Read `<prefix><FIELD_NAME>` variables (case-insensitive); `overrides` win over env."""
+        return cls(_env_prefix=prefix, **overrides)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> BreakerSettings:
+        """The documented defaults (plus `overrides`), without looking at the environment."""
+        return cls.model_validate({**cls.model_construct().model_dump(), **overrides})

@@ -1,0 +1,116 @@
+"""Prometheus series named like Resilience4j's Micrometer export, labelled by breaker `name`.
+
+The hot path touches no prometheus_client object: a breaker only bumps plain counters in its
+`CallStats`, and one collector per registry turns every breaker's state into samples when the
+registry is scraped. So several breakers share the metric families by label, and creating
+breakers never registers anything twice.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from service_kit.resilience.state import State
+
+if TYPE_CHECKING:
+    from service_kit.resilience.breaker import CircuitBreaker
+
+PREFIX = "resilience4j_circuitbreaker_"
+
+
+class CallStats:
+    """Call counts and total seconds per outcome kind since the breaker was created."""
+
+    __slots__ = (
+        "failed",
+        "failed_seconds",
+        "ignored",
+        "ignored_seconds",
+        "not_permitted",
+        "successful",
+        "successful_seconds",
+    )
+
+    def __init__(self) -> None:
+        self.successful = self.failed = self.ignored = self.not_permitted = 0
+        self.successful_seconds = self.failed_seconds = self.ignored_seconds = 0.0
+
+
+class BreakerCollector(Collector):
+    """Reports all breakers registered with one `CollectorRegistry`."""
+
+    def __init__(self) -> None:
+        # A newer breaker with the same name replaces the older one, as in CircuitBreakerMonitor.
+        self.breakers: weakref.WeakValueDictionary[str, CircuitBreaker] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def describe(self) -> Iterator:
+        # Lets the registry check our names against other collectors without collecting.
+        return self._families()
+
+    def collect(self) -> Iterator:
+        state, calls, failure_rate, slow_rate, not_permitted, buffered = families = self._families()
+        for breaker in list(self.breakers.values()):
+            name = breaker.name
+            current = breaker.state
+            for each in State:
+                state.add_metric([name, each.value], 1.0 if each is current else 0.0)
+            stats = breaker.stats
+            calls.add_metric([name, "successful"], stats.successful, stats.successful_seconds)
+            calls.add_metric([name, "failed"], stats.failed, stats.failed_seconds)
+            calls.add_metric([name, "ignored"], stats.ignored, stats.ignored_seconds)
+            not_permitted.add_metric([name], stats.not_permitted)
+            window = breaker.window
+            failure_rate.add_metric([name], window.failure_rate)
+            slow_rate.add_metric([name], window.slow_call_rate)
+            buffered.add_metric([name, "successful"], window.size - window.failed)
+            buffered.add_metric([name, "failed"], window.failed)
+        return iter(families)
+
+    @staticmethod
+    def _families() -> tuple:
+        return (
+            GaugeMetricFamily(
+                PREFIX + "state", "1 for the breaker's current state", labels=["name", "state"]
+            ),
+            SummaryMetricFamily(
+                PREFIX + "calls_seconds", "Duration of permitted calls", labels=["name", "kind"]
+            ),
+            GaugeMetricFamily(
+                PREFIX + "failure_rate",
+                "Failure rate in percent, -1 if too few calls",
+                labels=["name"],
+            ),
+            GaugeMetricFamily(
+                PREFIX + "slow_call_rate",
+                "Slow call rate in percent, -1 if too few calls",
+                labels=["name"],
+            ),
+            CounterMetricFamily(
+                PREFIX + "not_permitted_calls", "Calls rejected by the breaker", labels=["name"]
+            ),
+            GaugeMetricFamily(
+                PREFIX + "buffered_calls", "Calls in the sliding window", labels=["name", "kind"]
+            ),
+        )
+
+
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, BreakerCollector] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def track(breaker: CircuitBreaker, registry: CollectorRegistry) -> None:
+    """Report `breaker` through `registry`, registering the shared collector on first use."""
+    collector = _collectors.get(registry)
+    if collector is None:
+        collector = _collectors[registry] = BreakerCollector()
+        registry.register(collector)
+    collector.breakers[breaker.name] = breaker

@@ -1,0 +1,59 @@
+"""Breaker states, transition events (logged, and sent to listeners), the rejection error."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import circuitbreaker
+import structlog
+
+
+class State(enum.StrEnum):
+    """Values match `circuitbreaker.STATE_*` and the `state` label Micrometer exports."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    FORCED_OPEN = "forced_open"
+    DISABLED = "disabled"
+
+
+class CallNotPermittedError(circuitbreaker.CircuitBreakerError):
+    """The breaker rejected the call without running it (OPEN, FORCED_OPEN, or no trial left)."""
+
+    def __str__(self) -> str:
+        breaker = self._circuit_breaker
+        return f'circuit breaker "{breaker.name}" is {breaker.state.name}: call not permitted'
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    breaker: str
+    from_state: State
+    to_state: State
+    failure_rate: float  # of the window being left; -1.0 if it held too few calls
+    slow_call_rate: float
+
+
+TransitionListener = Callable[[TransitionEvent], None]
+
+
+def publish(event: TransitionEvent, listeners: list[TransitionListener]) -> None:
+    """Log `event` as one line, then hand it to each listener; a failing listener is logged."""
+    # A fresh logger per (rare) event, so a cached logger never outlives reconfiguration.
+    log = structlog.get_logger("service_kit.resilience")
+    log.info(
+        "circuit_breaker_transition",
+        breaker=event.breaker,
+        from_state=event.from_state.name,
+        to_state=event.to_state.name,
+        failure_rate=event.failure_rate,
+        slow_call_rate=event.slow_call_rate,
+    )
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("circuit_breaker_listener_failed", breaker=event.breaker)

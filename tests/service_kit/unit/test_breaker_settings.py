@@ -1,0 +1,58 @@
+"""BreakerSettings: the caller picks the environment prefix; defaults read nothing."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service_kit.resilience import BreakerSettings
+
+
+def test_defaults() -> None:
+    settings = BreakerSettings.defaults()
+    assert settings.model_dump() == {
+        "sliding_window_size": 10,
+        "minimum_number_of_calls": 5,
+        "failure_rate_threshold": 50.0,
+        "slow_call_rate_threshold": 100.0,
+        "slow_call_duration_threshold": 2.0,
+        "wait_duration_in_open_state": 5.0,
+        "permitted_number_of_calls_in_half_open_state": 3,
+        "attempt_timeout": 2.0,
+    }
+
+
+def test_from_env_reads_only_the_given_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_BREAKER_SLIDING_WINDOW_SIZE", "20")
+    monkeypatch.setenv("STORAGE_BREAKER_WAIT_DURATION_IN_OPEN_STATE", "0.5")
+    monkeypatch.setenv("STORAGE_BREAKER_ATTEMPT_TIMEOUT", "none")
+    monkeypatch.setenv("SONGS_BREAKER_SLIDING_WINDOW_SIZE", "99")
+
+    settings = BreakerSettings.from_env("STORAGE_BREAKER_", minimum_number_of_calls=7)
+
+    assert settings.sliding_window_size == 20
+    assert settings.wait_duration_in_open_state == 0.5
+    assert settings.attempt_timeout is None
+    assert settings.minimum_number_of_calls == 7
+    assert settings.failure_rate_threshold == 50.0
+
+
+def test_defaults_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKER_SLIDING_WINDOW_SIZE", "42")
+    assert BreakerSettings.defaults().sliding_window_size == 10
+    assert BreakerSettings().sliding_window_size == 42  # the default prefix is BREAKER_
+
+
+@pytest.mark.parametrize(
+    "invalid",
+    [
+        {"sliding_window_size": 0},
+        {"failure_rate_threshold": 101},
+        {"slow_call_duration_threshold": 0},
+        {"attempt_timeout": -1},
+        {"sliding_window_size": 4, "minimum_number_of_calls": 5},
+    ],
+)
+def test_invalid_settings_are_rejected(invalid: dict) -> None:
+    with pytest.raises(ValidationError):
+        BreakerSettings.defaults(**invalid)
