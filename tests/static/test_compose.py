@@ -1,0 +1,238 @@
+"""Static checks of the container setup: docker-compose.yml, the Dockerfiles, the LocalStack hook.
+
+No Docker engine is needed (this machine has none): the files are parsed and compared with the code
+they must agree with, so a renamed bucket or a changed port fails here, not at `docker compose up`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+BUCKETS_HOOK = ROOT / "localstack-init" / "ready.d" / "create_buckets.py"
+POSTGRES_INIT = ROOT / "docker" / "postgres-init" / "01-databases.sql"
+# The Compose Specification's JSON schema, vendored because tests have no network. Copied unchanged
+# from the PyPI wheel docker-compose==1.29.2 (compose/config/compose_spec.json; sha256
+# 0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac), the compose-spec schema as of
+# that release (May 2021, JSON Schema draft 2019-09). Apache-2.0, like the specification.
+SCHEMA = Path(__file__).with_name("compose-spec.json")
+
+# Compose service name -> the package it runs. Hyphens, because hostnames may not hold underscores.
+APP_SERVICES = {
+    "storage-service": "storage_service",
+    "song-service": "song_service",
+    "resource-service": "resource_service",
+    "resource-processor": "resource_processor",
+}
+# Infrastructure from upstream images; they depend on nothing.
+INFRA_SERVICES = {"postgres", "rabbitmq", "localstack"}
+
+
+# --- helpers (reusable: the Resource Service's stub check wants the same bucket names) ---------
+
+
+def localstack_hook_buckets() -> set[str]:
+    """The bucket names the LocalStack ready hook creates, read from its `BUCKETS = (...)`.
+
+    Parsed with `ast`: executing the hook would connect to S3.
+    """
+    tree = ast.parse(BUCKETS_HOOK.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "BUCKETS" for t in node.targets
+        ):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"no BUCKETS = (...) in {BUCKETS_HOOK}")
+
+
+def setting_default(package: str, field: str):
+    """The default of a field of `<package>.config.Settings`, without reading the environment."""
+    settings = importlib.import_module(f"{package}.config").Settings
+    return settings.model_fields[field].default
+
+
+def require_config(package: str) -> None:
+    # The services are being written alongside these checks: skip one whose config does not exist
+    # yet, but let any real import error of an existing one fail the test.
+    if not (ROOT / package / "config.py").exists():
+        pytest.skip(f"{package}/config.py does not exist yet")
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    pairs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, args = line.partition(" ")
+            pairs.append((keyword.upper(), args.strip()))
+    return pairs
+
+
+def published_ports(service: dict) -> list[tuple[str | None, str]]:
+    """(host port or None, container port) for each short-syntax `ports` entry."""
+    pairs = []
+    for entry in service.get("ports", []):
+        parts = str(entry).split(":")  # [ip:][host:]container
+        pairs.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
+    return pairs
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+# --- the compose file ------------------------------------------------------------------------
+
+
+def test_compose_file_validates_against_the_compose_specification(compose: dict) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    # Named, not looked up from "$schema": the file spells the draft's URI in an old, unknown form.
+    validator = jsonschema.Draft201909Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_compose_runs_exactly_the_platform(services: dict) -> None:
+    assert set(services) == set(APP_SERVICES) | INFRA_SERVICES
+
+
+def test_every_service_has_a_healthcheck_and_a_restart_policy(services: dict) -> None:
+    for name, service in services.items():
+        healthcheck = service.get("healthcheck", {})
+        assert healthcheck.get("test") and not healthcheck.get("disable"), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_every_app_service_waits_for_its_dependencies_with_a_condition(services: dict) -> None:
+    for name in APP_SERVICES:
+        depends_on = services[name].get("depends_on")
+        # The long form: the short list form starts a service without waiting for anything.
+        assert isinstance(depends_on, dict) and depends_on, name
+        for dependency, rule in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert rule.get("condition") in {"service_healthy", "service_started"}, name
+            if dependency in INFRA_SERVICES:
+                assert rule["condition"] == "service_healthy", f"{name} -> {dependency}"
+
+
+def test_the_processor_runs_two_replicas_without_a_host_port(services: dict) -> None:
+    processor = services["resource-processor"]
+    assert processor["deploy"]["replicas"] == 2
+    assert "ports" not in processor and "container_name" not in processor
+
+
+def test_secrets_come_from_the_env_file(services: dict) -> None:
+    # Required, not defaulted: compose refuses to start without them in .env.
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    )
+    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith(
+        "${RABBITMQ_PASSWORD:?"
+    )
+    assert (ROOT / ".env.example").exists()
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+@pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
+def test_compose_ports_equal_the_services_default_ports(
+    services: dict, name: str, package: str
+) -> None:
+    require_config(package)
+    port = str(setting_default(package, "port"))
+    service = services[name]
+    if name == "resource-processor":
+        assert [str(p) for p in service["expose"]] == [port]
+    else:
+        assert published_ports(service) == [(port, port)]
+    instructions = dockerfile_instructions(ROOT / package / "Dockerfile")
+    assert ("EXPOSE", port) in instructions
+    assert any(k == "ENV" and f"PORT={port}" in args.split() for k, args in instructions)
+
+
+@pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
+def test_each_database_is_created_by_the_postgres_init_script(
+    services: dict, name: str, package: str
+) -> None:
+    url = services[name]["environment"].get("DATABASE_URL")
+    if url is None:
+        return  # the worker keeps no database
+    database = url.rsplit("/", 1)[-1]
+    created = re.findall(r"CREATE DATABASE (\w+);", POSTGRES_INIT.read_text())
+    assert database in created
+    require_config(package)
+    assert setting_default(package, "database_url").rsplit("/", 1)[-1] == database
+
+
+# --- the Dockerfiles -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
+def test_each_app_service_is_built_from_its_packages_dockerfile(
+    services: dict, name: str, package: str
+) -> None:
+    build = services[name]["build"]
+    assert build["context"] == "."  # pyproject.toml and service_kit/ live at the root
+    assert build["dockerfile"] == f"{package}/Dockerfile"
+    assert (ROOT / build["dockerfile"]).is_file()
+
+
+@pytest.mark.parametrize("package", APP_SERVICES.values())
+def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_python_m(package: str) -> None:
+    instructions = dockerfile_instructions(ROOT / package / "Dockerfile")
+    users = [args for keyword, args in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    healthchecks = [args for keyword, args in instructions if keyword == "HEALTHCHECK"]
+    assert healthchecks and healthchecks[-1].upper() != "NONE"
+    entrypoint = [args for keyword, args in instructions if keyword == "ENTRYPOINT"][-1]
+    # Exec form (a JSON array), so signals reach python instead of a shell.
+    assert json.loads(entrypoint) == ["python", "-m", package]
+
+
+def test_the_dockerfiles_differ_only_in_package_and_port() -> None:
+    def normalised(package: str) -> str:
+        text = (ROOT / package / "Dockerfile").read_text()
+        port = re.search(r"PORT=(\d+)", text).group(1)
+        return text.replace(package, "<package>").replace(port, "<port>")
+
+    first, *others = APP_SERVICES.values()
+    for package in others:
+        assert normalised(package) == normalised(first), package
+
+
+# --- names shared between the hook and the code ----------------------------------------------
+
+
+def test_localstack_hook_creates_the_storage_service_seed_buckets() -> None:
+    seeds = {
+        setting_default("storage_service", "seed_staging_bucket"),
+        setting_default("storage_service", "seed_permanent_bucket"),
+    }
+    assert localstack_hook_buckets() == seeds
+
+
+def test_localstack_mounts_the_hooks_where_localstack_looks(services: dict) -> None:
+    assert "./localstack-init:/etc/localstack/init:ro" in services["localstack"]["volumes"]
+    assert services["localstack"]["environment"]["SERVICES"] == "s3"
