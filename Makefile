@@ -32,5 +32,8 @@ format: $(INSTALLED)
 test: install lint
 	$(VENV)/bin/pytest
 
+images:
+	images/render.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

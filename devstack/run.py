@@ -13,6 +13,8 @@ from devstack.processes import ServiceProcess
 SERVICES = [
     ("storage_service", 8082),
     ("song_service", 8081),
+    ("resource_service", 8080),
+    ("resource_processor", 8083),
 ]
 
 

@@ -7,7 +7,7 @@ name or stack trace ever reaches a client.
 from __future__ import annotations
 
 import structlog
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -93,7 +93,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, "Database unavailable, try again later")
 
     @app.exception_handler(BotoCoreError)
-    async def on_s3_error(request: Request, exc: BotoCoreError) -> JSONResponse:
+    @app.exception_handler(ClientError)
+    async def on_s3_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("object_storage_unavailable", path=request.url.path, error=type(exc).__name__)
         return error_response(503, "Object storage unavailable, try again later")
 

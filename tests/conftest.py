@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from service_kit.config import S3Settings
 from service_kit.s3 import make_s3_client
-from tests.infra import Infrastructure, infrastructure
+from tests.infra import Infrastructure, RabbitVhost, infrastructure
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +35,29 @@ def new_database_url(infra: Infrastructure) -> Iterator[Callable[[str], str]]:
     with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def new_rabbitmq_vhost(infra: Infrastructure) -> Iterator[Callable[[str], RabbitVhost]]:
+    """A factory of fresh RabbitMQ virtual hosts; all deleted when the session ends."""
+    created: list[str] = []
+
+    def make(prefix: str) -> RabbitVhost:
+        name = f"test_{prefix}_{uuid.uuid4().hex[:8]}"
+        infra.rabbitmqctl("add_vhost", name)
+        created.append(name)
+        infra.rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return RabbitVhost(name, infra.vhost_url(name), infra)
+
+    yield make
+    for name in created:
+        infra.rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture
+def rabbitmq_vhost(new_rabbitmq_vhost) -> RabbitVhost:
+    """A vhost of this test's own."""
+    return new_rabbitmq_vhost("test")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ otherwise the services this machine runs (PostgreSQL and RabbitMQ) and LocalStac
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from devstack import localstack
@@ -13,11 +14,33 @@ from devstack import localstack
 @dataclass(frozen=True)
 class Infrastructure:
     postgres_url: str  # server URL without a database name
-    rabbitmq_url: str
+    rabbitmq_url: str  # the default virtual host
     s3_endpoint_url: str
+    rabbitmqctl: Callable[..., None]  # runs `rabbitmqctl ARGS` where the broker runs
 
     def database_url(self, database: str) -> str:
         return f"{self.postgres_url}/{database}"
+
+    def vhost_url(self, vhost: str) -> str:
+        return f"{self.rabbitmq_url.rstrip('/')}/{vhost}"
+
+
+@dataclass(frozen=True)
+class RabbitVhost:
+    """A virtual host of the test broker: the contract fixes the queue names, so each stack of
+    services under test gets its own queues this way."""
+
+    name: str
+    url: str  # the broker URL with this vhost as its path
+    infra: Infrastructure
+
+    def close_connections(self) -> None:
+        """Drop every client connection to this vhost, as a broker restart would."""
+        self.infra.rabbitmqctl("close_all_connections", "-p", self.name, "closed by a test")
+
+
+def local_rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
 
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -48,10 +71,17 @@ def containers() -> Iterator[Infrastructure]:
     ):
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]
         params = mq.get_connection_params()
+
+        def container_rabbitmqctl(*args: str) -> None:
+            code, output = mq.exec(["rabbitmqctl", "-q", *args])
+            if code != 0:
+                raise RuntimeError(output)
+
         yield Infrastructure(
             postgres_url=pg_url,
             rabbitmq_url=f"amqp://guest:guest@{params.host}:{params.port}/",
             s3_endpoint_url=s3.get_url(),
+            rabbitmqctl=container_rabbitmqctl,
         )
 
 
@@ -59,7 +89,9 @@ def containers() -> Iterator[Infrastructure]:
 def local_services() -> Iterator[Infrastructure]:
     process = localstack.start()  # None when one already answers: then we leave it running
     try:
-        yield Infrastructure(LOCAL_POSTGRES, LOCAL_RABBITMQ, localstack.endpoint())
+        yield Infrastructure(
+            LOCAL_POSTGRES, LOCAL_RABBITMQ, localstack.endpoint(), local_rabbitmqctl
+        )
     finally:
         if process is not None:
             localstack.stop_process(process)

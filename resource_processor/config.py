@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from service_kit.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = 8083  # serves /health and /metrics only
+    database_url: str = ""  # the worker keeps no database; ServiceSettings requires the field
+
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    broker_connect_timeout_seconds: float = 30.0  # give up starting if RabbitMQ stays unreachable
+    prefetch_count: int = 4  # messages in flight at once; each may hold a large temp file
+
+    resource_service_url: str = "http://127.0.0.1:8080"
+    song_service_url: str = "http://127.0.0.1:8081"
+    http_timeout_seconds: float = 10.0  # per connect/read/write, not for a whole download
+    retry_attempts: int = 5  # per call to a peer, for transport errors, timeouts and 5xx
+    retry_min_wait_seconds: float = 0.2
+    retry_max_wait_seconds: float = 3.0
+
+    download_dir: str | None = None  # where downloads are spooled; None: the system temp dir
+    shutdown_grace_seconds: float = 5.0  # how long shutdown waits for messages in flight

@@ -1,0 +1,139 @@
+"""The two services the worker calls over HTTP: the Resource Service (bytes) and the Song Service.
+
+Transport errors, timeouts and 5xx are transient: each call is retried with exponential backoff,
+and when the attempts run out the message is dead-lettered (an operator replays it later).
+Any 4xx the contract does not name is a bug or bad data, which no retry fixes: dead-letter it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from service_kit.messaging import DeadLetter
+
+log = structlog.get_logger(__name__)
+
+DOWNLOAD_CHUNK_BYTES = 1 << 20  # what one download holds in memory at a time
+
+
+class PeerUnavailable(Exception):
+    """A peer answered 5xx: it may recover, so the call is worth repeating."""
+
+
+TRANSIENT_ERRORS = (httpx.TransportError, PeerUnavailable)  # TransportError covers timeouts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    min_wait_seconds: float = 0.2
+    max_wait_seconds: float = 3.0
+    # Injectable so tests can observe the backoff without waiting for it.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+class PeerServices:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        resource_service_url: str,
+        song_service_url: str,
+        retry: RetryPolicy,
+    ) -> None:
+        self._http = http
+        self._resources_url = f"{resource_service_url.rstrip('/')}/resources"
+        self._songs_url = f"{song_service_url.rstrip('/')}/songs"
+        self._retry = retry
+
+    async def download_resource(self, resource_id: int, target: Path) -> bool:
+        """Stream the resource's bytes into `target`; False if the resource no longer exists."""
+        return await self._with_retries(
+            "resource_service", self._download_once, resource_id, target
+        )
+
+    async def save_song(self, metadata: dict[str, Any]) -> bool:
+        """POST the metadata; False if the song already existed (a redelivery: already done)."""
+        return await self._with_retries("song_service", self._save_once, metadata)
+
+    async def _download_once(self, resource_id: int, target: Path) -> bool:
+        async with self._http.stream("GET", f"{self._resources_url}/{resource_id}") as response:
+            if response.status_code == 404:
+                return False
+            await _raise_for_status(response, "resource_service")
+            await _write_body(response, target)  # a retry rewrites the file from the start
+            return True
+
+    async def _save_once(self, metadata: dict[str, Any]) -> bool:
+        response = await self._http.post(self._songs_url, json=metadata)
+        if response.status_code == 409:
+            return False
+        await _raise_for_status(response, "song_service")
+        return True
+
+    async def _with_retries(self, peer: str, call: Callable[..., Awaitable[Any]], *args: Any):
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._retry.min_wait_seconds,
+                max=self._retry.max_wait_seconds,
+                jitter=self._retry.min_wait_seconds,  # spreads replicas retrying in step
+            ),
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            sleep=self._retry.sleep,
+            before_sleep=_log_retry(peer),
+            reraise=True,
+        )
+        try:
+            return await retrying(call, *args)
+        except TRANSIENT_ERRORS as exc:
+            raise DeadLetter(
+                f"{peer} still failing after {self._retry.attempts} attempts: {exc!r}"[:300]
+            ) from exc
+
+
+async def _raise_for_status(response: httpx.Response, peer: str) -> None:
+    if response.is_success:
+        return
+    await response.aread()  # error bodies are small JSON; the text helps whoever reads the DLQ
+    detail = f"{peer} answered {response.status_code}: {response.text[:200]}"
+    if response.status_code >= 500:
+        raise PeerUnavailable(detail)
+    raise DeadLetter(detail)
+
+
+async def _write_body(response: httpx.Response, target: Path) -> None:
+    # Chunk by chunk, so memory stays flat for a 200 MB file; disk writes block, hence the thread.
+    file = await asyncio.to_thread(target.open, "wb")
+    try:
+        async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK_BYTES):
+            await asyncio.to_thread(file.write, chunk)
+    finally:
+        await asyncio.to_thread(file.close)
+
+
+def _log_retry(peer: str) -> Callable[[RetryCallState], None]:
+    def log_attempt(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "peer_call_retrying",
+            peer=peer,
+            attempt=state.attempt_number,
+            wait_seconds=round(state.upcoming_sleep, 3),
+            error=repr(error)[:300],
+        )
+
+    return log_attempt

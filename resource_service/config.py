@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from service_kit.config import S3Settings, ServiceSettings
+from service_kit.resilience import BreakerSettings
+
+# The stub has exactly the shape of a real `GET /storages` answer and the seed rows' values.
+DEFAULT_STORAGE_STUB = (
+    '[{"id": 1, "storageType": "STAGING", "bucket": "resources-staging", "path": "/staging/"},'
+    ' {"id": 2, "storageType": "PERMANENT", "bucket": "resources-permanent",'
+    ' "path": "/permanent/"}]'
+)
+
+
+class Settings(ServiceSettings, S3Settings):
+    port: int = 8080
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/resource_db"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    storage_service_url: str = "http://127.0.0.1:8082"
+    song_service_url: str = "http://127.0.0.1:8081"
+    storage_timeout_seconds: float = 2.0
+    # Fallbacks when the Storage Service cannot answer: the last good answer while younger
+    # than this, then the stub.
+    storage_last_good_max_age_seconds: float = 300.0
+    storage_stub_json: str = DEFAULT_STORAGE_STUB
+    storage_breaker: BreakerSettings = Field(
+        default_factory=lambda: BreakerSettings.from_env("STORAGE_BREAKER_")
+    )
+    song_timeout_seconds: float = 5.0
+
+    max_upload_bytes: int = 250 * 1024 * 1024
+    # Bodies are streamed to S3 in parts of this size: memory per upload stays about 2 parts.
+    upload_part_bytes: int = 5 * 1024 * 1024  # the smallest part S3 accepts
+    # A client that sends nothing for this long has abandoned its upload.
+    upload_idle_seconds: float = 30.0
+
+    outbox_poll_seconds: float = 1.0
+    outbox_claim_seconds: float = 30.0
+    prefetch_count: int = 4

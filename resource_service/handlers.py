@@ -1,0 +1,136 @@
+"""What the Resource Service does, apart from HTTP and AMQP plumbing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.orm import sessionmaker
+
+from resource_service import repository
+from resource_service.models import PERMANENT, STAGING, Resource
+from resource_service.object_store import ObjectMissing, ObjectStore
+from resource_service.outbox import OutboxRelay
+from resource_service.song_client import SongClient
+from resource_service.storage_lookup import StorageLookup
+from service_kit.messaging import DeadLetter, ResourceEvent
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Dependencies:
+    """Everything the handlers use, built once per process in `app.create_app`'s lifespan."""
+
+    session_factory: sessionmaker
+    objects: ObjectStore
+    storage: StorageLookup
+    songs: SongClient
+    relay: OutboxRelay
+    max_upload_bytes: int
+    upload_idle_seconds: float
+
+    def run_in_session(self, operation, *args):
+        def run():
+            with self.session_factory() as session:
+                return operation(session, *args)
+
+        return asyncio.to_thread(run)
+
+
+def object_key(path: str, file_name: str) -> str:
+    """`<path>/<file name>` without a leading slash: S3 keys are relative to the bucket."""
+    prefix = path.strip("/")
+    return f"{prefix}/{file_name}" if prefix else file_name
+
+
+async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int:
+    location = await deps.storage.location(STAGING)
+    key = object_key(location.path, f"{uuid.uuid4()}.mp3")
+    size = await deps.objects.upload(location.bucket, key, body, deps.max_upload_bytes)
+    try:
+        resource_id = await deps.run_in_session(repository.add_resource, location.bucket, key)
+    except BaseException:
+        # No row, no event: the object must not outlive the failed request either.
+        await asyncio.shield(deps.objects.delete(location.bucket, key))
+        raise
+    deps.relay.nudge()
+    log.info(
+        "resource_uploaded", resource_id=resource_id, bucket=location.bucket, key=key, size=size
+    )
+    return resource_id
+
+
+async def find_resource(deps: Dependencies, resource_id: int) -> Resource | None:
+    return await deps.run_in_session(repository.get_resource, resource_id)
+
+
+async def open_resource(
+    deps: Dependencies, resource_id: int, byte_range: str | None
+) -> dict | None:
+    """S3's answer for the resource's bytes, or None when it does not exist.
+
+    A move may delete the STAGING object between our read of the row and of the object: then
+    the row, read again, points at the PERMANENT copy.
+    """
+    for _ in range(2):
+        resource = await find_resource(deps, resource_id)
+        if resource is None:
+            return None
+        try:
+            return await deps.objects.open(resource.bucket, resource.key, byte_range)
+        except ObjectMissing:
+            continue
+    log.error("resource_object_missing", resource_id=resource_id)
+    return None
+
+
+async def delete_resources(deps: Dependencies, ids: list[int]) -> list[int]:
+    deleted = await deps.run_in_session(repository.delete_resources, ids)
+    for resource in deleted:
+        for bucket, key in {
+            (resource.bucket, resource.key),
+            (resource.staging_bucket, resource.staging_key),
+        }:
+            try:
+                await deps.objects.delete(bucket, key)
+            except Exception as exc:
+                log.error("object_delete_failed", resource_id=resource.id, key=key, error=repr(exc))
+    if deleted:
+        await deps.songs.delete_songs([r.id for r in deleted])
+    log.info("resources_deleted", resource_ids=[r.id for r in deleted])
+    return [r.id for r in deleted]
+
+
+async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
+    """copy -> update the row -> delete the STAGING object; every step safe to repeat.
+
+    The PERMANENT key reuses the STAGING file name, so a repeated copy overwrites, never adds.
+    """
+    resource_id = event.resource_id
+    resource = await find_resource(deps, resource_id)
+    if resource is None:
+        log.warning("processed_event_for_unknown_resource", resource_id=resource_id)
+        return
+    if resource.state == PERMANENT:
+        # Already moved; a crash may have come before the STAGING object was deleted.
+        await deps.objects.delete(resource.staging_bucket, resource.staging_key)
+        log.info("resource_already_permanent", resource_id=resource_id)
+        return
+    location = await deps.storage.location(PERMANENT)
+    key = object_key(location.path, resource.staging_key.rsplit("/", 1)[-1])
+    try:
+        await deps.objects.copy(resource.bucket, resource.key, location.bucket, key)
+    except ObjectMissing as exc:
+        raise DeadLetter(f"resource {resource_id} has no object to move") from exc
+    if await deps.run_in_session(repository.mark_permanent, resource_id, location.bucket, key):
+        await deps.objects.delete(resource.staging_bucket, resource.staging_key)
+        log.info("resource_moved", resource_id=resource_id, bucket=location.bucket, key=key)
+        return
+    # The row vanished (deleted meanwhile) or was moved by a concurrent redelivery.
+    current = await find_resource(deps, resource_id)
+    if current is None or current.key != key:
+        await deps.objects.delete(location.bucket, key)

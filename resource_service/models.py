@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STAGING = "STAGING"
+PERMANENT = "PERMANENT"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Resource(Base):
+    """Where a resource's bytes are now (`bucket`, `key`), so GET and DELETE never need the
+    Storage Service. The STAGING location is kept after the move so that a redelivered
+    `resource.processed` can still delete a STAGING object a crash left behind."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    staging_bucket: Mapped[str] = mapped_column(String(63))
+    staging_key: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as its resource; the relay publishes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("resources.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource
+from service_kit.ids import storable
+from service_kit.messaging import RESOURCE_UPLOADED
+
+
+def add_resource(session: Session, bucket: str, key: str) -> int:
+    """The row and its `resource.uploaded` event commit together (the outbox)."""
+    resource = Resource(
+        state=STAGING, bucket=bucket, key=key, staging_bucket=bucket, staging_key=key
+    )
+    session.add(resource)
+    session.flush()
+    session.add(OutboxEvent(queue=RESOURCE_UPLOADED, resource_id=resource.id))
+    session.commit()
+    return resource.id
+
+
+def get_resource(session: Session, resource_id: int) -> Resource | None:
+    return session.get(Resource, resource_id) if storable([resource_id]) else None
+
+
+def mark_permanent(session: Session, resource_id: int, bucket: str, key: str) -> bool:
+    """Move the row to PERMANENT; False when it was not in STAGING (gone or already moved)."""
+    result = session.execute(
+        update(Resource)
+        .where(Resource.id == resource_id, Resource.state == STAGING)
+        .values(state=PERMANENT, bucket=bucket, key=key)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def delete_resources(session: Session, ids: list[int]) -> list[Resource]:
+    statement = delete(Resource).where(Resource.id.in_(storable(ids))).returning(Resource)
+    deleted = {r.id: r for r in session.scalars(statement)}
+    session.commit()
+    return [deleted[i] for i in ids if i in deleted]
+
+
+def claim_outbox_batch(
+    session: Session, limit: int, claim_seconds: float
+) -> list[tuple[int, str, int]]:
+    """Claim unpublished events so that no other replica publishes them meanwhile.
+
+    A claim expires: events of a relay that died mid-batch are published again by another.
+    """
+    claimable = (
+        select(OutboxEvent.id)
+        .where(
+            OutboxEvent.published_at.is_(None),
+            (OutboxEvent.claimed_until.is_(None)) | (OutboxEvent.claimed_until < func.now()),
+        )
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(claimable.scalar_subquery()))
+        .values(claimed_until=func.now() + timedelta(seconds=claim_seconds))
+        .returning(OutboxEvent.id, OutboxEvent.queue, OutboxEvent.resource_id)
+    ).all()
+    session.commit()
+    return sorted((row.id, row.queue, row.resource_id) for row in rows)
+
+
+def finish_outbox_claim(session: Session, published: list[int], unpublished: list[int]) -> None:
+    if published:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(published))
+            .values(published_at=func.now(), claimed_until=None)
+        )
+    if unpublished:  # released at once, not when the claim expires
+        session.execute(
+            update(OutboxEvent).where(OutboxEvent.id.in_(unpublished)).values(claimed_until=None)
+        )
+    session.commit()
+
+
+def count_pending_outbox(session: Session) -> int:
+    return session.scalar(
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+    )

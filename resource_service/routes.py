@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from resource_service import handlers
+from resource_service.deps import DependenciesDep
+from resource_service.object_store import ObjectStore, RangeNotSatisfiable, UploadTooLarge
+from resource_service.storage_client import StorageUnavailable
+from resource_service.upload_body import (
+    BodyTimeout,
+    check_content_type,
+    check_declared_length,
+    mp3_body,
+    too_large,
+    with_idle_timeout,
+)
+from service_kit.deps import CsvIds, PathId
+from service_kit.errors import ApiError, NotFound, Unavailable, error_response
+from service_kit.schemas import CreatedId, DeletedIds
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/resources", tags=["resources"])
+
+# One range (`bytes=0-99`, `bytes=100-`, `bytes=-100`); anything else is ignored (RFC 9110).
+_SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post("", response_model=CreatedId, openapi_extra=UPLOAD_BODY)
+async def upload_resource(
+    request: Request,
+    deps: DependenciesDep,
+    content_type: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header()] = None,
+) -> CreatedId:
+    check_content_type(content_type)
+    check_declared_length(content_length, deps.max_upload_bytes)
+    try:
+        body = await mp3_body(with_idle_timeout(request.stream(), deps.upload_idle_seconds))
+        return CreatedId(id=await handlers.upload_resource(deps, body))
+    except UploadTooLarge:
+        raise too_large(deps.max_upload_bytes) from None
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except BodyTimeout:
+        log.warning("upload_abandoned", reason="client stopped sending")
+        raise ApiError(408, "The upload stalled: no data received in time") from None
+    except ClientDisconnect:
+        log.warning("upload_abandoned", reason="client disconnected")
+        raise ApiError(400, "The upload was interrupted by the client") from None
+
+
+@router.get(
+    "/{id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"audio/mpeg": {}}}, 206: {"content": {"audio/mpeg": {}}}},
+)
+async def download_resource(
+    id: PathId, deps: DependenciesDep, range: Annotated[str | None, Header()] = None
+):
+    byte_range = range if range and _SINGLE_RANGE.match(range.strip()) else None
+    try:
+        found = await handlers.open_resource(deps, id, byte_range)
+    except RangeNotSatisfiable:
+        resource = await handlers.find_resource(deps, id)
+        response = error_response(416, f"Range not satisfiable: {range}")
+        if resource is not None:
+            size = await deps.objects.size(resource.bucket, resource.key)
+            response.headers["Content-Range"] = f"bytes */{size}"
+        return response
+    if found is None:
+        raise NotFound(f"Resource with ID={id} not found")
+    headers = {"Content-Length": str(found["ContentLength"]), "Accept-Ranges": "bytes"}
+    status = 200
+    if byte_range and found.get("ContentRange"):
+        status = 206
+        headers["Content-Range"] = found["ContentRange"]
+    return StreamingResponse(
+        ObjectStore.iterate(found["Body"]),
+        status_code=status,
+        media_type="audio/mpeg",
+        headers=headers,
+    )
+
+
+@router.delete("", response_model=DeletedIds)
+async def delete_resources(ids: CsvIds, deps: DependenciesDep) -> DeletedIds:
+    return DeletedIds(ids=await handlers.delete_resources(deps, ids))

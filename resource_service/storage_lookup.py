@@ -1,0 +1,70 @@
+"""Where files of a type live, asked through a circuit breaker that never leaves us without an
+answer: live from the Storage Service, else the last good answer (bounded age), else the stub.
+
+Uploads and moves never fail because the Storage Service is down, slow or answering garbage;
+which source served each lookup is logged and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from prometheus_client import Counter
+
+from resource_service.storage_client import StorageClient, StorageLocation, find_location
+from service_kit.resilience import CircuitBreaker, call_with_fallback
+
+log = structlog.get_logger(__name__)
+
+LOOKUPS = Counter(
+    "storage_lookup_total", "Storage location lookups by the source that answered", ["source"]
+)
+
+
+@dataclass
+class StorageLookup:
+    client: StorageClient
+    breaker: CircuitBreaker
+    stub: list[StorageLocation]
+    last_good_max_age_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    # storage type -> (location, when it was seen); from live answers only
+    _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
+
+    async def location(self, storage_type: str) -> StorageLocation:
+        served = await call_with_fallback(
+            self.breaker,
+            self._live,
+            storage_type,
+            fallback=lambda _: self._fallback(storage_type),
+        )
+        location, source = served.value
+        LOOKUPS.labels(source).inc()
+        if served.used_fallback:
+            log.warning(
+                "storage_lookup_fallback",
+                source=source,
+                storage_type=storage_type,
+                breaker_state=self.breaker.state.name,
+                reason=repr(served.error)[:200],
+            )
+        return location
+
+    async def _live(self, storage_type: str) -> tuple[StorageLocation, str]:
+        storages = await self.client.list_storages()
+        now = self.clock()
+        for seen_type in {s.storage_type for s in storages}:
+            self._last_good[seen_type] = (find_location(storages, seen_type), now)
+        # An answer without the type we need is a failure: the fallback must serve it.
+        return find_location(storages, storage_type), "live"
+
+    def _fallback(self, storage_type: str) -> tuple[StorageLocation, str]:
+        remembered = self._last_good.get(storage_type)
+        if remembered is not None:
+            location, seen_at = remembered
+            if self.clock() - seen_at <= self.last_good_max_age_seconds:
+                return location, "last_good"
+        return find_location(self.stub, storage_type), "stub"

@@ -1,0 +1,68 @@
+"""The request body of an upload: checked before anything is stored, then streamed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from resource_service.audio import MP3_SNIFF_BYTES, looks_like_mp3
+from service_kit.errors import ApiError, BadRequest
+
+MP3_CONTENT_TYPE = "audio/mpeg"
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+def check_content_type(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != MP3_CONTENT_TYPE:
+        raise BadRequest(
+            f"Invalid file format: {content_type or 'none'}. Only MP3 files are allowed"
+        )
+
+
+def check_declared_length(content_length: str | None, max_bytes: int) -> None:
+    if content_length and content_length.isdecimal() and int(content_length) > max_bytes:
+        raise too_large(max_bytes)
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, f"File is too large: the maximum allowed size is {max_bytes} bytes")
+
+
+async def with_idle_timeout(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """A client that stops sending mid-upload must not hold the upload open forever."""
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise BodyTimeout from exc
+        yield chunk
+
+
+async def mp3_body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body with its first bytes checked: it reads ahead only as far as the check needs.
+
+    Returns an iterator that yields the whole body again, head included.
+    """
+    iterator = aiter(chunks)
+    head = b""
+    async for chunk in iterator:
+        head += chunk
+        if len(head) >= MP3_SNIFF_BYTES:
+            break
+    if not looks_like_mp3(head):
+        raise BadRequest("Invalid file: the content is not MP3 audio")
+
+    async def whole_body() -> AsyncIterator[bytes]:
+        yield head
+        async for chunk in iterator:
+            yield chunk
+
+    return whole_body()

@@ -1,0 +1,122 @@
+"""The message contract and the RabbitMQ topology both sides of the pipeline declare.
+
+Queues are quorum queues: durable, and their `x-delivery-limit` bounds how often a message that
+keeps failing (or keeps crashing its worker) is redelivered before it is dead-lettered to the
+queue's own `.dlq`. Handlers retry transient faults with backoff themselves (tenacity) and raise
+`DeadLetter` for what no retry can fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+log = structlog.get_logger(__name__)
+
+RESOURCE_UPLOADED = "resource.uploaded"
+RESOURCE_PROCESSED = "resource.processed"
+DEAD_LETTER_EXCHANGE = "resources.dlx"
+DELIVERY_LIMIT = 5
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+class PoisonMessage(ValueError):
+    """A body that is not the contract's `{"resourceId": n}`."""
+
+
+class DeadLetter(Exception):
+    """The message can never succeed (for example a 4xx from a peer): park it in the DLQ."""
+
+
+@dataclass(frozen=True)
+class ResourceEvent:
+    resource_id: int
+
+    def to_body(self) -> bytes:
+        return json.dumps({"resourceId": self.resource_id}).encode()
+
+    @classmethod
+    def from_body(cls, body: bytes) -> ResourceEvent:
+        try:
+            resource_id = json.loads(body)["resourceId"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PoisonMessage(f"not a resource event: {body[:100]!r}") from exc
+        if isinstance(resource_id, bool) or not isinstance(resource_id, int) or resource_id < 1:
+            raise PoisonMessage(f"not a resource id: {resource_id!r}")
+        return cls(resource_id)
+
+
+async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+    """Declare `name` and its dead-letter queue; idempotent, so every process declares both."""
+    dlx = await channel.declare_exchange(
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    dlq = await channel.declare_queue(
+        dead_letter_queue(name), durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(dlx, routing_key=dead_letter_queue(name))
+    return await channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_queue(name),
+        },
+    )
+
+
+async def publish(channel: AbstractChannel, queue: str, event: ResourceEvent) -> None:
+    """Publish persistently; returns once the broker confirmed (the channel has confirms on)."""
+    await channel.default_exchange.publish(
+        aio_pika.Message(
+            event.to_body(),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+        ),
+        routing_key=queue,
+        mandatory=True,  # an unroutable message is an error, not a silent drop
+    )
+
+
+Handler = Callable[[ResourceEvent], Awaitable[None]]
+
+
+def message_handler(queue: str, handle: Handler) -> Callable[[AbstractIncomingMessage], Awaitable]:
+    """Ack after `handle` returns; dead-letter poison and `DeadLetter`; requeue anything else
+    (the queue's delivery limit bounds that, then it is dead-lettered)."""
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        try:
+            event = ResourceEvent.from_body(message.body)
+        except PoisonMessage as exc:
+            log.error("message_dead_lettered", queue=queue, reason=str(exc))
+            await message.reject(requeue=False)
+            return
+        # Every log line the handler writes carries the resource id.
+        with structlog.contextvars.bound_contextvars(queue=queue, resource_id=event.resource_id):
+            try:
+                await handle(event)
+            except DeadLetter as exc:
+                log.error("message_dead_lettered", reason=str(exc))
+                await message.reject(requeue=False)
+            except Exception as exc:
+                log.warning(
+                    "message_requeued",
+                    error=repr(exc)[:300],
+                    delivery_count=(message.headers or {}).get("x-delivery-count", 0),
+                )
+                await message.reject(requeue=True)
+            else:
+                await message.ack()
+
+    return on_message

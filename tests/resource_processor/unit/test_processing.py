@@ -1,0 +1,249 @@
+"""The `resource.uploaded` handler against scripted peers and a recording publisher.
+
+The peers are httpx.MockTransport routes, so no sockets; the backoff's sleep is injected and
+only recorded, so no waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tracemalloc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from resource_processor.peers import PeerServices, RetryPolicy
+from resource_processor.processing import ResourceProcessor
+from resource_processor.tags import extract_song_metadata
+from service_kit.messaging import DeadLetter, ResourceEvent
+from tests.fixtures.mp3 import iter_mp3_chunks, make_mp3, not_mp3
+
+SONG = make_mp3(61, title="Song", artist="Band", album="Record", year=2021)
+Reply = int | httpx.Response | Exception  # a status, a whole response, or an error to raise
+
+
+@dataclass
+class ScriptedPeer:
+    """Answers each request with the next reply; the last reply repeats forever."""
+
+    replies: list[Reply]
+    body: bytes = b""
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, httpx.Response):
+            return reply
+        if 200 <= reply < 300:
+            return httpx.Response(reply, content=self.body)
+        return httpx.Response(reply, json={"errorMessage": "scripted", "errorCode": str(reply)})
+
+
+@dataclass
+class Harness:
+    """The handler wired to two scripted peers, a recording publisher and a recording sleep."""
+
+    resources: ScriptedPeer
+    songs: ScriptedPeer
+    download_dir: Path
+    attempts: int = 5
+    publish_error: Exception | None = None
+    published: list[ResourceEvent] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+
+    def process(self, resource_id: int) -> None:
+        asyncio.run(self._process(resource_id))
+
+    async def _process(self, resource_id: int) -> None:
+        def route(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "resources.test":
+                return self.resources.answer(request)
+            return self.songs.answer(request)
+
+        async def record_wait(seconds: float) -> None:
+            self.waits.append(seconds)
+
+        async def publish(event: ResourceEvent) -> None:
+            if self.publish_error is not None:
+                raise self.publish_error
+            self.published.append(event)
+
+        retry = RetryPolicy(self.attempts, 0.2, 3.0, sleep=record_wait)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
+            peers = PeerServices(http, "http://resources.test", "http://songs.test", retry)
+            processor = ResourceProcessor(peers, publish, str(self.download_dir))
+            await processor.process_uploaded(ResourceEvent(resource_id))
+
+    @property
+    def posted(self) -> list[dict]:
+        return [json.loads(request.content) for request in self.songs.requests]
+
+
+@pytest.fixture
+def make_harness(tmp_path):
+    def make(resources: list[Reply], songs: list[Reply], body: bytes = SONG, **kw) -> Harness:
+        return Harness(ScriptedPeer(resources, body), ScriptedPeer(songs), tmp_path, **kw)
+
+    return make
+
+
+def messages_counted(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("resource_processor_messages_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness) -> None:
+    harness = make_harness([200], [200])
+    before = messages_counted("processed")
+    harness.process(7)
+    assert [r.url.path for r in harness.resources.requests] == ["/resources/7"]
+    assert harness.posted == [extract_song_metadata(SONG, 7)]
+    assert harness.posted[0] == {
+        "id": 7,
+        "name": "Song",
+        "artist": "Band",
+        "album": "Record",
+        "duration": "01:01",
+        "year": "2021",
+    }
+    assert harness.published == [ResourceEvent(7)]
+    assert messages_counted("processed") == before + 1
+    assert list(harness.download_dir.iterdir()) == []  # the temporary download is gone
+
+
+def test_song_already_saved_counts_as_done(make_harness) -> None:
+    harness = make_harness([200], [409])
+    harness.process(7)
+    assert len(harness.songs.requests) == 1
+    assert harness.published == [ResourceEvent(7)]
+
+
+def test_resource_deleted_meanwhile_is_acked_with_nothing_to_do(make_harness) -> None:
+    harness = make_harness([404], [200])
+    before = messages_counted("skipped")
+    harness.process(7)  # returns: message_handler acks
+    assert harness.songs.requests == []
+    assert harness.published == []
+    assert messages_counted("skipped") == before + 1
+
+
+@pytest.mark.parametrize(
+    ("resources", "songs"), [([200], [400]), ([400], [200]), ([403], [200]), ([200], [422])]
+)
+def test_other_4xx_from_either_peer_is_dead_lettered_without_retry(
+    make_harness, resources, songs
+) -> None:
+    harness = make_harness(resources, songs)
+    before = messages_counted("dead_lettered")
+    with pytest.raises(DeadLetter, match="answered 4"):
+        harness.process(7)
+    assert len(harness.resources.requests) + len(harness.songs.requests) <= 2
+    assert harness.waits == []
+    assert harness.published == []
+    assert messages_counted("dead_lettered") == before + 1
+
+
+@pytest.mark.parametrize(
+    "transient",
+    [503, 500, httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.ReadError("reset")],
+    ids=["503", "500", "connect-error", "read-timeout", "read-error"],
+)
+@pytest.mark.parametrize("failing_peer", ["resources", "songs"])
+def test_transient_failure_is_retried_then_succeeds(make_harness, transient, failing_peer) -> None:
+    scripts = {"resources": [200], "songs": [200], failing_peer: [transient, 200]}
+    harness = make_harness(scripts["resources"], scripts["songs"])
+    harness.process(7)
+    assert len(getattr(harness, failing_peer).requests) == 2
+    assert len(harness.waits) == 1 and 0.2 <= harness.waits[0] <= 0.4
+    assert harness.posted[-1] == extract_song_metadata(SONG, 7)
+    assert harness.published == [ResourceEvent(7)]
+
+
+@pytest.mark.parametrize("failing_peer", ["resources", "songs"])
+def test_failure_that_outlasts_the_retries_is_dead_lettered(make_harness, failing_peer) -> None:
+    scripts = {"resources": [200], "songs": [200], failing_peer: [503]}
+    harness = make_harness(scripts["resources"], scripts["songs"], attempts=5)
+    with pytest.raises(DeadLetter, match="after 5 attempts"):
+        harness.process(7)
+    assert len(getattr(harness, failing_peer).requests) == 5
+    # Exponential from 0.2 s (plus up to 0.2 s of jitter), never over the 3 s cap.
+    assert len(harness.waits) == 4
+    for attempt, wait in enumerate(harness.waits):
+        assert min(0.2 * 2**attempt, 3.0) <= wait <= 3.0
+    assert harness.published == []
+
+
+def test_unreadable_audio_is_dead_lettered_without_saving_a_song(make_harness) -> None:
+    harness = make_harness([200], [200], body=not_mp3())
+    with pytest.raises(DeadLetter, match="unreadable audio"):
+        harness.process(7)
+    assert harness.songs.requests == []
+    assert harness.published == []
+    assert list(harness.download_dir.iterdir()) == []
+
+
+def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(make_harness) -> None:
+    harness = make_harness([200], [200], publish_error=ConnectionError("broker gone"))
+    before = messages_counted("failed")
+    with pytest.raises(ConnectionError):  # message_handler requeues it; the 409 makes it safe
+        harness.process(7)
+    assert messages_counted("failed") == before + 1
+
+
+class BrokenMidway(httpx.AsyncByteStream):
+    """A body that stops after its first chunk, as when the peer dies mid-download."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._data[: len(self._data) // 2]
+        raise httpx.RemoteProtocolError("peer closed connection mid-body")
+
+
+def test_a_download_cut_off_midway_is_fetched_again_from_the_start(make_harness) -> None:
+    cut_off = httpx.Response(200, stream=BrokenMidway(SONG))
+    harness = make_harness([cut_off, 200], [200])
+    harness.process(7)
+    assert len(harness.resources.requests) == 2
+    assert harness.posted == [extract_song_metadata(SONG, 7)]  # not the half file plus the whole
+
+
+class ChunkedMp3(httpx.AsyncByteStream):
+    def __init__(self, total_bytes: int) -> None:
+        self._total = total_bytes
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in iter_mp3_chunks(self._total, title="Big"):
+            yield chunk
+
+
+def test_a_large_download_streams_to_disk_in_flat_memory(make_harness) -> None:
+    size = 40_000_000
+    harness = make_harness([httpx.Response(200, stream=ChunkedMp3(size))], [200])
+    tracemalloc.start()
+    try:
+        harness.process(7)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
+    assert harness.posted[0]["name"] == "Big"
+
+
+def test_every_log_line_names_the_resource(make_harness) -> None:
+    harness = make_harness([503, 200], [409])
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        harness.process(7)
+    assert logs, "the handler logged nothing"
+    assert all(entry.get("resource_id") == 7 for entry in logs), logs

@@ -1,0 +1,127 @@
+"""Upload -> STAGING -> processor -> Song Service -> PERMANENT, with real processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from service_kit.messaging import (
+    RESOURCE_PROCESSED,
+    RESOURCE_UPLOADED,
+    dead_letter_queue,
+)
+from tests.amqp import message_count, publish_event, take_without_ack
+from tests.fixtures.mp3 import make_mp3, truncated_mp3
+from tests.stack import object_exists, wait_until
+
+
+def assert_only_in_permanent(s3, row) -> None:
+    assert row.bucket == "resources-permanent"
+    assert row.key.startswith("permanent/") and row.key.endswith(".mp3")
+    assert object_exists(s3, row.bucket, row.key)
+    assert not object_exists(s3, row.staging_bucket, row.staging_key)
+
+
+def test_upload_reaches_permanent_with_its_tags_in_the_song_service(stack, s3):
+    data = make_mp3(185, title="Bohemian", artist="Queen", album="Opera", year="1975")
+    response = stack.upload(data)
+    assert response.status_code == 200, response.text
+    resource_id = response.json()["id"]
+    assert response.json() == {"id": resource_id}
+
+    row = stack.wait_permanent(resource_id)
+    assert_only_in_permanent(s3, row)
+    assert row.staging_key.startswith("staging/")
+    assert stack.song_of(resource_id).json() == {
+        "id": resource_id,
+        "name": "Bohemian",
+        "artist": "Queen",
+        "album": "Opera",
+        "duration": "03:05",
+        "year": "1975",
+    }
+    downloaded = stack.http.get(f"{stack.resource.url}/resources/{resource_id}")
+    assert downloaded.status_code == 200
+    assert downloaded.headers["content-type"] == "audio/mpeg"
+    assert downloaded.headers["content-length"] == str(len(data))
+    assert downloaded.content == data
+
+
+def test_an_mp3_without_tags_gets_placeholder_metadata(stack, s3):
+    resource_id = stack.upload(make_mp3(3)).json()["id"]
+    assert_only_in_permanent(s3, stack.wait_permanent(resource_id))
+    assert stack.song_of(resource_id).json() == {
+        "id": resource_id,
+        "name": "Unknown title",
+        "artist": "Unknown artist",
+        "album": "Unknown album",
+        "duration": "00:03",
+        "year": "1900",
+    }
+
+
+def test_a_truncated_mp3_is_processed_from_the_frames_it_has(stack, s3):
+    resource_id = stack.upload(truncated_mp3()).json()["id"]
+    assert_only_in_permanent(s3, stack.wait_permanent(resource_id))
+    assert stack.song_of(resource_id).status_code == 200
+
+
+def test_a_duplicate_processed_event_changes_nothing(stack, s3):
+    resource_id = stack.upload(make_mp3(2, title="Twice")).json()["id"]
+    before = stack.wait_permanent(resource_id)
+    publish_event(stack.rabbitmq_url, RESOURCE_PROCESSED, resource_id)
+    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_PROCESSED) == 0, 5)
+    after = stack.resource_row(resource_id)
+    assert (after.state, after.bucket, after.key, after.updated_at) == (
+        before.state,
+        before.bucket,
+        before.key,
+        before.updated_at,
+    )
+    assert_only_in_permanent(s3, after)
+    assert message_count(stack.rabbitmq_url, dead_letter_queue(RESOURCE_PROCESSED)) == 0
+
+
+def test_a_processed_event_for_an_unknown_resource_is_acked(stack):
+    publish_event(stack.rabbitmq_url, RESOURCE_PROCESSED, 987_654_321)
+    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_PROCESSED) == 0, 5)
+    assert message_count(stack.rabbitmq_url, dead_letter_queue(RESOURCE_PROCESSED)) == 0
+
+
+def test_a_processor_that_died_after_saving_the_song_is_repaired_by_redelivery(stack, s3):
+    """The crash leaves a song row and an unacked message; redelivery must still finish."""
+    processor = stack.processors[0]
+    processor.stop()
+    try:
+        data = make_mp3(4, title="Crash", artist="Test", album="Faults", year="2020")
+        resource_id = stack.upload(data).json()["id"]
+        # Act as the processor up to its crash: take the message, save the song, die unacked.
+        assert take_without_ack(stack.rabbitmq_url, RESOURCE_UPLOADED) == (
+            f'{{"resourceId": {resource_id}}}'.encode()
+        )
+        saved = stack.http.post(
+            f"{stack.song.url}/songs",
+            json={
+                "id": resource_id,
+                "name": "Crash",
+                "artist": "Test",
+                "album": "Faults",
+                "duration": "00:04",
+                "year": "2020",
+            },
+        )
+        assert saved.status_code == 200
+        assert stack.resource_row(resource_id).state == "STAGING"
+    finally:
+        processor.start().wait_healthy()
+    row = stack.wait_permanent(resource_id, timeout=15)
+    assert_only_in_permanent(s3, row)
+    assert stack.song_of(resource_id).json()["name"] == "Crash"
+    assert message_count(stack.rabbitmq_url, dead_letter_queue(RESOURCE_UPLOADED)) == 0
+
+
+@pytest.mark.parametrize("burst", [5])
+def test_a_burst_of_uploads_all_reach_permanent(stack, s3, burst):
+    ids = [stack.upload(make_mp3(1, title=f"Burst {i}")).json()["id"] for i in range(burst)]
+    assert len(set(ids)) == burst
+    for resource_id in ids:
+        assert_only_in_permanent(s3, stack.wait_permanent(resource_id, 15))

@@ -1,0 +1,152 @@
+"""The whole platform as real processes, each on its own port, database and RabbitMQ vhost.
+
+End-to-end and fault tests start one, act on it as a user would, and kill or freeze parts of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from botocore.exceptions import ClientError
+from sqlalchemy import Engine, create_engine, select
+
+from devstack.processes import ServiceProcess
+from resource_service.models import Resource
+from tests.infra import Infrastructure, RabbitVhost
+from tests.net import free_port
+
+
+@dataclass
+class Stack:
+    storage: ServiceProcess
+    song: ServiceProcess
+    resource: ServiceProcess
+    processors: list[ServiceProcess]
+    resource_database_url: str
+    rabbitmq_url: str
+    log_dir: Path
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    _resource_db: Engine | None = None
+
+    @property
+    def services(self) -> list[ServiceProcess]:
+        return [self.storage, self.song, self.resource, *self.processors]
+
+    def start(self) -> Stack:
+        for service in self.services:
+            service.start()
+        for service in self.services:
+            service.wait_healthy(timeout=60)
+        return self
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.http.close()
+        if self._resource_db is not None:
+            self._resource_db.dispose()
+
+    def logs(self) -> str:
+        """Every service's log, for the message of a failing assertion."""
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+    def upload(self, data: bytes) -> httpx.Response:
+        return self.http.post(
+            f"{self.resource.url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
+        )
+
+    def song_of(self, resource_id: int) -> httpx.Response:
+        return self.http.get(f"{self.song.url}/songs/{resource_id}")
+
+    def resource_row(self, resource_id: int):
+        """The Resource Service's row as stored (state, bucket, key, ...), or None."""
+        if self._resource_db is None:
+            self._resource_db = create_engine(self.resource_database_url)
+        with self._resource_db.connect() as conn:
+            return conn.execute(select(Resource).where(Resource.id == resource_id)).first()
+
+    def wait_permanent(self, resource_id: int, timeout: float = 5.0):
+        def permanent():
+            row = self.resource_row(resource_id)
+            return row if row is not None and row.state == "PERMANENT" else None
+
+        return wait_until(permanent, timeout, f"resource {resource_id} PERMANENT\n{self.logs()}")
+
+
+def start_stack(
+    infra: Infrastructure,
+    new_database_url: Callable[[str], str],
+    new_rabbitmq_vhost: Callable[[str], RabbitVhost],
+    log_dir: Path,
+    processors: int = 1,
+    **resource_env: str,
+) -> Stack:
+    rabbitmq_url = new_rabbitmq_vhost("stack").url
+    resource_db = new_database_url("resource")
+    s3 = {"S3_ENDPOINT_URL": infra.s3_endpoint_url}
+    storage = ServiceProcess(
+        "storage_service",
+        free_port(),
+        {**s3, "DATABASE_URL": new_database_url("storage")},
+        log_dir / "storage.log",
+    )
+    song = ServiceProcess(
+        "song_service",
+        free_port(),
+        {"DATABASE_URL": new_database_url("song")},
+        log_dir / "song.log",
+    )
+    resource = ServiceProcess(
+        "resource_service",
+        free_port(),
+        {
+            **s3,
+            "DATABASE_URL": resource_db,
+            "RABBITMQ_URL": rabbitmq_url,
+            "STORAGE_SERVICE_URL": storage.url,
+            "SONG_SERVICE_URL": song.url,
+            **resource_env,
+        },
+        log_dir / "resource.log",
+    )
+    workers = [
+        ServiceProcess(
+            "resource_processor",
+            free_port(),
+            {
+                "RABBITMQ_URL": rabbitmq_url,
+                "RESOURCE_SERVICE_URL": resource.url,
+                "SONG_SERVICE_URL": song.url,
+            },
+            log_dir / f"processor{i}.log",
+        )
+        for i in range(processors)
+    ]
+    return Stack(storage, song, resource, workers, resource_db, rabbitmq_url, log_dir).start()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, message: str = "") -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {message}")
+        time.sleep(0.05)
+
+
+def object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError:
+        return False
