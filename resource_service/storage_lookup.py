@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import structlog
 from prometheus_client import Counter
 
 from resource_service.storage_client import StorageClient, StorageLocation, find_location
-from service_kit.resilience import CircuitBreaker, call_with_fallback
+from service_kit.resilience import CircuitBreaker, Served, call_with_fallback
 
 log = structlog.get_logger(__name__)
 
@@ -35,12 +36,17 @@ class StorageLookup:
     _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
 
     async def location(self, storage_type: str) -> StorageLocation:
-        served = await call_with_fallback(
-            self.breaker,
-            self._live,
-            storage_type,
-            fallback=lambda _: self._fallback(storage_type),
-        )
+        try:
+            served = await call_with_fallback(
+                self.breaker,
+                self._live,
+                storage_type,
+                fallback=lambda _: self._fallback(storage_type),
+            )
+        except httpx.HTTPStatusError as ignored:
+            # A 4xx says nothing about the Storage Service's health, so the breaker ignores it;
+            # the upload still needs a location.
+            served = Served(self._fallback(storage_type), used_fallback=True, error=ignored)
         location, source = served.value
         LOOKUPS.labels(source).inc()
         if served.used_fallback:

@@ -12,6 +12,7 @@ import pytest
 from aiormq.exceptions import AMQPConnectionError
 from fastapi.testclient import TestClient
 
+from devstack.stack import free_port
 from resource_processor.app import create_app
 from resource_processor.config import Settings
 from service_kit.messaging import (
@@ -22,7 +23,6 @@ from service_kit.messaging import (
     publish,
 )
 from tests.fixtures.mp3 import make_mp3, not_mp3
-from tests.net import free_port
 
 UPLOADED_DLQ = dead_letter_queue(RESOURCE_UPLOADED)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.stack import object_exists, wait_until
 from service_kit.messaging import (
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
@@ -11,7 +12,6 @@ from service_kit.messaging import (
 )
 from tests.amqp import message_count, publish_event, take_without_ack
 from tests.fixtures.mp3 import make_mp3, truncated_mp3
-from tests.stack import object_exists, wait_until
 
 
 def assert_only_in_permanent(s3, row) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from devstack.stack import object_exists
 from resource_service.models import Resource
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error
 from tests.fixtures.mp3 import make_mp3, not_mp3
 from tests.resource_service.e2e.conftest import MAX_UPLOAD_BYTES as MAX_UPLOAD
-from tests.stack import object_exists
 
 
 def count_rows(stack) -> int:

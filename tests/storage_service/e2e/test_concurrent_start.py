@@ -3,7 +3,7 @@
 import httpx
 
 from devstack.processes import ServiceProcess
-from tests.net import free_port
+from devstack.stack import free_port
 
 
 def test_two_replicas_starting_at_once_seed_exactly_one_row_of_each_type(

@@ -1,10 +1,12 @@
 """The whole platform as real processes, each on its own port, database and RabbitMQ vhost.
 
-End-to-end and fault tests start one, act on it as a user would, and kill or freeze parts of it.
+End-to-end and fault tests, the demo and the benchmarks start one, act on it as a user would,
+and kill or freeze parts of it.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +18,6 @@ from sqlalchemy import Engine, create_engine, select
 
 from devstack.processes import ServiceProcess
 from resource_service.models import Resource
-from tests.infra import Infrastructure, RabbitVhost
-from tests.net import free_port
 
 
 @dataclass
@@ -80,17 +80,23 @@ class Stack:
         return wait_until(permanent, timeout, f"resource {resource_id} PERMANENT\n{self.logs()}")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def start_stack(
-    infra: Infrastructure,
     new_database_url: Callable[[str], str],
-    new_rabbitmq_vhost: Callable[[str], RabbitVhost],
+    rabbitmq_url: str,
+    s3_endpoint_url: str,
     log_dir: Path,
     processors: int = 1,
     **resource_env: str,
 ) -> Stack:
-    rabbitmq_url = new_rabbitmq_vhost("stack").url
+    """Start every service on a free port; `new_database_url(name)` names each one's database."""
     resource_db = new_database_url("resource")
-    s3 = {"S3_ENDPOINT_URL": infra.s3_endpoint_url}
+    s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
     storage = ServiceProcess(
         "storage_service",
         free_port(),

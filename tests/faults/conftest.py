@@ -1,0 +1,67 @@
+"""A stack whose Resource Service reaches the Storage Service through a fault proxy, with a
+breaker tuned so that the tests watch it open and close within seconds."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from devstack.stack import start_stack
+from tests.faults.proxy import FaultProxy, Mode
+
+BREAKER = {
+    "ATTEMPT_TIMEOUT": 0.5,
+    "WAIT_DURATION_IN_OPEN_STATE": 2.0,
+    "MINIMUM_NUMBER_OF_CALLS": 4,
+    "SLIDING_WINDOW_SIZE": 8,
+    "PERMITTED_NUMBER_OF_CALLS_IN_HALF_OPEN_STATE": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def storage_proxy():
+    proxy = FaultProxy().start()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory, storage_proxy):
+    running = start_stack(
+        new_database_url,
+        new_rabbitmq_vhost("faults").url,
+        infra.s3_endpoint_url,
+        tmp_path_factory.mktemp("faults"),
+        STORAGE_SERVICE_URL=storage_proxy.url,
+        **{f"STORAGE_BREAKER_{name}": str(value) for name, value in BREAKER.items()},
+    )
+    storage_proxy.upstream_port = running.storage.port
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def healthy_storage_after_each_test(stack, storage_proxy):
+    """Each test starts from a healthy Storage Service and a closed breaker."""
+    yield
+    storage_proxy.set_mode(Mode.PASS)
+    storage = stack.storage
+    if storage.process is not None and storage.process.poll() is None:
+        storage.signal(signal.SIGCONT)
+    else:
+        storage.start()
+    storage.wait_healthy()
+    stack.http.post(f"{stack.resource.url}/admin/breakers/storage/close").raise_for_status()
+
+
+def breaker(stack) -> dict:
+    return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["storageBreaker"]
+
+
+def lookup_counts(stack) -> dict[str, float]:
+    """How many storage lookups each source (live, last_good, stub) has served so far."""
+    metrics = stack.http.get(f"{stack.resource.url}/metrics").text
+    found = re.findall(r'^storage_lookup_total\{source="(\w+)"\} ([0-9.e+]+)$', metrics, re.M)
+    return {"live": 0.0, "last_good": 0.0, "stub": 0.0} | {k: float(v) for k, v in found}

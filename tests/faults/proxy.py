@@ -1,0 +1,112 @@
+"""A TCP proxy a test puts between a service and a dependency, and then cuts or poisons.
+
+Written by hand: toxiproxy, the usual tool, is a server binary that cannot be installed here,
+and a fault test needs only these few behaviours. Runs its own event loop in a thread, so
+synchronous tests can drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from enum import Enum
+
+
+class Mode(Enum):
+    PASS = "pass"  # forward bytes both ways
+    CUT = "cut"  # close every connection; new ones are closed on accept (connection reset)
+    HTTP_500 = "http_500"  # answer every HTTP request with a 500 in place of the upstream
+    GARBAGE = "garbage"  # answer every HTTP request with a 200 whose body is not the contract
+
+
+def _http_response(status: str, body: bytes) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+CANNED = {
+    Mode.HTTP_500: _http_response(
+        "500 Internal Server Error", b'{"errorMessage": "injected fault", "errorCode": "500"}'
+    ),
+    Mode.GARBAGE: _http_response("200 OK", b'[{"unexpected": "shape"}]'),
+}
+
+
+class FaultProxy:
+    def __init__(self, upstream_port: int | None = None, upstream_host: str = "127.0.0.1"):
+        self.upstream_host = upstream_host
+        self.upstream_port = upstream_port
+        self.mode = Mode.PASS
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def set_mode(self, mode: Mode) -> None:
+        """Switch behaviour; cutting also closes the connections already open."""
+        self.mode = mode
+        if mode is not Mode.PASS:
+            self._loop.call_soon_threadsafe(self._close_all)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def _close_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mode = self.mode
+        if mode is Mode.CUT:
+            writer.transport.abort()
+            return
+        if mode in CANNED:
+            with contextlib.suppress(Exception):
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(CANNED[mode])
+                await writer.drain()
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream_host, self.upstream_port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.close()

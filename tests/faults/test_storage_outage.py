@@ -1,0 +1,124 @@
+"""The Storage Service dies, freezes or answers garbage: uploads and moves go on (DESIGN §5)."""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+
+import pytest
+
+from devstack.stack import wait_until
+from tests.faults.conftest import BREAKER, breaker, lookup_counts
+from tests.faults.proxy import Mode
+from tests.fixtures.mp3 import make_mp3
+
+# The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted
+# trial calls succeed: recovery takes the wait plus a few uploads.
+RECOVERY_SECONDS = BREAKER["WAIT_DURATION_IN_OPEN_STATE"] + 3
+
+
+def timed_upload(stack, title: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = stack.upload(make_mp3(1, title=title))
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    return response.json()["id"], elapsed
+
+
+def upload_until_closed(stack, prefix: str) -> list[int]:
+    """Keep uploading (the breaker only moves on calls) until it reports CLOSED again."""
+    ids: list[int] = []
+
+    def closed() -> bool:
+        ids.append(timed_upload(stack, f"{prefix} {len(ids)}")[0])
+        return breaker(stack)["state"] == "CLOSED"
+
+    wait_until(closed, RECOVERY_SECONDS, f"breaker closed again\n{stack.logs()}")
+    return ids
+
+
+def assert_live_again(stack) -> None:
+    before = lookup_counts(stack)["live"]
+    timed_upload(stack, "live again")
+    assert lookup_counts(stack)["live"] > before
+
+
+def assert_all_permanent(stack, ids: list[int]) -> None:
+    for resource_id in ids:
+        row = stack.wait_permanent(resource_id, timeout=20)
+        assert (row.bucket, row.staging_bucket) == ("resources-permanent", "resources-staging")
+
+
+def test_storage_killed_during_a_stream_of_uploads(stack):
+    ids = [timed_upload(stack, "before kill")[0] for _ in range(3)]
+    before = lookup_counts(stack)
+    stack.storage.signal(signal.SIGKILL)
+    stack.storage.process.wait()
+    ids += [timed_upload(stack, f"killed {i}")[0] for i in range(12)]
+
+    state = breaker(stack)
+    assert state["state"] in ("OPEN", "HALF_OPEN"), state
+    assert state["not_permitted_calls"] > 0, state
+    fallbacks = lookup_counts(stack)
+    assert fallbacks["last_good"] - before["last_good"] >= 12  # every upload, at least
+    assert_all_permanent(stack, ids)
+
+    stack.storage.start().wait_healthy()
+    ids += upload_until_closed(stack, "restarted")
+    assert_live_again(stack)
+    assert_all_permanent(stack, ids)
+
+
+def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack):
+    healthy = [timed_upload(stack, "healthy")[1] for _ in range(5)]
+    stack.storage.signal(signal.SIGSTOP)
+    frozen = [timed_upload(stack, f"frozen {i}") for i in range(12)]
+
+    timeout = BREAKER["ATTEMPT_TIMEOUT"]
+    waited = [elapsed for _, elapsed in frozen if elapsed >= timeout]
+    assert len(waited) <= BREAKER["MINIMUM_NUMBER_OF_CALLS"], [e for _, e in frozen]
+    assert breaker(stack)["state"] == "OPEN"
+    once_open = [elapsed for _, elapsed in frozen[-6:]]
+    assert max(once_open) < timeout
+    assert statistics.median(once_open) <= 2 * statistics.median(healthy) + 0.05
+
+    stack.storage.signal(signal.SIGCONT)
+    ids = [resource_id for resource_id, _ in frozen] + upload_until_closed(stack, "thawed")
+    assert_live_again(stack)
+    assert_all_permanent(stack, ids)
+
+
+@pytest.mark.parametrize("fault", [Mode.HTTP_500, Mode.GARBAGE, Mode.CUT])
+def test_storage_answering_errors_or_garbage_is_the_same_as_down(stack, storage_proxy, fault):
+    storage_proxy.set_mode(fault)
+    ids = [timed_upload(stack, f"{fault.value} {i}")[0] for i in range(8)]
+    state = breaker(stack)
+    assert state["state"] in ("OPEN", "HALF_OPEN"), state
+    assert_all_permanent(stack, ids)
+
+    storage_proxy.set_mode(Mode.PASS)
+    ids += upload_until_closed(stack, "healed")
+    assert_live_again(stack)
+    assert_all_permanent(stack, ids)
+
+
+def test_deleted_seed_rows_are_served_by_the_fallback(stack):
+    storages = stack.http.get(f"{stack.storage.url}/storages").json()
+    staging_ids = [s["id"] for s in storages if s["storageType"] == "STAGING"]
+    deleted = stack.http.delete(
+        f"{stack.storage.url}/storages?id={','.join(map(str, staging_ids))}"
+    )
+    assert deleted.json() == {"ids": staging_ids}
+    before = lookup_counts(stack)
+
+    resource_id, _ = timed_upload(stack, "no staging row")
+
+    after = lookup_counts(stack)
+    assert after["last_good"] + after["stub"] == before["last_good"] + before["stub"] + 1
+    row = stack.wait_permanent(resource_id, timeout=10)
+    assert row.staging_bucket == "resources-staging"
+    assert row.staging_key.startswith("staging/")
+    # The PERMANENT row is still there: the move is served live.
+    assert row.bucket == "resources-permanent"
+    stack.storage.restart().wait_healthy()  # a restart seeds the missing row again

@@ -1,0 +1,124 @@
+"""The fallback order of the Storage lookup: live, then last good (bounded age), then the stub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from resource_service.config import DEFAULT_STORAGE_STUB
+from resource_service.storage_client import STORAGE_LIST, StorageClient
+from resource_service.storage_lookup import StorageLookup
+from service_kit.resilience import BreakerSettings, CircuitBreaker
+
+LIVE = [
+    {"id": 7, "storageType": "STAGING", "bucket": "live-staging", "path": "/in/"},
+    {"id": 8, "storageType": "PERMANENT", "bucket": "live-permanent", "path": "/out/"},
+    {"id": 9, "storageType": "STAGING", "bucket": "second-staging", "path": "/later/"},
+]
+MAX_AGE = 60.0
+
+
+class FakeStorageService:
+    """Answers GET /storages as told: rows, a status code, garbage, or a refused connection."""
+
+    def __init__(self):
+        self.answer: object = LIVE
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.answer == "refused":
+            raise httpx.ConnectError("refused", request=request)
+        if isinstance(self.answer, int):
+            return httpx.Response(self.answer, json={"errorMessage": "x", "errorCode": "500"})
+        if self.answer == "garbage":
+            return httpx.Response(200, content=b"<html>not json</html>")
+        return httpx.Response(200, content=json.dumps(self.answer).encode())
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def storage():
+    return FakeStorageService()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def lookup(storage, clock):
+    http = httpx.AsyncClient(transport=httpx.MockTransport(storage.handle), base_url="http://s")
+    breaker = CircuitBreaker(
+        "storage-unit",
+        BreakerSettings.defaults(minimum_number_of_calls=100, sliding_window_size=100),
+        clock=clock,
+        registry=CollectorRegistry(),
+    )
+    stub = STORAGE_LIST.validate_json(DEFAULT_STORAGE_STUB)
+    return StorageLookup(StorageClient(http), breaker, stub, MAX_AGE, clock=clock)
+
+
+def bucket(lookup, storage_type: str) -> str:
+    return asyncio.run(lookup.location(storage_type)).bucket
+
+
+def test_live_answer_gives_the_lowest_id_of_the_type(lookup):
+    assert bucket(lookup, "STAGING") == "live-staging"
+    assert bucket(lookup, "PERMANENT") == "live-permanent"
+
+
+@pytest.mark.parametrize("failure", ["refused", 500, 503, "garbage", [{"id": 1}]])
+def test_a_failure_after_a_live_answer_serves_the_last_good_one(lookup, storage, failure):
+    assert bucket(lookup, "STAGING") == "live-staging"
+    storage.answer = failure
+    assert bucket(lookup, "STAGING") == "live-staging"
+    assert bucket(lookup, "PERMANENT") == "live-permanent"  # remembered from the same answer
+
+
+@pytest.mark.parametrize("failure", ["refused", 500, "garbage"])
+def test_with_no_good_answer_ever_the_stub_serves_the_seed_values(lookup, storage, failure):
+    storage.answer = failure
+    assert bucket(lookup, "STAGING") == "resources-staging"
+    assert bucket(lookup, "PERMANENT") == "resources-permanent"
+
+
+def test_the_last_good_answer_expires_and_the_stub_takes_over(lookup, storage, clock):
+    assert bucket(lookup, "STAGING") == "live-staging"
+    storage.answer = "refused"
+    clock.now += MAX_AGE
+    assert bucket(lookup, "STAGING") == "live-staging"
+    clock.now += 0.001
+    assert bucket(lookup, "STAGING") == "resources-staging"
+
+
+def test_an_answer_without_the_type_is_a_failure_served_by_the_fallback(lookup, storage):
+    storage.answer = [LIVE[1]]  # PERMANENT only
+    assert bucket(lookup, "STAGING") == "resources-staging"
+    assert lookup.breaker.window.failed == 1
+
+
+def test_a_rejected_call_is_served_by_the_fallback_without_calling(lookup, storage):
+    assert bucket(lookup, "STAGING") == "live-staging"
+    lookup.breaker.force_open()
+    storage.answer = LIVE[1:]  # would change the answer if it were asked
+    assert bucket(lookup, "STAGING") == "live-staging"
+    assert lookup.breaker.snapshot()["not_permitted_calls"] == 1
+
+
+@pytest.mark.parametrize("client_error", [400, 404])
+def test_a_client_error_is_served_by_the_fallback_but_not_counted(lookup, storage, client_error):
+    assert bucket(lookup, "STAGING") == "live-staging"
+    storage.answer = client_error
+    assert bucket(lookup, "STAGING") == "live-staging"
+    assert lookup.breaker.window.failed == 0
