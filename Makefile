@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format localstack bench demo images clean
+.PHONY: install run test lint format localstack bench demo images replay-dlq clean
 
 # Re-install whenever pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -31,6 +31,10 @@ format: $(INSTALLED)
 
 test: install lint
 	$(VENV)/bin/pytest
+
+# Move the messages of a dead-letter queue back to their queue: make replay-dlq QUEUE=resource.uploaded
+replay-dlq: $(INSTALLED)
+	$(PY) -m service_kit.replay $(QUEUE)
 
 images:
 	images/render.sh

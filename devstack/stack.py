@@ -92,10 +92,16 @@ def start_stack(
     s3_endpoint_url: str,
     log_dir: Path,
     processors: int = 1,
+    processor_env: dict[str, str] | None = None,
+    resource_database_url: str | None = None,
     **resource_env: str,
 ) -> Stack:
-    """Start every service on a free port; `new_database_url(name)` names each one's database."""
-    resource_db = new_database_url("resource")
+    """Start every service on a free port; `new_database_url(name)` names each one's database.
+
+    `resource_env` and `processor_env` add to or override those services' environment (a fault
+    test routes a connection through its proxy that way).
+    """
+    resource_db = resource_database_url or new_database_url("resource")
     s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
     storage = ServiceProcess(
         "storage_service",
@@ -130,6 +136,7 @@ def start_stack(
                 "RABBITMQ_URL": rabbitmq_url,
                 "RESOURCE_SERVICE_URL": resource.url,
                 "SONG_SERVICE_URL": song.url,
+                **(processor_env or {}),
             },
             log_dir / f"processor{i}.log",
         )

@@ -13,7 +13,6 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Literal
 
 import structlog
 from prometheus_client import Counter
@@ -26,13 +25,12 @@ log = structlog.get_logger(__name__)
 
 MESSAGES = Counter(
     "resource_processor_messages_total",
-    "resource.uploaded messages by outcome: processed, skipped (resource deleted meanwhile), "
-    "dead_lettered, failed (requeued for another delivery)",
+    "resource.uploaded messages by outcome: processed, dead_lettered, "
+    "failed (requeued for another delivery)",
     ["outcome"],
 )
 
 PublishEvent = Callable[[ResourceEvent], Awaitable[None]]
-Outcome = Literal["processed", "skipped"]
 
 
 class ResourceProcessor:
@@ -50,25 +48,24 @@ class ResourceProcessor:
         """Handle one `resource.uploaded`; raises DeadLetter for what no retry can fix."""
         with structlog.contextvars.bound_contextvars(resource_id=event.resource_id):
             try:
-                outcome = await self._process(event.resource_id)
+                await self._process(event.resource_id)
             except DeadLetter:
                 MESSAGES.labels("dead_lettered").inc()
                 raise
             except Exception:
                 MESSAGES.labels("failed").inc()
                 raise
-            MESSAGES.labels(outcome).inc()
+            MESSAGES.labels("processed").inc()
 
-    async def _process(self, resource_id: int) -> Outcome:
+    async def _process(self, resource_id: int) -> None:
         async with _temporary_path(self._download_dir) as download:
             if not await self._peers.download_resource(resource_id, download):
-                log.info("resource_skipped", reason="resource no longer exists")
-                return "skipped"
+                # Unknown, or deleted since the upload: parked where an operator looks.
+                raise DeadLetter("no such resource in the Resource Service (404)")
             metadata = await _read_metadata(download, resource_id)
         created = await self._peers.save_song(metadata)
         await self._publish_processed(ResourceEvent(resource_id))
         log.info("resource_processed", song_created=created, duration=metadata["duration"])
-        return "processed"
 
 
 async def _read_metadata(path: Path, resource_id: int) -> dict:

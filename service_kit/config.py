@@ -28,3 +28,9 @@ class S3Settings(BaseSettings):
     aws_secret_access_key: str = "test"
     aws_region: str = "us-east-1"
     s3_timeout_seconds: float = 5.0
+
+
+class BrokerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"

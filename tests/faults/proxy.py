@@ -37,10 +37,18 @@ CANNED = {
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int | None = None, upstream_host: str = "127.0.0.1"):
+    """`http=True` makes it read HTTP/1.1 request framing, so that `hold(b"DELETE")` can stall
+    exactly the requests of one method, on connections already open too."""
+
+    def __init__(
+        self, upstream_port: int | None = None, upstream_host: str = "127.0.0.1", http: bool = False
+    ):
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
+        self.http = http
         self.mode = Mode.PASS
+        self.held_method: bytes | None = None
+        self.holding = threading.Event()  # set once a request is being held
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -61,6 +69,11 @@ class FaultProxy:
         self.mode = mode
         if mode is not Mode.PASS:
             self._loop.call_soon_threadsafe(self._close_all)
+
+    def hold(self, method: bytes | None) -> None:
+        """Stall every request of `method` (never forwarded, never answered); None releases."""
+        self.holding.clear()
+        self.held_method = method
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -98,9 +111,37 @@ class FaultProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
+        forward = self._forward_requests if self.http else self._pipe
         await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            forward(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
         )
+
+    async def _forward_requests(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Forward request by request (head, then Content-Length bytes of body)."""
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.split(b" ", 1)[0] == self.held_method:
+                    self.holding.set()
+                    await asyncio.Event().wait()  # until the connection is aborted
+                headers = head.lower()
+                if b"transfer-encoding: chunked" in headers:
+                    writer.write(head)
+                    await self._pipe(reader, writer)  # no framing to follow: plain bytes
+                    return
+                length = 0
+                for line in headers.split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                writer.write(head + (await reader.readexactly(length) if length else b""))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -128,13 +128,14 @@ def test_song_already_saved_counts_as_done(make_harness) -> None:
     assert harness.published == [ResourceEvent(7)]
 
 
-def test_resource_deleted_meanwhile_is_acked_with_nothing_to_do(make_harness) -> None:
+def test_an_unknown_resource_is_dead_lettered(make_harness) -> None:
     harness = make_harness([404], [200])
-    before = messages_counted("skipped")
-    harness.process(7)  # returns: message_handler acks
+    before = messages_counted("dead_lettered")
+    with pytest.raises(DeadLetter, match="no such resource"):
+        harness.process(7)
     assert harness.songs.requests == []
     assert harness.published == []
-    assert messages_counted("skipped") == before + 1
+    assert messages_counted("dead_lettered") == before + 1
 
 
 @pytest.mark.parametrize(

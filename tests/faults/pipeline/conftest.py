@@ -1,0 +1,89 @@
+"""A stack whose Resource Service reaches RabbitMQ, S3 and its PostgreSQL through fault
+proxies (the workers reach RabbitMQ through one too), with quick retries in the workers."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from devstack.stack import start_stack
+from tests.faults.proxy import FaultProxy, Mode
+
+
+@dataclass
+class Proxies:
+    rabbitmq: FaultProxy
+    s3: FaultProxy
+    postgres: FaultProxy
+
+    def all(self) -> list[FaultProxy]:
+        return [self.rabbitmq, self.s3, self.postgres]
+
+
+def via(proxy: FaultProxy, url: str) -> str:
+    """The same URL, with the proxy's port in place of the upstream's."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}"))
+
+
+def upstream(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
+
+
+@pytest.fixture(scope="module")
+def proxies(infra):
+    made = Proxies(
+        rabbitmq=FaultProxy(*reversed(upstream(infra.rabbitmq_url))),
+        s3=FaultProxy(*reversed(upstream(infra.s3_endpoint_url)), http=True),
+        postgres=FaultProxy(*reversed(upstream(infra.postgres_url))),
+    )
+    for proxy in made.all():
+        proxy.start()
+    yield made
+    for proxy in made.all():
+        proxy.close()
+
+
+@pytest.fixture(scope="module")
+def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory, proxies):
+    rabbitmq_url = new_rabbitmq_vhost("pipeline").url
+    resource_db = new_database_url("resource")
+    running = start_stack(
+        new_database_url,
+        rabbitmq_url,
+        infra.s3_endpoint_url,
+        tmp_path_factory.mktemp("pipeline"),
+        processor_env={
+            "RABBITMQ_URL": via(proxies.rabbitmq, rabbitmq_url),
+            "RETRY_ATTEMPTS": "3",
+            "RETRY_MAX_WAIT_SECONDS": "0.5",
+        },
+        resource_database_url=resource_db,
+        RABBITMQ_URL=via(proxies.rabbitmq, rabbitmq_url),
+        S3_ENDPOINT_URL=via(proxies.s3, infra.s3_endpoint_url),
+        DATABASE_URL=via(proxies.postgres, resource_db),
+        S3_TIMEOUT_SECONDS="2",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def healed_after_each_test(stack, proxies):
+    """Each test starts with every proxy passing and every process running."""
+    yield
+    for proxy in proxies.all():
+        proxy.hold(None)
+        proxy.set_mode(Mode.PASS)
+    for service in stack.services:
+        if service.process is not None and service.process.poll() is None:
+            service.signal(signal.SIGCONT)
+        else:
+            service.start()
+    for service in stack.services:
+        service.wait_healthy()

@@ -1,0 +1,162 @@
+"""Faults along the pipeline: no upload answers anything but 200 or the documented 503, no
+file and no event is lost, nothing is left half-written or stuck (issue: reliability)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from sqlalchemy import create_engine, func, select
+
+from devstack.stack import object_exists, wait_until
+from resource_service.models import OutboxEvent, Resource
+from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
+from tests.amqp import message_count, publish_body, publish_event
+from tests.contract import assert_error
+from tests.faults.proxy import Mode
+from tests.fixtures.mp3 import make_mp3
+
+STAGING_BUCKET, PERMANENT_BUCKET = "resources-staging", "resources-permanent"
+
+
+def upload_ok(stack, title: str) -> int:
+    response = stack.upload(make_mp3(1, title=title))
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def counts(stack) -> tuple[int, int]:
+    """(resource rows, outbox events) as stored."""
+    engine = create_engine(stack.resource_database_url)
+    with engine.connect() as conn:
+        rows = conn.scalar(select(func.count()).select_from(Resource))
+        events = conn.scalar(select(func.count()).select_from(OutboxEvent))
+    engine.dispose()
+    return rows, events
+
+
+def staging_keys(s3) -> set[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=STAGING_BUCKET, Prefix="staging/")
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def assert_exactly_one_permanent_object(stack, s3, resource_id: int) -> None:
+    row = stack.wait_permanent(resource_id, timeout=30)
+    listed = s3.list_objects_v2(Bucket=PERMANENT_BUCKET, Prefix=row.key)
+    assert [item["Key"] for item in listed.get("Contents", [])] == [row.key]
+    wait_until(
+        lambda: not object_exists(s3, row.staging_bucket, row.staging_key),
+        10,
+        f"STAGING leftover of {resource_id}",
+    )
+    assert stack.song_of(resource_id).status_code == 200
+
+
+def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3):
+    proxies.rabbitmq.set_mode(Mode.CUT)
+    ids: list[int] = []
+    cut_until = time.monotonic() + 10
+    while time.monotonic() < cut_until and len(ids) < 100:
+        ids.append(upload_ok(stack, f"outage {len(ids)}"))
+    health = stack.http.get(f"{stack.resource.url}/health").json()
+    assert health["checks"]["broker"]["status"] == "DEGRADED"
+    assert health["checks"]["broker"]["pendingEvents"] >= len(ids)
+    proxies.rabbitmq.set_mode(Mode.PASS)
+
+    assert len(ids) >= 10
+    for resource_id in ids:
+        stack.wait_permanent(resource_id, timeout=60)
+    assert_exactly_one_permanent_object(stack, s3, ids[-1])
+
+
+def test_processor_killed_mid_message_is_redelivered(stack, s3):
+    processor = stack.processors[0]
+    stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
+    resource_id = upload_ok(stack, "killed worker")
+    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_UPLOADED) == 0, 10, "taken")
+    processor.signal(signal.SIGKILL)
+    processor.process.wait()
+    stack.song.signal(signal.SIGCONT)
+    processor.start().wait_healthy()
+
+    assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, proxies, s3):
+    proxies.s3.hold(b"DELETE")  # the move's last step: delete the STAGING object
+    resource_id = upload_ok(stack, "killed mover")
+    wait_until(proxies.s3.holding.is_set, 15, f"the move reaching its delete\n{stack.logs()}")
+    stack.resource.signal(signal.SIGKILL)
+    stack.resource.process.wait()
+    row = stack.resource_row(resource_id)
+    assert row.state == "PERMANENT"  # copied and updated ...
+    assert object_exists(s3, row.staging_bucket, row.staging_key)  # ... but not deleted
+    proxies.s3.hold(None)
+    stack.resource.start().wait_healthy()
+
+    assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies):
+    before = counts(stack)
+    proxies.s3.set_mode(Mode.CUT)
+    started = time.perf_counter()
+    response = stack.upload(make_mp3(1))
+    elapsed = time.perf_counter() - started
+    assert_error(response, 503, "Object storage unavailable, try again later")
+    assert elapsed < 2 * 2 + 1  # two attempts of the 2 s S3 timeout, at the most
+    assert counts(stack) == before
+    proxies.s3.set_mode(Mode.PASS)
+    stack.wait_permanent(upload_ok(stack, "s3 back"), timeout=10)
+
+
+def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s3):
+    before_rows, before_objects = counts(stack), staging_keys(s3)
+    proxies.postgres.set_mode(Mode.CUT)
+    response = stack.upload(make_mp3(1))
+    assert_error(response, 503, "Database unavailable, try again later")
+    assert staging_keys(s3) == before_objects  # the object written before the row is gone
+    proxies.postgres.set_mode(Mode.PASS)
+    assert counts(stack) == before_rows
+    stack.wait_permanent(upload_ok(stack, "database back"), timeout=10)
+
+
+def test_song_service_down_dead_letters_then_the_replay_command_finishes_it(stack, s3):
+    dlq = dead_letter_queue(RESOURCE_UPLOADED)
+    waiting = message_count(stack.rabbitmq_url, dlq)
+    stack.song.signal(signal.SIGKILL)
+    stack.song.process.wait()
+    resource_id = upload_ok(stack, "song service down")
+    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 1, 30, "dead-lettered")
+    assert stack.resource_row(resource_id).state == "STAGING"
+
+    stack.song.start().wait_healthy()
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service_kit.replay",
+            RESOURCE_UPLOADED,
+            "--url",
+            stack.rabbitmq_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"replayed {waiting + 1} message(s)" in replay.stdout
+    assert message_count(stack.rabbitmq_url, dlq) == 0
+    assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(stack, s3):
+    dlq = dead_letter_queue(RESOURCE_UPLOADED)
+    waiting = message_count(stack.rabbitmq_url, dlq)
+    publish_body(stack.rabbitmq_url, RESOURCE_UPLOADED, b"not json at all")
+    publish_event(stack.rabbitmq_url, RESOURCE_UPLOADED, 987_654_321)
+    assert_exactly_one_permanent_object(stack, s3, upload_ok(stack, "after poison"))
+    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 2, 15, "both parked")
+    logs = stack.logs()
+    assert logs.count('"message_dead_lettered"') >= 2
