@@ -135,8 +135,17 @@ class FaultProxy:
                 for line in headers.split(b"\r\n"):
                     if line.startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                writer.write(head + (await reader.readexactly(length) if length else b""))
+                # The head goes first: a client that sent `Expect: 100-continue` waits for the
+                # upstream's answer before it sends the body.
+                writer.write(head)
                 await writer.drain()
+                while length > 0:
+                    chunk = await reader.read(min(length, 65536))
+                    if not chunk:
+                        raise asyncio.IncompleteReadError(b"", length)
+                    writer.write(chunk)
+                    await writer.drain()
+                    length -= len(chunk)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
