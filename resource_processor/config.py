@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from service_kit.config import ServiceSettings
+from service_kit.config import BrokerSettings, ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, BrokerSettings):
     port: int = 8083  # serves /health and /metrics only
-    database_url: str = ""  # the worker keeps no database; ServiceSettings requires the field
 
-    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     broker_connect_timeout_seconds: float = 30.0  # give up starting if RabbitMQ stays unreachable
     prefetch_count: int = 4  # messages in flight at once; each may hold a large temp file
 

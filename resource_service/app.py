@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = await asyncio.to_thread(prepare_database, settings.database_url, ALEMBIC_DIR)
+        engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
         session_factory = sessionmaker(engine, expire_on_commit=False)
         s3 = make_s3_client(settings)
         storage_http = httpx.AsyncClient(

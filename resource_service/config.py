@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from service_kit.config import S3Settings, ServiceSettings
+from service_kit.config import BrokerSettings, DatabaseSettings, S3Settings, ServiceSettings
 from service_kit.resilience import BreakerSettings
 
 # The stub has exactly the shape of a real `GET /storages` answer and the seed rows' values.
@@ -13,10 +13,9 @@ DEFAULT_STORAGE_STUB = (
 )
 
 
-class Settings(ServiceSettings, S3Settings):
+class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     port: int = 8080
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/resource_db"
-    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     storage_service_url: str = "http://127.0.0.1:8082"
     song_service_url: str = "http://127.0.0.1:8081"
     storage_timeout_seconds: float = 2.0

@@ -1,4 +1,4 @@
-"""Settings every service shares. Each service's own `config.py` extends `ServiceSettings`.
+"""Settings the services share; each service's own `config.py` combines the ones it needs.
 
 pydantic-settings reads the environment here and in the services' `config.py` files only.
 """
@@ -16,7 +16,12 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "json"  # "json" for machines, "console" for people at a terminal
 
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
     database_url: str
+    # Connect, pool checkout and statement timeout: past it, a database call is an outage.
     database_timeout_seconds: float = 5.0
 
 

@@ -16,6 +16,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from service_kit.config import DatabaseSettings
+
 log = structlog.get_logger(__name__)
 
 # One arbitrary number: every replica of every service takes this lock while migrating and
@@ -75,10 +77,12 @@ def migrate_and_seed(
 
 
 def prepare_database(
-    database_url: str, alembic_dir: Path, seed: Callable[[Connection], None] | None = None
+    settings: DatabaseSettings,
+    alembic_dir: Path,
+    seed: Callable[[Connection], None] | None = None,
 ) -> Engine:
-    ensure_database(database_url)
-    engine = make_engine(database_url)
+    ensure_database(settings.database_url)
+    engine = make_engine(settings.database_url, settings.database_timeout_seconds)
     migrate_and_seed(engine, alembic_dir, seed)
     return engine
 

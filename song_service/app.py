@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = await asyncio.to_thread(prepare_database, settings.database_url, ALEMBIC_DIR)
+        engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
         app.state.session_factory = sessionmaker(engine, expire_on_commit=False)
         app.state.health_checks = {"database": sync_check(partial(ping, engine))}
         log.info("service_started", port=settings.port)

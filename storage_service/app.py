@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         seed = partial(seed_storages, seeds=seeds)
-        engine = await asyncio.to_thread(prepare_database, settings.database_url, ALEMBIC_DIR, seed)
+        engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR, seed)
         session_factory = sessionmaker(engine, expire_on_commit=False)
         s3 = make_s3_client(settings)
         await asyncio.to_thread(ensure_location_buckets, s3, session_factory)

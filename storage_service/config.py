@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from service_kit.config import S3Settings, ServiceSettings
+from service_kit.config import DatabaseSettings, S3Settings, ServiceSettings
 
 
-class Settings(ServiceSettings, S3Settings):
+class Settings(ServiceSettings, DatabaseSettings, S3Settings):
     port: int = 8082
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/storage_db"
 
