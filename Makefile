@@ -32,6 +32,9 @@ format: $(INSTALLED)
 test: install lint
 	$(VENV)/bin/pytest
 
+demo: install
+	$(PY) -m devstack.demo
+
 # Move the messages of a dead-letter queue back to their queue: make replay-dlq QUEUE=resource.uploaded
 replay-dlq: $(INSTALLED)
 	$(PY) -m service_kit.replay $(QUEUE)

@@ -1,0 +1,238 @@
+"""The parts `make demo` is told with: a sandbox of its own on this machine's servers, probes of
+the Resource Service's storage breaker, one upload measured, and the table of requests.
+
+`devstack/demo.py` is the story; everything here is plumbing it should not have to show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+from rich.table import Table
+from rich.text import Text
+
+from devstack import localstack
+from devstack.stack import Stack
+from tests.fixtures.mp3 import make_mp3
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
+VHOST_NOT_FOUND = 65  # rabbitmqctl's exit status for "Virtual host ... does not exist"
+SOURCES = ("live", "last_good", "stub")
+STATE_STYLE = {"CLOSED": "green", "OPEN": "bold red", "HALF_OPEN": "yellow"}
+_LOOKUP = re.compile(r'^storage_lookup_total\{source="(\w+)"\} (\S+)$', re.MULTILINE)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class Sandbox:
+    """S3 if none answers, plus databases and a RabbitMQ vhost named `demo_*`, all removed at
+    the end (databases and vhost kept with DEMO_KEEP=1)."""
+
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    databases: list[str] = field(default_factory=list)
+    vhost: str | None = None
+    localstack: subprocess.Popen | None = None
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return localstack.endpoint()
+
+    def database_url(self, service: str) -> str:
+        """For `start_stack`: the services create their database on start."""
+        self.databases.append(f"demo_{service}_{self.token}")
+        return f"{POSTGRES}/{self.databases[-1]}"
+
+    def open(self) -> str:
+        """Start what is missing; returns the vhost's AMQP URL."""
+        self.localstack = localstack.start()
+        self.vhost = f"demo_{self.token}"  # before asking: an interrupted add may still add it
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        return f"{RABBITMQ}{self.vhost}"
+
+    def close(self) -> list[str]:
+        """Undo `open` step by step, going on past a step that fails; says what it did."""
+        if os.environ.get("DEMO_KEEP") == "1":
+            done = [f"kept (DEMO_KEEP=1) {', '.join(self.databases)} and vhost {self.vhost}"]
+            steps = []
+        else:
+            done = []
+            steps = [(f"dropped database {db}", self._drop, db) for db in self.databases]
+            if self.vhost:
+                steps.append((f"deleted vhost {self.vhost}", self._delete_vhost, self.vhost))
+        if self.localstack is not None:
+            steps.append(("stopped LocalStack", localstack.stop_process, self.localstack))
+        for what, action, *args in steps:
+            try:
+                action(*args)
+                done.append(what)
+            except Exception as exc:
+                done.append(f"[red]FAILED[/] {what}: {exc!r}")
+        return done
+
+    @staticmethod
+    def _delete_vhost(vhost: str) -> None:
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=30
+        )
+        if done.returncode not in (0, VHOST_NOT_FOUND):
+            raise RuntimeError(done.stderr.decode(errors="replace").strip())
+
+    @staticmethod
+    def _drop(database: str) -> None:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def stop_children(keep: set[int], timeout: float = 10.0) -> list[int]:
+    """Stop every child process of ours not in `keep`, by id, and reap it: what a stack that
+    failed (or was interrupted) half-way through `start_stack` leaves behind."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and pid not in keep:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+                children.append(pid)
+    deadline = time.monotonic() + timeout
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
+    return children
+
+
+@dataclass
+class Probe:
+    """What the Resource Service says about its storage breaker: /health, /metrics, its log."""
+
+    http: httpx.Client
+    url: str
+    log_path: Path
+    seen: list[dict] = field(default_factory=list)  # every transition read so far
+    _log_offset: int = 0
+
+    def breaker(self) -> dict:
+        return self.http.get(f"{self.url}/health").json()["checks"]["storageBreaker"]
+
+    def lookups(self) -> Counter[str]:
+        text = self.http.get(f"{self.url}/metrics").text
+        return Counter({source: float(value) for source, value in _LOOKUP.findall(text)})
+
+    def transitions(self) -> list[dict]:
+        """`circuit_breaker_transition` events logged since the last call."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            lines = log.readlines()
+        complete = lines if not lines or lines[-1].endswith(b"\n") else lines[:-1]
+        self._log_offset += sum(len(line) for line in complete)
+        events = []
+        for line in complete:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "circuit_breaker_transition":
+                    events.append(event)
+        self.seen += events
+        return events
+
+
+@dataclass
+class Upload:
+    number: int
+    phase: str
+    title: str
+    status: int  # 0: no HTTP answer at all
+    millis: float
+    resource_id: int | None
+    breaker: dict
+    lookups: Counter[str]  # what served storage lookups meanwhile (uploads and moves)
+
+
+def upload(stack: Stack, probe: Probe, number: int, phase: str) -> Upload:
+    title = f"Demo song {number}"
+    data = make_mp3(2, title=title, artist="The Breakers", album="Failure Demo", year=2024)
+    before = probe.lookups()
+    started = time.perf_counter()
+    try:
+        response = stack.upload(data)
+        status = response.status_code
+        resource_id = response.json()["id"] if status == 200 else None
+    except httpx.HTTPError:
+        status, resource_id = 0, None
+    millis = (time.perf_counter() - started) * 1000
+    return Upload(
+        number, phase, title, status, millis, resource_id, probe.breaker(), probe.lookups() - before
+    )
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, "magenta"))
+
+
+def request_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name, justify in [("#", "right"), ("HTTP", "right"), ("ms", "right"), ("id", "right")]:
+        table.add_column(name, justify=justify)
+    table.add_column("breaker after", min_width=13)
+    table.add_column("fail %", justify="right")
+    for source in SOURCES:
+        table.add_column(f"Δ{source}", justify="right")
+    return table
+
+
+def add_row(table: Table, up: Upload) -> None:
+    rate = up.breaker.get("failure_rate", -1)
+    fast = "green" if up.millis < 300 else "yellow"
+    table.add_row(
+        str(up.number),
+        Text(str(up.status or "ERR"), style="green" if up.status == 200 else "bold red"),
+        Text(f"{up.millis:,.0f}", style=fast),
+        str(up.resource_id or "-"),
+        state_text(up.breaker.get("state", "?")),
+        "-" if rate < 0 else f"{rate:.0f}",
+        *(f"+{up.lookups[s]:.0f}" if up.lookups[s] else "·" for s in SOURCES),
+    )
+
+
+def transition_line(event: dict) -> str:
+    rate = event.get("failure_rate", -1)
+    why = "" if rate is None or rate < 0 else f" (failure rate {rate:.0f}%)"
+    when = str(event.get("timestamp", ""))[11:23]
+    return (
+        f"  [dim]{when}[/] [bold]{event.get('breaker')}[/] breaker: "
+        f"[{STATE_STYLE.get(event['from_state'], '')}]{event['from_state']}[/] → "
+        f"[{STATE_STYLE.get(event['to_state'], '')}]{event['to_state']}[/]{why}"
+    )
+
+
+def wait_all_permanent(stack: Stack, ids: list[int], timeout: float) -> dict[int, object]:
+    """Each resource row once it is PERMANENT, or as last seen when the deadline passes."""
+    rows: dict[int, object] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = {i: stack.resource_row(i) for i in ids}
+        if all(r is not None and r.state == "PERMANENT" for r in rows.values()):
+            return rows
+        if time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
