@@ -37,10 +37,14 @@ class Stack:
         return [self.storage, self.song, self.resource, *self.processors]
 
     def start(self) -> Stack:
-        for service in self.services:
-            service.start()
-        for service in self.services:
-            service.wait_healthy(timeout=60)
+        try:
+            for service in self.services:
+                service.start()
+            for service in self.services:
+                service.wait_healthy(timeout=60)
+        except BaseException:  # a service that never came up, or Ctrl-C: leave nothing running
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -77,7 +81,9 @@ class Stack:
             row = self.resource_row(resource_id)
             return row if row is not None and row.state == "PERMANENT" else None
 
-        return wait_until(permanent, timeout, f"resource {resource_id} PERMANENT\n{self.logs()}")
+        return wait_until(
+            permanent, timeout, lambda: f"resource {resource_id} PERMANENT\n{self.logs()}"
+        )
 
 
 def free_port() -> int:
@@ -145,15 +151,21 @@ def start_stack(
     return Stack(storage, song, resource, workers, resource_db, rabbitmq_url, log_dir).start()
 
 
-def wait_until(condition: Callable[[], object], timeout: float, message: str = "") -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+def wait_until(
+    condition: Callable[[], object], timeout: float, message: str | Callable[[], str] = ""
+) -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds.
+
+    `message` may be a callable, so that an expensive one (all the logs) is built only on failure.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {message}")
+            described = message() if callable(message) else message
+            raise AssertionError(f"not true within {timeout} s: {described}")
         time.sleep(0.05)
 
 

@@ -34,7 +34,11 @@ def breaker_admin_router(breakers: dict[str, CircuitBreaker]) -> APIRouter:
 
     @router.get("")
     def list_breakers() -> list[dict[str, Any]]:
-        return [breaker.snapshot() for breaker in breakers.values()]
+        """Each breaker's state and counts, and the settings it runs with."""
+        return [
+            {**breaker.snapshot(), "settings": breaker.settings.model_dump()}
+            for breaker in breakers.values()
+        ]
 
     @router.post("/{name}/{action}")
     def change_state(

@@ -34,7 +34,7 @@ def upload_until_closed(stack, prefix: str) -> list[int]:
         ids.append(timed_upload(stack, f"{prefix} {len(ids)}")[0])
         return breaker(stack)["state"] == "CLOSED"
 
-    wait_until(closed, RECOVERY_SECONDS, f"breaker closed again\n{stack.logs()}")
+    wait_until(closed, RECOVERY_SECONDS, lambda: f"breaker closed again\n{stack.logs()}")
     return ids
 
 

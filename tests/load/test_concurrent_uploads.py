@@ -51,7 +51,7 @@ def test_200_uploads_from_16_clients_with_two_processors(stack, s3):
     wait_until(
         lambda: all(stack.resource_row(i).state == "PERMANENT" for i in ids),
         120,
-        f"all {UPLOADS} PERMANENT\n{stack.logs()}",
+        lambda: f"all {UPLOADS} PERMANENT\n{stack.logs()}",
     )
     rows = [stack.resource_row(i) for i in ids]
     assert len({row.key for row in rows}) == UPLOADS

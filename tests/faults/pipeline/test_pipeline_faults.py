@@ -89,7 +89,9 @@ def test_processor_killed_mid_message_is_redelivered(stack, s3):
 def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, proxies, s3):
     proxies.s3.hold(b"DELETE")  # the move's last step: delete the STAGING object
     resource_id = upload_ok(stack, "killed mover")
-    wait_until(proxies.s3.holding.is_set, 15, f"the move reaching its delete\n{stack.logs()}")
+    wait_until(
+        proxies.s3.holding.is_set, 15, lambda: f"the move reaching its delete\n{stack.logs()}"
+    )
     stack.resource.signal(signal.SIGKILL)
     stack.resource.process.wait()
     row = stack.resource_row(resource_id)
