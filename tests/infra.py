@@ -4,6 +4,8 @@ otherwise the services this machine runs (PostgreSQL and RabbitMQ) and LocalStac
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,12 +50,24 @@ LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def docker_engine_answers() -> bool:
-    # The docker client may be installed without an engine: only a ping tells.
+    # The docker client may be installed without an engine: only an answer tells. The socket is
+    # tried first because the client leaks its socket when the engine refuses.
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(1)
+            try:
+                probe.connect(host.removeprefix("unix://"))
+            except OSError:
+                return False
     try:
-        from testcontainers.core.docker_client import DockerClient
+        import docker
 
-        DockerClient().client.ping()
-        return True
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
     except Exception:
         return False
 

@@ -50,7 +50,7 @@ def assert_all_permanent(stack, ids: list[int]) -> None:
         assert (row.bucket, row.staging_bucket) == ("resources-permanent", "resources-staging")
 
 
-def test_storage_killed_during_a_stream_of_uploads(stack):
+def test_storage_killed_during_a_stream_of_uploads(stack, record_property):
     ids = [timed_upload(stack, "before kill")[0] for _ in range(3)]
     before = lookup_counts(stack)
     stack.storage.signal(signal.SIGKILL)
@@ -65,12 +65,15 @@ def test_storage_killed_during_a_stream_of_uploads(stack):
     assert_all_permanent(stack, ids)
 
     stack.storage.start().wait_healthy()
+    restarted = time.monotonic()
     ids += upload_until_closed(stack, "restarted")
+    record_property("seconds_to_closed_after_restart", round(time.monotonic() - restarted, 1))
+    record_property("uploads", len(ids))
     assert_live_again(stack)
     assert_all_permanent(stack, ids)
 
 
-def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack):
+def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack, record_property):
     healthy = [timed_upload(stack, "healthy")[1] for _ in range(5)]
     stack.storage.signal(signal.SIGSTOP)
     frozen = [timed_upload(stack, f"frozen {i}") for i in range(12)]
@@ -80,6 +83,10 @@ def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack):
     assert len(waited) <= BREAKER["MINIMUM_NUMBER_OF_CALLS"], [e for _, e in frozen]
     assert breaker(stack)["state"] == "OPEN"
     once_open = [elapsed for _, elapsed in frozen[-6:]]
+    record_property("uploads_that_waited_for_the_timeout", len(waited))
+    record_property("healthy_p50_ms", round(statistics.median(healthy) * 1000))
+    record_property("open_p50_ms", round(statistics.median(once_open) * 1000))
+    record_property("open_max_ms", round(max(once_open) * 1000))
     assert max(once_open) < timeout
     assert statistics.median(once_open) <= 2 * statistics.median(healthy) + 0.05
 

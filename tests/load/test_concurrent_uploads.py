@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -27,8 +28,9 @@ def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_200_uploads_from_16_clients_with_two_processors(stack, s3):
+def test_200_uploads_from_16_clients_with_two_processors(stack, s3, record_property):
     bodies = [make_mp3(1, title=f"Load {i}") for i in range(UPLOADS)]
+    started = time.monotonic()
 
     def upload_all(share: list[bytes]) -> list[int]:
         with httpx.Client(timeout=60) as client:
@@ -52,6 +54,9 @@ def test_200_uploads_from_16_clients_with_two_processors(stack, s3):
         lambda: all(stack.resource_row(i).state == "PERMANENT" for i in ids),
         120,
         lambda: f"all {UPLOADS} PERMANENT\n{stack.logs()}",
+    )
+    record_property(
+        "seconds_from_first_upload_to_all_permanent", round(time.monotonic() - started, 1)
     )
     rows = [stack.resource_row(i) for i in ids]
     assert len({row.key for row in rows}) == UPLOADS

@@ -54,7 +54,7 @@ def assert_exactly_one_permanent_object(stack, s3, resource_id: int) -> None:
     assert stack.song_of(resource_id).status_code == 200
 
 
-def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3):
+def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3, record_property):
     proxies.rabbitmq.set_mode(Mode.CUT)
     ids: list[int] = []
     cut_until = time.monotonic() + 10
@@ -66,10 +66,13 @@ def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3):
     assert health["checks"]["broker"]["status"] == "DEGRADED"
     assert health["checks"]["broker"]["pendingEvents"] >= len(ids)
     proxies.rabbitmq.set_mode(Mode.PASS)
+    back = time.monotonic()
 
     assert len(ids) >= 10
     for resource_id in ids:
         stack.wait_permanent(resource_id, timeout=60)
+    record_property("uploads_during_outage", len(ids))
+    record_property("seconds_to_all_permanent_after_return", round(time.monotonic() - back, 1))
     assert_exactly_one_permanent_object(stack, s3, ids[-1])
 
 
@@ -103,7 +106,7 @@ def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, prox
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies):
+def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies, record_property):
     before = counts(stack)
     proxies.s3.set_mode(Mode.CUT)
     started = time.perf_counter()
@@ -111,15 +114,18 @@ def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies):
     elapsed = time.perf_counter() - started
     assert_error(response, 503, "Object storage unavailable, try again later")
     assert elapsed < 2 * 2 + 1  # two attempts of the 2 s S3 timeout, at the most
+    record_property("seconds_to_503", round(elapsed, 2))
     assert counts(stack) == before
     proxies.s3.set_mode(Mode.PASS)
     stack.wait_permanent(upload_ok(stack, "s3 back"), timeout=10)
 
 
-def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s3):
+def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s3, record_property):
     before_rows, before_objects = counts(stack), staging_keys(s3)
     proxies.postgres.set_mode(Mode.CUT)
+    started = time.perf_counter()
     response = stack.upload(make_mp3(1))
+    record_property("seconds_to_503", round(time.perf_counter() - started, 2))
     assert_error(response, 503, "Database unavailable, try again later")
     assert staging_keys(s3) == before_objects  # the object written before the row is gone
     proxies.postgres.set_mode(Mode.PASS)
@@ -127,13 +133,17 @@ def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s
     stack.wait_permanent(upload_ok(stack, "database back"), timeout=10)
 
 
-def test_song_service_down_dead_letters_then_the_replay_command_finishes_it(stack, s3):
+def test_song_service_down_dead_letters_then_the_replay_command_finishes_it(
+    stack, s3, record_property
+):
     dlq = dead_letter_queue(RESOURCE_UPLOADED)
     waiting = message_count(stack.rabbitmq_url, dlq)
     stack.song.signal(signal.SIGKILL)
     stack.song.process.wait()
     resource_id = upload_ok(stack, "song service down")
+    uploaded = time.monotonic()
     wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 1, 30, "dead-lettered")
+    record_property("seconds_to_dead_letter", round(time.monotonic() - uploaded, 1))
     assert stack.resource_row(resource_id).state == "STAGING"
 
     stack.song.start().wait_healthy()
