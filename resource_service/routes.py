@@ -42,8 +42,9 @@ UPLOAD_BODY = {
 async def upload_resource(
     request: Request,
     deps: DependenciesDep,
-    content_type: Annotated[str | None, Header()] = None,
-    content_length: Annotated[str | None, Header()] = None,
+    # Transport headers, not parameters: the request body's media type documents Content-Type.
+    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
+    content_length: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> CreatedId:
     check_content_type(content_type)
     check_declared_length(content_length, deps.max_upload_bytes)

@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from service_kit.errors import BadRequest
-from service_kit.ids import parse_id, parse_id_csv
+from service_kit.ids import MAX_CSV_LENGTH, parse_id, parse_id_csv
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -17,17 +16,28 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def valid_path_id(id: Annotated[str, Path(description="A positive integer")]) -> int:
+# The OpenAPI documents what the parsers accept; the parsers alone validate, so every rejection
+# carries the contract's message rather than pydantic's.
+_POSITIVE_ID = "0*[1-9][0-9]*"
+PATH_ID_SCHEMA = {"pattern": f"^{_POSITIVE_ID}$"}
+CSV_IDS_SCHEMA = {"pattern": f"^{_POSITIVE_ID}(,{_POSITIVE_ID})*$", "maxLength": MAX_CSV_LENGTH}
+
+
+def valid_path_id(
+    id: Annotated[str, Path(description="A positive integer", json_schema_extra=PATH_ID_SCHEMA)],
+) -> int:
     return parse_id(id)
 
 
 def valid_csv_ids(
     id: Annotated[
-        str | None, Query(description="Comma-separated positive integers, at most 200 chars")
-    ] = None,
+        str,
+        Query(
+            description="Comma-separated positive integers, at most 200 chars",
+            json_schema_extra=CSV_IDS_SCHEMA,
+        ),
+    ],
 ) -> list[int]:
-    if id is None:
-        raise BadRequest("Validation error", {"id": "Query parameter 'id' is required"})
     return parse_id_csv(id)
 
 

@@ -6,6 +6,8 @@ name or stack trace ever reaches a client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -46,12 +49,15 @@ class Unavailable(ApiError):
 
 
 def error_response(
-    status: int, message: str, details: dict[str, str] | None = None
+    status: int,
+    message: str,
+    details: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict = {"errorMessage": message, "errorCode": str(status)}
     if details:
         body["details"] = details
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def _field_name(loc: tuple) -> str:
@@ -65,10 +71,23 @@ def validation_details(exc: RequestValidationError) -> dict[str, str]:
     details: dict[str, str] = {}
     for error in exc.errors():
         ctx_error = (error.get("ctx") or {}).get("error")
+        field = _field_name(tuple(error["loc"]))
         # Our validators raise ValueError(message); pydantic prefixes "Value error, " to it.
         message = str(ctx_error) if isinstance(ctx_error, ValueError) else error["msg"]
-        details.setdefault(_field_name(tuple(error["loc"])), message)
+        if error["type"] == "missing" and error["loc"][0] == "query":
+            message = f"Query parameter '{field}' is required"
+        details.setdefault(field, message)
     return details
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method served at this path. Starlette's own 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route_methods
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -83,7 +102,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
-        return error_response(exc.status_code, message)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(exc.status_code, message, headers=headers)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)

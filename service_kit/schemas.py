@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CreatedId(BaseModel):
@@ -11,3 +11,13 @@ class CreatedId(BaseModel):
 
 class DeletedIds(BaseModel):
     ids: list[int]
+
+
+class ErrorPublic(BaseModel):
+    """The one error format (DESIGN §3); documented on every route, see `web.ERROR_RESPONSES`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    errorMessage: str
+    errorCode: str = Field(pattern=r"^[45][0-9]{2}$", description="The HTTP status, as a string")
+    details: dict[str, str] | None = Field(default=None, description="Field -> message")

@@ -10,17 +10,25 @@ from typing import Any, Literal
 import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from service_kit.config import ServiceSettings
 from service_kit.errors import install_error_handlers
+from service_kit.schemas import ErrorPublic
 
 log = structlog.get_logger(__name__)
 
 Status = Literal["UP", "DEGRADED", "DOWN"]
 # A health check returns its status and anything worth showing; raising means DOWN.
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+# Every 4xx and 5xx of a service route has the one error format. Documenting "4XX" also keeps
+# FastAPI from documenting its default 422, which our handlers turn into a 400.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorPublic, "description": "The request was rejected"},
+    "5XX": {"model": ErrorPublic, "description": "The service or a dependency failed"},
+}
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -36,7 +44,7 @@ def create_service_app(title: str, lifespan, routers: list[APIRouter]) -> FastAP
     app.state.health_checks = {}
     app.include_router(_ops_router())
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
@@ -85,7 +93,7 @@ def _ops_router() -> APIRouter:
         body = {"status": status, "checks": components}
         return JSONResponse(body, status_code=503 if status == "DOWN" else 200)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -3,14 +3,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from service_kit.ids import MAX_STORED_ID
 from service_kit.validation import ContractModel, required_text
 
 # Minutes have two digits or more ("05:07", "125:00"); seconds are 00-59.
-_DURATION = re.compile(r"^[0-9]{2,}:[0-5][0-9]$")
+# At most 13 minute digits: the duration column holds 16 characters.
+_DURATION = re.compile(r"^[0-9]{2,13}:[0-5][0-9]$")
 _YEAR = re.compile(r"^(19|20)[0-9]{2}$")
+# The same rules as the OpenAPI documents them (JSON Schema); the validators below decide.
+# No NUL (PostgreSQL text cannot hold it) and not blank: one character that is not
+# str.isspace(), spelled out because \s differs between regex engines.
+_NOT_SPACE = r"[^\x00\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_TEXT_SCHEMA = {"minLength": 1, "maxLength": 100, "pattern": f"^[^\\x00]*{_NOT_SPACE}[^\\x00]*$"}
+
+
+TEXT_LABELS = {"name": "Song name", "artist": "Artist name", "album": "Album name"}
 
 
 def _text(label: str, value: Any) -> str:
@@ -18,48 +27,43 @@ def _text(label: str, value: Any) -> str:
     value = required_text(value, f"{label} is required", message)
     if not value.strip() or len(value) > 100:
         raise ValueError(message)
+    if "\x00" in value:
+        raise ValueError(f"{label} must not contain NUL characters")
     return value
 
 
 class SongCreate(ContractModel):
-    id: int
-    name: str
-    artist: str
-    album: str
-    duration: str
-    year: str
+    # int64: ids are BIGINTs, so at most MAX_STORED_ID.
+    id: int = Field(json_schema_extra={"minimum": 1, "format": "int64"})
+    name: str = Field(json_schema_extra=_TEXT_SCHEMA)
+    artist: str = Field(json_schema_extra=_TEXT_SCHEMA)
+    album: str = Field(json_schema_extra=_TEXT_SCHEMA)
+    duration: str = Field(json_schema_extra={"pattern": _DURATION.pattern})
+    year: str = Field(json_schema_extra={"pattern": _YEAR.pattern})
 
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, value: Any) -> int:
         if value is None:
             raise ValueError("ID is required")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is the integer 5, 5.5 is not
         # bool is an int in Python; JSON true is not an id.
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_STORED_ID:
             raise ValueError("ID must be a positive integer")
         return value
 
-    @field_validator("name", mode="before")
+    @field_validator("name", "artist", "album", mode="before")
     @classmethod
-    def _name(cls, value: Any) -> str:
-        return _text("Song name", value)
-
-    @field_validator("artist", mode="before")
-    @classmethod
-    def _artist(cls, value: Any) -> str:
-        return _text("Artist name", value)
-
-    @field_validator("album", mode="before")
-    @classmethod
-    def _album(cls, value: Any) -> str:
-        return _text("Album name", value)
+    def _text_field(cls, value: Any, info: ValidationInfo) -> str:
+        return _text(TEXT_LABELS[info.field_name], value)
 
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> str:
         message = "Duration must be in mm:ss format with leading zeros"
         value = required_text(value, "Duration is required", message)
-        if not _DURATION.match(value):
+        if not _DURATION.fullmatch(value):
             raise ValueError(message)
         return value
 
@@ -68,7 +72,7 @@ class SongCreate(ContractModel):
     def _year(cls, value: Any) -> str:
         message = "Year must be between 1900 and 2099"
         value = required_text(value, "Year is required", message)
-        if not _YEAR.match(value):
+        if not _YEAR.fullmatch(value):
             raise ValueError(message)
         return value
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any, Literal
 
@@ -11,6 +10,8 @@ from service_kit.validation import ContractModel, required_text
 # S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and ending
 # with a letter or digit, no "..", not an IP address, none of the reserved prefixes/suffixes.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# "Formatted as an IP address": S3 (LocalStack included) rejects any dotted all-digit name.
+_IP_LIKE = r"[0-9]+([.][0-9]+)+"
 _RESERVED = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
 BUCKET_MESSAGE = (
@@ -19,23 +20,33 @@ BUCKET_MESSAGE = (
 )
 PATH_MESSAGE = "Path must start with '/' and be at most 1024 printable characters"
 
+# The same rules as the OpenAPI documents them (JSON Schema); the validators below decide.
+BUCKET_SCHEMA = {
+    "minLength": 3,
+    "maxLength": 63,
+    "pattern": (
+        "^(?!xn--|sthree-|amzn-s3-demo-)(?!.*[.][.])"
+        f"(?!{_IP_LIKE}$)"
+        "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+        "(?<!-s3alias)(?<!--ol-s3)(?<![.]mrap)(?<!--x-s3)$"
+    ),
+}
+# Exact for ASCII; str.isprintable() also rejects some non-ASCII characters JSON Schema can't name.
+PATH_SCHEMA = {"maxLength": 1024, "pattern": "^/[^\\x00-\\x1f\\x7f]*$"}
+
 
 def is_valid_bucket(name: str) -> bool:
-    if not _BUCKET.match(name) or ".." in name:
+    if not _BUCKET.fullmatch(name) or ".." in name:
         return False
     if name.startswith(_RESERVED) or name.endswith(_RESERVED_SUFFIXES):
         return False
-    try:
-        ipaddress.IPv4Address(name)
-        return False
-    except ValueError:
-        return True
+    return re.fullmatch(_IP_LIKE, name) is None
 
 
 class StorageCreate(ContractModel):
     storage_type: Literal["STAGING", "PERMANENT"] = Field(alias="storageType")
-    bucket: str
-    path: str
+    bucket: str = Field(json_schema_extra=BUCKET_SCHEMA)
+    path: str = Field(json_schema_extra=PATH_SCHEMA)
 
     @field_validator("storage_type", mode="before")
     @classmethod

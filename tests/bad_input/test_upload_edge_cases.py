@@ -1,0 +1,221 @@
+"""Uploads that go wrong after they started (DESIGN §3, POST /resources), against a real stack:
+bodies over the limit once a multipart upload is under way, a client that stops sending, a
+client that disconnects. Each leaves no row, no object and no unfinished multipart upload.
+
+The simpler rejections (content type, empty or non-MP3 bytes, 413 by row count) are in
+tests/resource_service/e2e/test_resources_api.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from devstack.stack import start_stack, wait_until
+from resource_service.models import Resource
+from tests.contract import assert_error
+from tests.fixtures.mp3 import make_mp3
+
+MIB = 1024 * 1024
+# Over one S3 part (5 MiB): a multipart upload has started when the limit is hit.
+MAX_UPLOAD_BYTES = 6 * MIB
+IDLE_SECONDS = 1
+STAGING_BUCKET = "resources-staging"
+STAGING_PREFIX = f"bad-input-{uuid.uuid4().hex[:8]}/"
+# The start of an upload that passes every check: MP3 bytes, then more than one part.
+PAST_ONE_PART = make_mp3(1) + bytes(5 * MIB + MIB // 2)
+TOO_LARGE = f"File is too large: the maximum allowed size is {MAX_UPLOAD_BYTES} bytes"
+
+
+@pytest.fixture(scope="module")
+def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory):
+    running = start_stack(
+        new_database_url,
+        new_rabbitmq_vhost("uploads").url,
+        infra.s3_endpoint_url,
+        tmp_path_factory.mktemp("upload-stack"),
+        MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
+        UPLOAD_IDLE_SECONDS=str(IDLE_SECONDS),
+    )
+    try:
+        use_own_staging_path(running)
+        yield running
+    finally:
+        running.stop()
+
+
+def use_own_staging_path(stack) -> None:
+    """STAGING (bucket and path) is shared by every stack on this S3; give this stack a path of
+    its own, so what it leaves behind there can be told apart from what others are doing."""
+    storages = f"{stack.storage.url}/storages"
+    created = stack.http.post(
+        storages,
+        json={"storageType": "STAGING", "bucket": STAGING_BUCKET, "path": f"/{STAGING_PREFIX}"},
+    )
+    assert created.status_code == 200, created.text
+    # The Resource Service takes the lowest-id STAGING location: drop the seeded one.
+    seeded = [s["id"] for s in stack.http.get(storages).json() if s["path"] == "/staging/"]
+    assert stack.http.delete(storages, params={"id": seeded[0]}).json() == {"ids": seeded}
+
+
+@pytest.fixture(scope="module")
+def resource_db(stack):
+    engine = create_engine(stack.resource_database_url)
+    yield engine
+    engine.dispose()
+
+
+class Leftovers:
+    """What an upload may leave behind: rows, STAGING objects, unfinished multipart uploads.
+
+    This stack has a STAGING path of its own (`use_own_staging_path`); still only what is new
+    since the fixture was made counts, and a check polls until the service has cleaned up.
+    """
+
+    def __init__(self, s3, resource_db):
+        self.s3 = s3
+        self.resource_db = resource_db
+        self.rows, self.objects, self.multipart = self._now()
+
+    def _now(self) -> tuple[int, set[str], set[tuple[str, str]]]:
+        with self.resource_db.connect() as conn:
+            rows = conn.scalar(select(func.count()).select_from(Resource))
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=STAGING_BUCKET, Prefix=STAGING_PREFIX
+        )
+        objects = {item["Key"] for page in pages for item in page.get("Contents", [])}
+        uploads = self.s3.list_multipart_uploads(Bucket=STAGING_BUCKET, Prefix=STAGING_PREFIX)
+        multipart = {(u["Key"], u["UploadId"]) for u in uploads.get("Uploads", [])}
+        return rows, objects, multipart
+
+    def new_since_before(self) -> dict:
+        rows, objects, multipart = self._now()
+        return {
+            "rows": rows - self.rows,
+            "objects": objects - self.objects,
+            "multipart uploads": multipart - self.multipart,
+        }
+
+    def assert_none_left(self, timeout: float = 10.0) -> None:
+        nothing = {"rows": 0, "objects": set(), "multipart uploads": set()}
+        wait_until(
+            lambda: self.new_since_before() == nothing, timeout, str(self.new_since_before())
+        )
+
+
+@pytest.fixture
+def leftovers(s3, resource_db) -> Leftovers:
+    return Leftovers(s3, resource_db)
+
+
+def abandoned_uploads(stack, reason: str) -> int:
+    """How often the Resource Service logged giving up on an upload for `reason`."""
+    log = (stack.log_dir / "resource.log").read_text(errors="replace")
+    return sum(
+        1
+        for line in log.splitlines()
+        if '"upload_abandoned"' in line and json.loads(line).get("reason") == reason
+    )
+
+
+def start_raw_upload(stack, content_length: int, first_bytes: bytes) -> socket.socket:
+    """An upload on a bare socket, so the test decides when (and whether) the body goes on."""
+    sock = socket.create_connection(("127.0.0.1", stack.resource.port), timeout=30)
+    head = (
+        "POST /resources HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{stack.resource.port}\r\n"
+        "Content-Type: audio/mpeg\r\n"
+        f"Content-Length: {content_length}\r\n"
+        "\r\n"
+    )
+    sock.sendall(head.encode() + first_bytes)
+    return sock
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+class RawResponse:
+    """Just enough of a response for `assert_error`."""
+
+    def __init__(self, raw: bytes):
+        head, _, self.content = raw.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status_code = int(status_line.split()[1])
+        self.headers = {
+            name.strip().lower(): value.strip()
+            for name, value in (line.split(":", 1) for line in header_lines)
+        }
+        self.text = self.content.decode(errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def chunked(*parts: bytes, then: int, chunk_size: int = MIB) -> Iterator[bytes]:
+    yield from parts
+    for _ in range(then // chunk_size):
+        yield bytes(chunk_size)
+
+
+@pytest.mark.parametrize("declared_length", [True, False], ids=["content-length", "chunked"])
+def test_a_body_over_the_limit_past_one_part_is_413_and_leaves_nothing(
+    stack, leftovers, declared_length
+):
+    body = PAST_ONE_PART + bytes(MAX_UPLOAD_BYTES - len(PAST_ONE_PART) + MIB)
+    content = (
+        body if declared_length else chunked(PAST_ONE_PART, then=len(body) - len(PAST_ONE_PART))
+    )
+    response = stack.http.post(
+        f"{stack.resource.url}/resources", content=content, headers={"Content-Type": "audio/mpeg"}
+    )
+    assert ("content-length" in response.request.headers) is declared_length
+    assert_error(response, 413, TOO_LARGE)
+    leftovers.assert_none_left()
+
+
+def test_a_client_that_stops_sending_mid_upload_gets_408_and_leaves_nothing(stack, leftovers):
+    # Past one part, so a multipart upload is under way when the client goes quiet.
+    sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
+    try:
+        raw = read_until_closed(sock, timeout=IDLE_SECONDS + 20)
+    finally:
+        sock.close()
+    # A 408 in the contract's format; a server may also just close the connection.
+    if raw:
+        assert_error(RawResponse(raw), 408, "The upload stalled: no data received in time")
+    leftovers.assert_none_left()
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack, leftovers):
+    reason = "client disconnected"
+    disconnects_before = abandoned_uploads(stack, reason)
+    sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
+    sock.close()
+    # The service has noticed (and cleaned up) once it logs the abandoned upload.
+    wait_until(
+        lambda: abandoned_uploads(stack, reason) > disconnects_before,
+        10,
+        f"the disconnect was noticed\n{stack.logs()}",
+    )
+    leftovers.assert_none_left()
+
+
+def test_an_upload_right_at_the_limit_still_succeeds_after_the_failures(stack):
+    body = PAST_ONE_PART + bytes(MAX_UPLOAD_BYTES - len(PAST_ONE_PART))
+    assert len(body) == MAX_UPLOAD_BYTES
+    response = stack.upload(body)
+    assert response.status_code == 200, response.text
+    row = stack.resource_row(response.json()["id"])
+    assert row is not None
+    assert row.staging_key.startswith(STAGING_PREFIX)
