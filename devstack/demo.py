@@ -25,13 +25,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from devstack.demo_steps import (
+    DemoSandbox,
     Probe,
-    Sandbox,
     Upload,
     add_row,
     request_table,
     state_text,
-    stop_children,
     transition_line,
     upload,
     wait_all_permanent,
@@ -60,13 +59,13 @@ def step(title: str, story: str) -> None:
     console.print(Panel(story, border_style="cyan"))
 
 
-def start(sandbox: Sandbox) -> tuple[Stack, Probe]:
+def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
     step(
         "1. Start the platform",
         "S3 (LocalStack, started if none answers), then Storage, Song, Resource Service and one "
         "Resource Processor as real processes on free ports, with fresh databases "
-        f"[bold]demo_<service>_{sandbox.token}[/] and RabbitMQ vhost "
-        f"[bold]demo_{sandbox.token}[/].",
+        f"[bold]demo_<service>_{sandbox.token}_<n>[/] and RabbitMQ vhost "
+        f"[bold]demo_demo_{sandbox.token}_0[/].",
     )
     with console.status("starting S3 and the RabbitMQ vhost..."):
         rabbitmq_url = sandbox.open()
@@ -211,16 +210,13 @@ def short(key: str) -> str:
     return f"{folder}/{name[:8]}….mp3" if len(name) > 12 else key
 
 
-def clean_up(sandbox: Sandbox, stack: Stack | None) -> None:
+def clean_up(sandbox: DemoSandbox, stack: Stack | None) -> None:
     console.print()
     console.rule("[bold cyan]6. Clean up")
     if stack is not None:
         stack.storage.signal(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
         stack.stop()
         console.print("  stopped the services")
-    else:  # start_stack failed or was interrupted half-way: stop what it had started
-        stopped = stop_children(keep={sandbox.localstack.pid} if sandbox.localstack else set())
-        console.print(f"  stopped {len(stopped)} half-started service process(es)")
     for line in sandbox.close():
         console.print(f"  {line}")
 
@@ -236,7 +232,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
     console.rule("[bold]Failure demo: the storage lookup's circuit breaker")
     started = time.monotonic()
-    sandbox, stack, passed = Sandbox(), None, False
+    sandbox, stack, passed = DemoSandbox(), None, False
     try:
         stack, probe = start(sandbox)
         uploads = [healthy_upload(stack, probe)]

@@ -10,45 +10,37 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 from rich.table import Table
 from rich.text import Text
 
 from devstack import localstack
+from devstack.sandbox import Sandbox
 from devstack.stack import Stack
 from tests.fixtures.mp3 import make_mp3
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
-VHOST_NOT_FOUND = 65  # rabbitmqctl's exit status for "Virtual host ... does not exist"
 SOURCES = ("live", "last_good", "stub")
 STATE_STYLE = {"CLOSED": "green", "OPEN": "bold red", "HALF_OPEN": "yellow"}
 _LOOKUP = re.compile(r'^storage_lookup_total\{source="(\w+)"\} (\S+)$', re.MULTILINE)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
-
-
 @dataclass
-class Sandbox:
+class DemoSandbox:
     """S3 if none answers, plus databases and a RabbitMQ vhost named `demo_*`, all removed at
     the end (databases and vhost kept with DEMO_KEEP=1)."""
 
-    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    databases: list[str] = field(default_factory=list)
-    vhost: str | None = None
+    resources: Sandbox = field(default_factory=lambda: Sandbox("demo"))
     localstack: subprocess.Popen | None = None
+
+    @property
+    def token(self) -> str:
+        return self.resources.token
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -56,70 +48,24 @@ class Sandbox:
 
     def database_url(self, service: str) -> str:
         """For `start_stack`: the services create their database on start."""
-        self.databases.append(f"demo_{service}_{self.token}")
-        return f"{POSTGRES}/{self.databases[-1]}"
+        return self.resources.database_url(service)
 
     def open(self) -> str:
         """Start what is missing; returns the vhost's AMQP URL."""
         self.localstack = localstack.start()
-        self.vhost = f"demo_{self.token}"  # before asking: an interrupted add may still add it
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        return f"{RABBITMQ}{self.vhost}"
+        return self.resources.vhost("demo")[1]
 
     def close(self) -> list[str]:
-        """Undo `open` step by step, going on past a step that fails; says what it did."""
+        """Undo `open`, going on past a step that fails; says what it did."""
         if os.environ.get("DEMO_KEEP") == "1":
-            done = [f"kept (DEMO_KEEP=1) {', '.join(self.databases)} and vhost {self.vhost}"]
-            steps = []
+            kept = ", ".join(self.resources.databases + self.resources.vhosts)
+            done = [f"kept (DEMO_KEEP=1) {kept}"]
         else:
-            done = []
-            steps = [(f"dropped database {db}", self._drop, db) for db in self.databases]
-            if self.vhost:
-                steps.append((f"deleted vhost {self.vhost}", self._delete_vhost, self.vhost))
+            done = self.resources.close()
         if self.localstack is not None:
-            steps.append(("stopped LocalStack", localstack.stop_process, self.localstack))
-        for what, action, *args in steps:
-            try:
-                action(*args)
-                done.append(what)
-            except Exception as exc:
-                done.append(f"[red]FAILED[/] {what}: {exc!r}")
+            localstack.stop_process(self.localstack)
+            done.append("stopped LocalStack")
         return done
-
-    @staticmethod
-    def _delete_vhost(vhost: str) -> None:
-        done = subprocess.run(
-            ["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=30
-        )
-        if done.returncode not in (0, VHOST_NOT_FOUND):
-            raise RuntimeError(done.stderr.decode(errors="replace").strip())
-
-    @staticmethod
-    def _drop(database: str) -> None:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-def stop_children(keep: set[int], timeout: float = 10.0) -> list[int]:
-    """Stop every child process of ours not in `keep`, by id, and reap it: what a stack that
-    failed (or was interrupted) half-way through `start_stack` leaves behind."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == os.getpid() and pid not in keep:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGTERM)
-                children.append(pid)
-    deadline = time.monotonic() + timeout
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(pid, os.WNOHANG) == (0, 0):
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                time.sleep(0.05)
-    return children
 
 
 @dataclass

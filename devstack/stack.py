@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ class Stack:
     resource_database_url: str
     rabbitmq_url: str
     log_dir: Path
+    # This stack's own folders in the shared buckets ("staging/<id>/", "permanent/<id>/"), so
+    # that what one stack stores is told apart from what another stores in the same S3.
+    staging_prefix: str
+    permanent_prefix: str
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     _resource_db: Engine | None = None
 
@@ -109,10 +114,16 @@ def start_stack(
     """
     resource_db = resource_database_url or new_database_url("resource")
     s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
+    folder = uuid.uuid4().hex[:8]
     storage = ServiceProcess(
         "storage_service",
         free_port(),
-        {**s3, "DATABASE_URL": new_database_url("storage")},
+        {
+            **s3,
+            "DATABASE_URL": new_database_url("storage"),
+            "SEED_STAGING_PATH": f"/staging/{folder}/",
+            "SEED_PERMANENT_PATH": f"/permanent/{folder}/",
+        },
         log_dir / "storage.log",
     )
     song = ServiceProcess(
@@ -148,7 +159,17 @@ def start_stack(
         )
         for i in range(processors)
     ]
-    return Stack(storage, song, resource, workers, resource_db, rabbitmq_url, log_dir).start()
+    return Stack(
+        storage,
+        song,
+        resource,
+        workers,
+        resource_db,
+        rabbitmq_url,
+        log_dir,
+        staging_prefix=f"staging/{folder}/",
+        permanent_prefix=f"permanent/{folder}/",
+    ).start()
 
 
 def wait_until(

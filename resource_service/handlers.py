@@ -73,8 +73,8 @@ async def open_resource(
 ) -> dict | None:
     """S3's answer for the resource's bytes, or None when it does not exist.
 
-    A move may delete the STAGING object between our read of the row and of the object: then
-    the row, read again, points at the PERMANENT copy.
+    A move may delete the STAGING object between our read of the row and of the object (or of
+    its size, for a range it cannot satisfy): then the row, read again, points at the copy.
     """
     for _ in range(2):
         resource = await find_resource(deps, resource_id)

@@ -26,7 +26,9 @@ class ObjectMissing(Exception):
 
 
 class RangeNotSatisfiable(Exception):
-    pass
+    def __init__(self, size: int):
+        super().__init__(f"object size {size}")
+        self.size = size
 
 
 def _error_code(exc: ClientError) -> str:
@@ -126,11 +128,16 @@ class ObjectStore:
             if _error_code(exc) in ("NoSuchKey", "404"):
                 raise ObjectMissing(key) from exc
             if _error_code(exc) == "InvalidRange":
-                raise RangeNotSatisfiable(byte_range) from exc
+                raise RangeNotSatisfiable(await self._size(bucket, key)) from exc
             raise
 
-    async def size(self, bucket: str, key: str) -> int:
-        reply = await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
+    async def _size(self, bucket: str, key: str) -> int:
+        try:
+            reply = await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectMissing(key) from exc
+            raise
         return reply["ContentLength"]
 
     @staticmethod

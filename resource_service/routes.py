@@ -74,13 +74,10 @@ async def download_resource(
     byte_range = range if range and _SINGLE_RANGE.match(range.strip()) else None
     try:
         found = await handlers.open_resource(deps, id, byte_range)
-    except RangeNotSatisfiable:
-        resource = await handlers.find_resource(deps, id)
-        response = error_response(416, f"Range not satisfiable: {range}")
-        if resource is not None:
-            size = await deps.objects.size(resource.bucket, resource.key)
-            response.headers["Content-Range"] = f"bytes */{size}"
-        return response
+    except RangeNotSatisfiable as exc:
+        return error_response(
+            416, f"Range not satisfiable: {range}", headers={"Content-Range": f"bytes */{exc.size}"}
+        )
     if found is None:
         raise NotFound(f"Resource with ID={id} not found")
     headers = {"Content-Length": str(found["ContentLength"]), "Accept-Ranges": "bytes"}

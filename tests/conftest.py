@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
+from devstack.sandbox import Sandbox
+from devstack.stack import Stack, start_stack
 from service_kit.config import S3Settings
 from service_kit.s3 import make_s3_client
 from tests.infra import Infrastructure, RabbitVhost, infrastructure
@@ -21,43 +20,57 @@ def infra() -> Iterator[Infrastructure]:
 
 
 @pytest.fixture(scope="session")
-def new_database_url(infra: Infrastructure) -> Iterator[Callable[[str], str]]:
-    """A factory of fresh, uniquely named databases; all dropped when the session ends."""
-    created: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"test_{prefix}_{uuid.uuid4().hex[:8]}"
-        created.append(name)
-        return infra.database_url(name)
-
-    yield make
-    admin = make_url(infra.database_url("postgres")).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def sandbox(infra: Infrastructure) -> Iterator[Sandbox]:
+    """Fresh databases and vhosts for this session, all removed when it ends."""
+    with Sandbox("test", infra.postgres_url, infra.rabbitmq_url, infra.rabbitmqctl) as made:
+        yield made
 
 
 @pytest.fixture(scope="session")
-def new_rabbitmq_vhost(infra: Infrastructure) -> Iterator[Callable[[str], RabbitVhost]]:
-    """A factory of fresh RabbitMQ virtual hosts; all deleted when the session ends."""
-    created: list[str] = []
+def new_database_url(sandbox: Sandbox) -> Callable[[str], str]:
+    """A factory of fresh database URLs (the services create the databases on start)."""
+    return sandbox.database_url
+
+
+@pytest.fixture(scope="session")
+def new_rabbitmq_vhost(infra: Infrastructure, sandbox: Sandbox) -> Callable[[str], RabbitVhost]:
+    """A factory of fresh RabbitMQ virtual hosts."""
 
     def make(prefix: str) -> RabbitVhost:
-        name = f"test_{prefix}_{uuid.uuid4().hex[:8]}"
-        infra.rabbitmqctl("add_vhost", name)
-        created.append(name)
-        infra.rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        return RabbitVhost(name, infra.vhost_url(name), infra)
+        name, url = sandbox.vhost(prefix)
+        return RabbitVhost(name, url, infra)
 
-    yield make
-    for name in created:
-        infra.rabbitmqctl("delete_vhost", name)
+    return make
 
 
 @pytest.fixture
 def rabbitmq_vhost(new_rabbitmq_vhost) -> RabbitVhost:
     """A vhost of this test's own."""
     return new_rabbitmq_vhost("test")
+
+
+@pytest.fixture(scope="module")
+def start_module_stack(
+    infra: Infrastructure, new_database_url, new_rabbitmq_vhost, tmp_path_factory
+) -> Iterator[Callable[..., Stack]]:
+    """Starts the whole platform as processes for this test module, with its own databases and
+    vhost (`start_stack`'s options pass through); everything stops when the module ends."""
+    started: list[Stack] = []
+
+    def start(name: str, rabbitmq_url: str | None = None, **options) -> Stack:
+        stack = start_stack(
+            new_database_url,
+            rabbitmq_url or new_rabbitmq_vhost(name).url,
+            infra.s3_endpoint_url,
+            tmp_path_factory.mktemp(name),
+            **options,
+        )
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

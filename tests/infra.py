@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from devstack import localstack
+from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, local_rabbitmqctl
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,6 @@ class Infrastructure:
     rabbitmq_url: str  # the default virtual host
     s3_endpoint_url: str
     rabbitmqctl: Callable[..., None]  # runs `rabbitmqctl ARGS` where the broker runs
-
-    def database_url(self, database: str) -> str:
-        return f"{self.postgres_url}/{database}"
-
-    def vhost_url(self, vhost: str) -> str:
-        return f"{self.rabbitmq_url.rstrip('/')}/{vhost}"
 
 
 @dataclass(frozen=True)
@@ -39,14 +33,6 @@ class RabbitVhost:
     def close_connections(self) -> None:
         """Drop every client connection to this vhost, as a broker restart would."""
         self.infra.rabbitmqctl("close_all_connections", "-p", self.name, "closed by a test")
-
-
-def local_rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
-
-
-LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def docker_engine_answers() -> bool:

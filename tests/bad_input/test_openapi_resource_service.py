@@ -8,7 +8,6 @@ import pytest
 import schemathesis
 from schemathesis.transport.serialization import serialize_binary
 
-from devstack.stack import start_stack
 from resource_service.app import create_app
 from tests.bad_input.openapi_fuzz import FUZZ_SETTINGS, check_response, send
 from tests.fixtures.mp3 import make_mp3
@@ -30,16 +29,8 @@ def audio_mpeg(ctx: schemathesis.SerializationContext, value) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory):
-    running = start_stack(
-        new_database_url,
-        new_rabbitmq_vhost("fuzz").url,
-        infra.s3_endpoint_url,
-        tmp_path_factory.mktemp("fuzz-stack"),
-        MAX_UPLOAD_BYTES=str(1024 * 1024),
-    )
-    yield running
-    running.stop()
+def stack(start_module_stack):
+    return start_module_stack("fuzz", MAX_UPLOAD_BYTES=str(1024 * 1024))
 
 
 @schema.parametrize()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from devstack.stack import start_stack, wait_until
+from devstack.stack import wait_until
 from resource_service.models import Resource
 from tests.contract import assert_error
 from tests.fixtures.mp3 import make_mp3
@@ -26,41 +25,16 @@ MIB = 1024 * 1024
 MAX_UPLOAD_BYTES = 6 * MIB
 IDLE_SECONDS = 1
 STAGING_BUCKET = "resources-staging"
-STAGING_PREFIX = f"bad-input-{uuid.uuid4().hex[:8]}/"
 # The start of an upload that passes every check: MP3 bytes, then more than one part.
 PAST_ONE_PART = make_mp3(1) + bytes(5 * MIB + MIB // 2)
 TOO_LARGE = f"File is too large: the maximum allowed size is {MAX_UPLOAD_BYTES} bytes"
 
 
 @pytest.fixture(scope="module")
-def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory):
-    running = start_stack(
-        new_database_url,
-        new_rabbitmq_vhost("uploads").url,
-        infra.s3_endpoint_url,
-        tmp_path_factory.mktemp("upload-stack"),
-        MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
-        UPLOAD_IDLE_SECONDS=str(IDLE_SECONDS),
+def stack(start_module_stack):
+    return start_module_stack(
+        "uploads", MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES), UPLOAD_IDLE_SECONDS=str(IDLE_SECONDS)
     )
-    try:
-        use_own_staging_path(running)
-        yield running
-    finally:
-        running.stop()
-
-
-def use_own_staging_path(stack) -> None:
-    """STAGING (bucket and path) is shared by every stack on this S3; give this stack a path of
-    its own, so what it leaves behind there can be told apart from what others are doing."""
-    storages = f"{stack.storage.url}/storages"
-    created = stack.http.post(
-        storages,
-        json={"storageType": "STAGING", "bucket": STAGING_BUCKET, "path": f"/{STAGING_PREFIX}"},
-    )
-    assert created.status_code == 200, created.text
-    # The Resource Service takes the lowest-id STAGING location: drop the seeded one.
-    seeded = [s["id"] for s in stack.http.get(storages).json() if s["path"] == "/staging/"]
-    assert stack.http.delete(storages, params={"id": seeded[0]}).json() == {"ids": seeded}
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +47,13 @@ def resource_db(stack):
 class Leftovers:
     """What an upload may leave behind: rows, STAGING objects, unfinished multipart uploads.
 
-    This stack has a STAGING path of its own (`use_own_staging_path`); still only what is new
+    Every stack has a STAGING folder of its own (`stack.staging_prefix`); still only what is new
     since the fixture was made counts, and a check polls until the service has cleaned up.
     """
 
-    def __init__(self, s3, resource_db):
+    def __init__(self, s3, resource_db, prefix: str):
         self.s3 = s3
+        self.prefix = prefix
         self.resource_db = resource_db
         self.rows, self.objects, self.multipart = self._now()
 
@@ -86,10 +61,10 @@ class Leftovers:
         with self.resource_db.connect() as conn:
             rows = conn.scalar(select(func.count()).select_from(Resource))
         pages = self.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=STAGING_BUCKET, Prefix=STAGING_PREFIX
+            Bucket=STAGING_BUCKET, Prefix=self.prefix
         )
         objects = {item["Key"] for page in pages for item in page.get("Contents", [])}
-        uploads = self.s3.list_multipart_uploads(Bucket=STAGING_BUCKET, Prefix=STAGING_PREFIX)
+        uploads = self.s3.list_multipart_uploads(Bucket=STAGING_BUCKET, Prefix=self.prefix)
         multipart = {(u["Key"], u["UploadId"]) for u in uploads.get("Uploads", [])}
         return rows, objects, multipart
 
@@ -109,8 +84,8 @@ class Leftovers:
 
 
 @pytest.fixture
-def leftovers(s3, resource_db) -> Leftovers:
-    return Leftovers(s3, resource_db)
+def leftovers(stack, s3, resource_db) -> Leftovers:
+    return Leftovers(s3, resource_db, stack.staging_prefix)
 
 
 def abandoned_uploads(stack, reason: str) -> int:
@@ -218,4 +193,4 @@ def test_an_upload_right_at_the_limit_still_succeeds_after_the_failures(stack):
     assert response.status_code == 200, response.text
     row = stack.resource_row(response.json()["id"])
     assert row is not None
-    assert row.staging_key.startswith(STAGING_PREFIX)
+    assert row.staging_key.startswith(stack.staging_prefix)

@@ -8,7 +8,6 @@ import signal
 
 import pytest
 
-from devstack.stack import start_stack
 from tests.faults.proxy import FaultProxy, Mode
 
 BREAKER = {
@@ -28,18 +27,14 @@ def storage_proxy():
 
 
 @pytest.fixture(scope="module")
-def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory, storage_proxy):
-    running = start_stack(
-        new_database_url,
-        new_rabbitmq_vhost("faults").url,
-        infra.s3_endpoint_url,
-        tmp_path_factory.mktemp("faults"),
+def stack(start_module_stack, storage_proxy):
+    running = start_module_stack(
+        "faults",
         STORAGE_SERVICE_URL=storage_proxy.url,
         **{f"STORAGE_BREAKER_{name}": str(value) for name, value in BREAKER.items()},
     )
     storage_proxy.upstream_port = running.storage.port
-    yield running
-    running.stop()
+    return running
 
 
 @pytest.fixture(autouse=True)

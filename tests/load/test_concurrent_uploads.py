@@ -8,23 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from devstack.stack import object_exists, start_stack, wait_until
+from devstack.stack import object_exists, wait_until
 from tests.fixtures.mp3 import make_mp3
 
 UPLOADS, CLIENTS = 200, 16
 
 
 @pytest.fixture(scope="module")
-def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory):
-    running = start_stack(
-        new_database_url,
-        new_rabbitmq_vhost("load").url,
-        infra.s3_endpoint_url,
-        tmp_path_factory.mktemp("load"),
-        processors=2,
-    )
-    yield running
-    running.stop()
+def stack(start_module_stack):
+    return start_module_stack("load", processors=2)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from devstack.stack import start_stack
 from tests.faults.proxy import FaultProxy, Mode
 
 
@@ -50,14 +49,12 @@ def proxies(infra):
 
 
 @pytest.fixture(scope="module")
-def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory, proxies):
+def stack(infra, start_module_stack, new_database_url, new_rabbitmq_vhost, proxies):
     rabbitmq_url = new_rabbitmq_vhost("pipeline").url
     resource_db = new_database_url("resource")
-    running = start_stack(
-        new_database_url,
-        rabbitmq_url,
-        infra.s3_endpoint_url,
-        tmp_path_factory.mktemp("pipeline"),
+    return start_module_stack(
+        "pipeline",
+        rabbitmq_url=rabbitmq_url,
         processor_env={
             "RABBITMQ_URL": via(proxies.rabbitmq, rabbitmq_url),
             "RETRY_ATTEMPTS": "3",
@@ -69,8 +66,6 @@ def stack(infra, new_database_url, new_rabbitmq_vhost, tmp_path_factory, proxies
         DATABASE_URL=via(proxies.postgres, resource_db),
         S3_TIMEOUT_SECONDS="2",
     )
-    yield running
-    running.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -37,8 +37,11 @@ def counts(stack) -> tuple[int, int]:
     return rows, events
 
 
-def staging_keys(s3) -> set[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=STAGING_BUCKET, Prefix="staging/")
+def staging_keys(stack, s3) -> set[str]:
+    """The objects this stack has in STAGING."""
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=STAGING_BUCKET, Prefix=stack.staging_prefix
+    )
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
@@ -121,13 +124,13 @@ def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies, record_pr
 
 
 def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s3, record_property):
-    before_rows, before_objects = counts(stack), staging_keys(s3)
+    before_rows, before_objects = counts(stack), staging_keys(stack, s3)
     proxies.postgres.set_mode(Mode.CUT)
     started = time.perf_counter()
     response = stack.upload(make_mp3(1))
     record_property("seconds_to_503", round(time.perf_counter() - started, 2))
     assert_error(response, 503, "Database unavailable, try again later")
-    assert staging_keys(s3) == before_objects  # the object written before the row is gone
+    assert staging_keys(stack, s3) == before_objects  # the object written before the row is gone
     proxies.postgres.set_mode(Mode.PASS)
     assert counts(stack) == before_rows
     stack.wait_permanent(upload_ok(stack, "database back"), timeout=10)
