@@ -32,6 +32,9 @@ format: $(INSTALLED)
 test: install lint
 	$(VENV)/bin/pytest
 
+bench: install
+	$(PY) -m bench
+
 demo: install
 	$(PY) -m devstack.demo
 
