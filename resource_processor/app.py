@@ -7,13 +7,14 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
-from resource_processor.broker import MessagesInFlight, broker_check, connect_broker
+from resource_processor.broker import MessagesInFlight, broker_check
 from resource_processor.config import Settings
 from resource_processor.peers import PeerServices, RetryPolicy
 from resource_processor.processing import ResourceProcessor
 from service_kit.messaging import (
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
+    connect_broker,
     declare_queue,
     message_handler,
     publish,

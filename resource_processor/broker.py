@@ -1,4 +1,4 @@
-"""The worker's side of RabbitMQ: connecting at start, the health check, a drain on shutdown."""
+"""The worker's side of RabbitMQ: the health check and a drain on shutdown."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
+from service_kit.messaging import is_connected
 from service_kit.web import HealthCheck
 
 log = structlog.get_logger(__name__)
@@ -26,37 +18,11 @@ log = structlog.get_logger(__name__)
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[Any]]
 
 
-async def connect_broker(url: str, give_up_after_seconds: float) -> AbstractRobustConnection:
-    """Connect, retrying while RabbitMQ is unreachable (it may still be starting); once connected,
-    `connect_robust` reconnects and restores the consumer by itself."""
-    retrying = AsyncRetrying(
-        stop=stop_after_delay(give_up_after_seconds),
-        wait=wait_exponential_jitter(multiplier=0.5, max=5.0, jitter=0.5),
-        retry=retry_if_exception(_is_unreachable),
-        before_sleep=_log_connect_retry,
-        reraise=True,
-    )
-    return await retrying(aio_pika.connect_robust, url, timeout=5)
-
-
-def _is_unreachable(error: BaseException) -> bool:
-    # Wrong credentials will not fix themselves: fail the start at once.
-    if isinstance(error, ProbableAuthenticationError):
-        return False
-    return isinstance(error, AMQPConnectionError | OSError | TimeoutError)
-
-
-def _log_connect_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    log.warning("broker_connect_retrying", attempt=state.attempt_number, error=repr(error)[:300])
-
-
 def broker_check(connection: AbstractRobustConnection) -> HealthCheck:
     """UP while the connection is open; DOWN when closed or while it is reconnecting."""
 
     async def check() -> dict[str, Any]:
-        connected = getattr(connection, "connected", None)  # an Event on aio-pika's connections
-        if connection.is_closed or (connected is not None and not connected.is_set()):
+        if not is_connected(connection):
             raise ConnectionError("not connected to RabbitMQ")
         return {"status": "UP"}
 

@@ -18,7 +18,9 @@ from service_kit.messaging import (
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
     ResourceEvent,
+    connect_broker,
     declare_queue,
+    is_connected,
     publish,
 )
 
@@ -44,34 +46,23 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._connecting: asyncio.Task | None = None
-        self.connected = asyncio.Event()
 
     def start(self) -> None:
         self._connecting = asyncio.create_task(self._connect_forever())
 
     async def _connect_forever(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                self._connection = await aio_pika.connect_robust(self._url, timeout=5)
-                break
-            except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
-                log.warning("broker_connect_failed", error=repr(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self._connection = await connect_broker(self._url)  # retries for as long as it takes
         self._channel = await self._connection.channel(publisher_confirms=True)
         await self._channel.set_qos(prefetch_count=self._prefetch_count)
         await declare_queue(self._channel, RESOURCE_UPLOADED)
         processed = await declare_queue(self._channel, RESOURCE_PROCESSED)
         await processed.consume(self._on_processed)
-        self.connected.set()
         log.info("broker_connected")
 
     @property
     def is_up(self) -> bool:
         return (
-            self._connection is not None
-            and not self._connection.is_closed
+            is_connected(self._connection)
             and self._channel is not None
             and not self._channel.is_closed
         )

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +65,41 @@ class ResourceEvent:
         if isinstance(resource_id, bool) or not isinstance(resource_id, int) or resource_id < 1:
             raise PoisonMessage(f"not a resource id: {resource_id!r}")
         return cls(resource_id)
+
+
+async def connect_broker(
+    url: str, give_up_after_seconds: float = float("inf")
+) -> AbstractRobustConnection:
+    """Connect, retrying while RabbitMQ is unreachable (it may still be starting); once connected,
+    `connect_robust` reconnects and restores the consumer by itself."""
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(give_up_after_seconds),
+        wait=wait_exponential_jitter(multiplier=0.5, max=5.0, jitter=0.5),
+        retry=retry_if_exception(_is_unreachable),
+        before_sleep=_log_connect_retry,
+        reraise=True,
+    )
+    return await retrying(aio_pika.connect_robust, url, timeout=5)
+
+
+def _is_unreachable(error: BaseException) -> bool:
+    # Wrong credentials will not fix themselves: fail the start at once.
+    if isinstance(error, ProbableAuthenticationError):
+        return False
+    return isinstance(error, AMQPConnectionError | OSError | TimeoutError)
+
+
+def _log_connect_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("broker_connect_retrying", attempt=state.attempt_number, error=repr(error)[:300])
+
+
+def is_connected(connection: AbstractRobustConnection | None) -> bool:
+    """False while a robust connection is reconnecting, not only once it is closed."""
+    if connection is None or connection.is_closed:
+        return False
+    connected = getattr(connection, "connected", None)  # an Event on aio-pika's connections
+    return connected is None or connected.is_set()
 
 
 async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
