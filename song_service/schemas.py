@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from service_kit.ids import MAX_STORED_ID
 from service_kit.validation import ContractModel, required_text
 
-# Minutes have two digits or more ("05:07", "125:00"); seconds are 00-59.
-# At most 13 minute digits: the duration column holds 16 characters.
+# Minutes have 2 to 13 digits ("05:07", "125:00"; the column holds 16 characters); seconds 00-59.
 _DURATION = re.compile(r"^[0-9]{2,13}:[0-5][0-9]$")
 _YEAR = re.compile(r"^(19|20)[0-9]{2}$")
 # The same rules as the OpenAPI documents them (JSON Schema); the validators below decide.
