@@ -22,7 +22,7 @@ from rich.text import Text
 
 from devstack import localstack
 from devstack.sandbox import Sandbox
-from devstack.stack import Stack
+from devstack.stack import Stack, wait_until
 from tests.fixtures.mp3 import make_mp3
 
 SOURCES = ("live", "last_good", "stub")
@@ -174,11 +174,11 @@ def transition_line(event: dict) -> str:
 def wait_all_permanent(stack: Stack, ids: list[int], timeout: float) -> dict[int, object]:
     """Each resource row once it is PERMANENT, or as last seen when the deadline passes."""
     rows: dict[int, object] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = {i: stack.resource_row(i) for i in ids}
-        if all(r is not None and r.state == "PERMANENT" for r in rows.values()):
-            return rows
-        if time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+
+    def all_permanent() -> bool:
+        rows.update({i: stack.resource_row(i) for i in ids})
+        return all(r is not None and r.state == "PERMANENT" for r in rows.values())
+
+    with contextlib.suppress(AssertionError):  # past the deadline: the summary shows what is
+        wait_until(all_permanent, timeout)
+    return rows

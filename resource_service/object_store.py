@@ -31,8 +31,9 @@ class RangeNotSatisfiable(Exception):
         self.size = size
 
 
-def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+def _is_missing(exc: ClientError) -> bool:
+    """S3's ways of saying the key is not there (GET and COPY name it, HEAD has no body)."""
+    return exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound")
 
 
 @dataclass
@@ -125,9 +126,9 @@ class ObjectStore:
         try:
             return await asyncio.to_thread(self.s3.get_object, Bucket=bucket, Key=key, **extra)
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
+            if _is_missing(exc):
                 raise ObjectMissing(key) from exc
-            if _error_code(exc) == "InvalidRange":
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 raise RangeNotSatisfiable(await self._size(bucket, key)) from exc
             raise
 
@@ -135,7 +136,7 @@ class ObjectStore:
         try:
             reply = await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 raise ObjectMissing(key) from exc
             raise
         return reply["ContentLength"]
@@ -158,7 +159,7 @@ class ObjectStore:
                 CopySource={"Bucket": source_bucket, "Key": source_key},
             )
         except ClientError as exc:
-            if _error_code(exc) not in ("NoSuchKey", "404"):
+            if not _is_missing(exc):
                 raise
             if not await self.exists(bucket, key):
                 raise ObjectMissing(source_key) from exc
@@ -168,7 +169,7 @@ class ObjectStore:
             await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
             return True
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return False
             raise
 
