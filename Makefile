@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format localstack bench demo images replay-dlq clean
+.PHONY: install run test lint format localstack bench demo images replay-dlq clean \
+	ps stop start restart kill pause unpause logs down
 
 # Re-install whenever pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -18,8 +19,18 @@ localstack: $(INSTALLED)
 
 install: $(INSTALLED) localstack
 
+# A supervisor: a service that dies or freezes leaves the others running.
+# RESTART=on-failure restarts a crashed service with backoff, as compose's policy does.
 run: install
-	$(PY) -m devstack
+	@$(PY) -m devstack $(if $(RESTART),--restart $(RESTART))
+
+# From another terminal, on one service of a running `make run` (compose's names and meanings):
+# make ps; make stop|start|restart|kill|pause|unpause|logs SERVICE=storage-service; make down
+ps down: $(INSTALLED)
+	@$(PY) -m devstack.control $@
+
+stop start restart kill pause unpause logs: $(INSTALLED)
+	@$(PY) -m devstack.control $@ $(SERVICE)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

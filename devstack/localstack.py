@@ -4,7 +4,9 @@ What runs here was measured (shared notes, s3-without-docker): localstack-core 4
 last release that runs on Python 3.11, in a virtual environment of its own because it pins its
 own boto3, started as `python -m localstack.runtime.main` (the CLI wants an account).
 
-    python -m devstack.localstack install | start | stop | status
+    python -m devstack.localstack install | start | serve | stop | status
+
+`start` runs it in the background for the tests; `serve` becomes it, for `make run`'s supervisor.
 """
 
 from __future__ import annotations
@@ -77,17 +79,8 @@ def _link_init_hooks() -> None:
         init_dir.symlink_to(REPO / "localstack-init")
 
 
-def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen | None:
-    """Start LocalStack unless something answers on the port; return once the hooks succeeded.
-
-    Returns the process it started, or None when one was already running.
-    """
-    if init_status(port) is not None:
-        wait_ready(port, timeout)
-        return None
-    install()
-    _link_init_hooks()
-    env = {
+def environment(port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "OVERRIDE_IN_DOCKER": "0",  # /.dockerenv would make it use container paths
         "FILESYSTEM_ROOT": str(FILESYSTEM_ROOT),
@@ -100,13 +93,35 @@ def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen |
         "LOCALSTACK_TELEMETRY": "0",
         "DISABLE_EVENTS": "1",
     }
+
+
+COMMAND = [str(PYTHON), "-m", "localstack.runtime.main"]
+
+
+def serve(port: int = DEFAULT_PORT) -> None:
+    """Become LocalStack in the foreground (exec: same pid), for a supervisor to run."""
+    install()
+    _link_init_hooks()
+    os.execve(COMMAND[0], COMMAND, environment(port))
+
+
+def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen | None:
+    """Start LocalStack unless something answers on the port; return once the hooks succeeded.
+
+    Returns the process it started, or None when one was already running.
+    """
+    if init_status(port) is not None:
+        wait_ready(port, timeout)
+        return None
+    install()
+    _link_init_hooks()
     log = LOG_FILE.open("ab")
     process = subprocess.Popen(
-        [str(PYTHON), "-m", "localstack.runtime.main"],
-        env=env,
+        COMMAND,
+        env=environment(port),
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C in `make run` is handled by us, not sent to it directly
+        start_new_session=True,  # Ctrl-C in the tests is handled by us, not sent to it directly
     )
     PID_FILE.write_text(str(process.pid))
     try:
@@ -153,7 +168,7 @@ def stop() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.localstack")
-    parser.add_argument("action", choices=["install", "start", "stop", "status"])
+    parser.add_argument("action", choices=["install", "start", "serve", "stop", "status"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args()
     if args.action == "install":
@@ -161,6 +176,8 @@ def main() -> None:
     elif args.action == "start":
         started = start(args.port)
         print("LocalStack started" if started else "LocalStack already running", flush=True)
+    elif args.action == "serve":
+        serve(args.port)
     elif args.action == "stop":
         stop()
     else:

@@ -1,54 +1,200 @@
-"""`make run`: S3 if none answers, then every service in the foreground; Ctrl-C stops them all."""
+"""`make run`: a supervisor, not a chain.
+
+supervisord starts S3 (LocalStack, unless something already answers on its port) and every
+service, each in a process of its own. When one exits, is killed or frozen, the others keep
+serving and this terminal says what happened in one line; `make ps|stop|start|...` act on one
+service from another terminal (devstack.control). Ctrl-C or SIGTERM stops everything it
+started; so does its own death, even by SIGKILL (devstack.child).
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import signal
+import subprocess
 import sys
 import time
+import xmlrpc.client
+from pathlib import Path
 
-from devstack import localstack
-from devstack.processes import ServiceProcess
+import psutil
 
-# Start order follows the dependencies: the Resource Service asks Storage where files live.
-SERVICES = [
-    ("storage_service", 8082),
-    ("song_service", 8081),
-    ("resource_service", 8080),
-    ("resource_processor", 8083),
-]
+from devstack import child, supervisor
+from devstack.services import LOCALSTACK, Program, RunSettings, health, programs
+from devstack.supervisor import Event, RunPaths, parse_event, qualified
+
+WATCH_SECONDS = 0.25
+SUPERVISORD = Path(sys.executable).parent / "supervisord"
+
+
+class StartFailed(RuntimeError):
+    pass
+
+
+def describe(event: Event, restart: str) -> str:
+    """One line a person reads at the terminal when a service changes."""
+    name = event.name
+    again = f"Start it again: make start SERVICE={name}"
+    if event.kind == "spawned":
+        return f"{name} started ({event.reason})"
+    if event.kind == "gave up":
+        return f"{name} gave up restarting: {event.reason}. See: make logs SERVICE={name}"
+    if event.kind == "stopped":
+        return f"{name} stopped ({event.reason}); the others keep running. {again}"
+    if restart == "on-failure" and not event.expected:
+        again = "Restarting it (RESTART=on-failure)."
+    return f"{name} exited ({event.reason}); the others keep running. {again}"
+
+
+class Run:
+    def __init__(self, settings: RunSettings):
+        self.settings = settings
+        self.paths = RunPaths(settings.dir)
+        self.programs = programs(settings)
+        self.supervisord: subprocess.Popen | None = None
+        self.rpc = supervisor.connect(self.paths)
+
+    def start_supervisord(self) -> None:
+        supervisor.write_run(self.paths, self.programs, self.settings)
+        command = [sys.executable, "-m", "devstack.child", "--signal", "TERM"]
+        self.supervisord = subprocess.Popen(
+            [*command, str(SUPERVISORD), "-c", str(self.paths.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+        )
+        deadline = time.monotonic() + 15
+        while not supervisor.answers(self.paths):
+            if self.supervisord.poll() is not None or time.monotonic() > deadline:
+                raise StartFailed(f"supervisord did not start; see {self.paths.log}")
+            time.sleep(0.05)
+
+    def start_all(self) -> None:
+        for program in self.programs:
+            if health(program).status != "DOWN":
+                where = "S3 (LocalStack)" if program.name == LOCALSTACK else program.name
+                print(
+                    f"{where} already answers on {program.url}: served from outside make run, "
+                    "left as it is",
+                    flush=True,
+                )
+                continue
+            self.rpc.supervisor.startProcess(qualified(program.name), True)
+            self.wait_healthy(program, timeout=90 if program.name == LOCALSTACK else 60)
+            docs = "" if program.name == LOCALSTACK else f"  (docs: {program.url}/docs)"
+            print(f"{program.name:<19} {program.url}{docs}", flush=True)
+
+    def wait_healthy(self, program: Program, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.rpc.supervisor.getProcessInfo(qualified(program.name))
+            if info["statename"] not in ("STARTING", "RUNNING"):
+                log = self.paths.service_log(program.name)
+                raise StartFailed(f"{program.name} {info['statename'].lower()}; its log: {log}")
+            if health(program).status in ("UP", "DEGRADED"):
+                return
+            time.sleep(0.1)
+        raise StartFailed(f"{program.name} not healthy on {program.url} after {timeout:.0f} s")
+
+    def watch(self) -> None:
+        """Print one line per event until supervisord is gone (`make down`)."""
+        offset = self.paths.log.stat().st_size  # start-up events were reported already
+        paused: set[str] = set()
+        while self.supervisord is not None and self.supervisord.poll() is None:
+            with self.paths.log.open() as log:
+                log.seek(offset)
+                lines = log.readlines()
+                offset = log.tell()
+            if not self.shutting_down():  # `make down` stops all: no line per service then
+                for event in filter(None, map(parse_event, lines)):
+                    print(describe(event, self.settings.restart), flush=True)
+            paused = self.report_pauses(paused)
+            time.sleep(WATCH_SECONDS)
+
+    def report_pauses(self, paused: set[str]) -> set[str]:
+        now = {name for name, pid in self.running_pids().items() if is_frozen(pid)}
+        for name in sorted(now - paused):
+            print(
+                f"{name} paused (SIGSTOP): it answers nothing until "
+                f"make unpause SERVICE={name}; the others keep running.",
+                flush=True,
+            )
+        for name in sorted(paused - now):
+            print(f"{name} unpaused (SIGCONT)", flush=True)
+        return now
+
+    def shutting_down(self) -> bool:
+        try:
+            return self.rpc.supervisor.getState()["statename"] != "RUNNING"
+        except (OSError, xmlrpc.client.Error):
+            return True
+
+    def running_pids(self) -> dict[str, int]:
+        try:
+            infos = self.rpc.supervisor.getAllProcessInfo()
+        except (OSError, xmlrpc.client.Error):  # going away: nothing is running any more
+            return {}
+        return {i["name"]: i["pid"] for i in infos if i["statename"] == "RUNNING"}
+
+    def shutdown(self) -> None:
+        if self.supervisord is None or self.supervisord.poll() is not None:
+            return
+        for pid in self.running_pids().values():  # a frozen process cannot handle SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                psutil.Process(pid).resume()
+        with contextlib.suppress(OSError, xmlrpc.client.Error):
+            self.rpc.supervisor.shutdown()
+        try:
+            self.supervisord.wait(supervisor.STOP_WAIT_SECONDS + 15)
+        except subprocess.TimeoutExpired:
+            self.supervisord.kill()  # its children die with it (devstack.child)
+            self.supervisord.wait()
+
+
+def is_frozen(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except psutil.Error:
+        return False
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the run the way Ctrl-C does
 
 
 def main() -> None:
-    started_localstack = localstack.start()
-    print(f"S3 (LocalStack) ready on {localstack.endpoint()}", flush=True)
-    services = [ServiceProcess(package, port, env={}) for package, port in SERVICES]
-    stopping = False
-
-    def stop_all(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        for service in reversed(services):
-            service.stop()
-        if started_localstack is not None:
-            localstack.stop_process(started_localstack)
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("--restart", choices=["no", "on-failure"], default=None)
+    args = parser.parse_args()
+    settings = RunSettings(**({"restart": args.restart} if args.restart else {}))
+    run = Run(settings)
+    if supervisor.answers(run.paths):
+        sys.exit(f"make run is already up (socket {run.paths.socket}); `make down` stops it.")
+    child.die_with_parent(signal.SIGTERM)  # `make` killed: stop everything, as on Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    code = 0
     try:
-        for service in services:
-            service.start().wait_healthy()
-            print(f"{service.package:<20} {service.url}  (docs: {service.url}/docs)", flush=True)
-        print("All services are up. Ctrl-C stops them all.", flush=True)
-        while all(s.process is not None and s.process.poll() is None for s in services):
-            time.sleep(0.5)
-        crashed = [s.package for s in services if s.process and s.process.poll() is not None]
-        print(f"Stopped because {', '.join(crashed)} exited.", file=sys.stderr, flush=True)
-        sys.exit(1)
+        run.start_supervisord()
+        run.start_all()
+        print(
+            "All services are up. From another terminal: make ps, make logs SERVICE=<name>, "
+            "make stop|start|kill|pause|unpause SERVICE=<name>. Ctrl-C stops them all.",
+            flush=True,
+        )
+        run.watch()
+        print("Stopped by make down.", flush=True)
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
+    except StartFailed as exc:
+        print(f"make run could not start the platform: {exc}", file=sys.stderr, flush=True)
+        code = 1
     finally:
-        stop_all()
+        run.shutdown()
+        run.paths.stack.unlink(missing_ok=True)
+    print("Everything make run started has stopped.", flush=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""How a `make run` ends, and how it restarts what crashes: each test starts one of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+from devstack.stack import free_port, wait_until
+from tests.devstack.e2e.conftest import all_gone, listening
+
+
+def ports(run) -> list[int]:
+    return [program.port for program in run.programs.values()]
+
+
+def test_ctrl_c_stops_everything_it_started_localstack_included(start_make_run):
+    # A port nothing answers on: this run starts LocalStack itself, so it must stop it too.
+    run = start_make_run(s3_port=free_port())
+    s3_url = run.programs["localstack"].url
+    assert run.said(s3_url).split() == ["localstack", s3_url]
+    started = run.started_pids()
+    assert len(started) >= 8  # make, the run command, supervisord, LocalStack, four services
+
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.process.wait(30) is not None
+    run.said("Everything make run started has stopped.")
+    wait_until(lambda: all_gone(started, ports(run)), 10, "no process and no listener left")
+
+
+def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(start_make_run):
+    run = start_make_run()
+    started = run.started_pids()
+    # A frozen service must not hold the exit up: it cannot handle SIGTERM.
+    os.kill(run.pid("storage-service"), signal.SIGSTOP)
+    os.killpg(run.process.pid, signal.SIGKILL)  # make and the run command, at once
+    wait_until(lambda: all_gone(started, ports(run)[1:]), 10, "no process and no listener left")
+
+
+def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start_make_run):
+    run = start_make_run("RESTART=on-failure")
+    name = "song-service"
+    pid = run.pid(name)
+    os.kill(pid, signal.SIGKILL)
+    run.said(f"{name} exited (killed by SIGKILL); the others keep running. Restarting it")
+    wait_until(lambda: run.healthy(name) and run.pid(name) != pid, 30, f"{name} back")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    # A stop by hand is not a failure: it stays stopped.
+    assert run.make("stop", f"SERVICE={name}").returncode == 0
+    assert not listening(run.programs[name].port)
+    assert "exited" in run.make("ps").stdout.split(name, 1)[1].splitlines()[0]
+
+    started = run.started_pids()
+    down = run.make("down")
+    assert down.returncode == 0, down.stderr
+    assert run.process.wait(30) == 0
+    run.said("Stopped by make down.")
+    wait_until(lambda: all_gone(started, ports(run)[1:]), 10, "no process and no listener left")
+    again = run.make("down")
+    assert again.returncode == 0 and "nothing to stop" in again.stdout
+    # `make down` stops everything at once: that is no outage of one service to report.
+    assert not [line for line in run.terminal if line.startswith("storage-service stopped")]

@@ -1,0 +1,79 @@
+"""supervisord's log lines become one sentence each; its config follows the restart policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devstack.run import describe
+from devstack.services import RunSettings, programs
+from devstack.supervisor import Event, RunPaths, last_exits, parse_event, render_config
+
+LOG = """\
+2026-12-01 20:31:00,001 INFO spawned: 'storage-service' with pid 4242
+2026-12-01 20:31:00,002 INFO success: storage-service entered RUNNING state, process has stayed up
+2026-12-01 20:31:02,118 WARN exited: storage-service (terminated by SIGKILL; not expected)
+2026-12-01 20:31:03,000 WARN exited: song-service (exit status 1; not expected)
+2026-12-01 20:31:04,000 INFO exited: resource-processor (exit status 0; expected)
+2026-12-01 20:31:05,000 WARN stopped: resource-service (terminated by SIGTERM)
+2026-12-01 20:31:06,000 INFO gave up: song-service entered FATAL state, too many start retries
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        (0, Event("spawned", "storage-service", "pid 4242")),
+        (2, Event("exited", "storage-service", "killed by SIGKILL")),
+        (3, Event("exited", "song-service", "exit status 1")),
+        (4, Event("exited", "resource-processor", "exit status 0", expected=True)),
+        (5, Event("stopped", "resource-service", "SIGTERM")),
+        (6, Event("gave up", "song-service", "it kept exiting right after start")),
+    ],
+)
+def test_each_log_line_is_one_event(line, event):
+    assert parse_event(LOG.splitlines()[line]) == event
+
+
+def test_other_lines_are_not_events():
+    assert parse_event(LOG.splitlines()[1]) is None
+    assert parse_event("") is None
+
+
+def test_last_exits_keeps_each_services_latest_exit():
+    exits = last_exits(LOG)
+    assert exits["song-service"].kind == "gave up"
+    assert exits["storage-service"].reason == "killed by SIGKILL"
+    assert "spawned" not in {e.kind for e in exits.values()}
+
+
+def test_a_kill_says_how_to_start_it_again_or_that_it_restarts():
+    killed = Event("exited", "storage-service", "killed by SIGKILL")
+    assert describe(killed, "no") == (
+        "storage-service exited (killed by SIGKILL); the others keep running. "
+        "Start it again: make start SERVICE=storage-service"
+    )
+    assert describe(killed, "on-failure").endswith("Restarting it (RESTART=on-failure).")
+    clean = Event("exited", "storage-service", "exit status 0", expected=True)
+    assert "Start it again" in describe(clean, "on-failure")
+
+
+@pytest.mark.parametrize(
+    ("restart", "autorestart"), [("no", "false"), ("on-failure", "unexpected")]
+)
+def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path):
+    settings = RunSettings(dir=tmp_path, restart=restart, database_prefix="x_")
+    config = render_config(RunPaths(tmp_path), programs(settings), restart)
+    sections = config.split("\n\n")
+    storage = next(s for s in sections if s.startswith("[program:storage-service]"))
+    assert f"autorestart={autorestart}" in storage
+    assert "-m devstack.child" in storage  # dies with supervisord, whatever kills it
+    assert 'DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/x_storage_db"' in storage
+    assert "programs=localstack,storage-service,song-service,resource-service," in config
+
+
+def test_a_percent_in_a_value_survives_supervisords_expansion(tmp_path: Path):
+    settings = RunSettings(dir=tmp_path, rabbitmq_url="amqp://u:p%40ss@127.0.0.1:5672/v")
+    config = render_config(RunPaths(tmp_path), programs(settings), "no")
+    assert 'RABBITMQ_URL="amqp://u:p%%40ss@127.0.0.1:5672/v"' in config
