@@ -32,9 +32,12 @@ ps down: $(INSTALLED)
 stop start restart kill pause unpause logs: $(INSTALLED)
 	@$(PY) -m devstack.control $@ $(SERVICE)
 
+# mypy: strict for the shared package every service builds on, the default elsewhere.
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict service_kit
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .

@@ -78,7 +78,7 @@ def run(selected: set[str], run_dir: Path) -> list[Figure]:
             with env.stack("pipeline", processors=2) as stack:
                 figures += measure("pipeline", selected, lambda: pipeline.figures(stack))
         if selected & stacks["degraded"]:
-            with env.stack("degraded", processors=0, **degraded.BREAKER_ENV) as stack:
+            with env.stack("degraded", processors=0, resource_env=degraded.BREAKER_ENV) as stack:
                 figures += measure("degraded", selected, lambda: degraded.figures(stack))
     # Last, with every stack stopped: the quietest the machine gets.
     figures += measure("breaker", selected, breaker_overhead.figures)

@@ -50,11 +50,11 @@ async def time_per_call_us(call: Callable[[], Awaitable[object]], calls: int) ->
 
 def build_cases() -> dict[str, Callable[[], Awaitable[object]]]:
     registry = CollectorRegistry()
-    closed = CircuitBreaker("bench_closed", registry=registry)
+    closed = CircuitBreaker("bench_closed")
     untimed = CircuitBreaker(
-        "bench_closed_no_timeout", BreakerSettings.defaults(attempt_timeout=None), registry=registry
+        "bench_closed_no_timeout", BreakerSettings.defaults(attempt_timeout=None)
     )
-    opened = CircuitBreaker("bench_open", registry=registry)
+    opened = CircuitBreaker("bench_open")
     opened.force_open()
     legacy = circuitbreaker.circuit(name="bench_circuitbreaker")(trivial)
     histogram = Histogram("bench_seconds", "", ["name"], registry=registry).labels("bench")

@@ -78,7 +78,7 @@ def measure(stack: Stack) -> tuple[Phase, Phase, Phase]:
         healthy = run_phase(stack, data, Phase("healthy"), ids, faulty=False)
 
         storage.signal(signal.SIGKILL)
-        storage.process.wait()
+        storage.running.wait()
         killed = run_phase(stack, data, Phase("killed"), ids, faulty=True)
 
         storage.restart().wait_healthy()
@@ -90,7 +90,7 @@ def measure(stack: Stack) -> tuple[Phase, Phase, Phase]:
         finally:
             storage.signal(signal.SIGCONT)
     finally:
-        if storage.process.poll() is None:
+        if storage.running.poll() is None:
             storage.signal(signal.SIGCONT)
         delete(stack, ids)
     return healthy, killed, frozen

@@ -45,7 +45,9 @@ class BenchEnv:
         return make_s3_client(S3Settings(s3_endpoint_url=self.s3_endpoint_url))
 
     @contextlib.contextmanager
-    def stack(self, label: str, processors: int = 1, **resource_env: str) -> Iterator[Stack]:
+    def stack(
+        self, label: str, processors: int = 1, resource_env: dict[str, str] | None = None
+    ) -> Iterator[Stack]:
         """A whole platform of its own; every process is stopped (and thawed) when it ends."""
         log_dir = self.run_dir / label
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,8 +57,7 @@ class BenchEnv:
             self.s3_endpoint_url,
             log_dir,
             processors=processors,
-            MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES),
-            **resource_env,
+            resource_env={"MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES), **(resource_env or {})},
         )
         try:
             yield stack

@@ -45,7 +45,7 @@ def peak_growth_mb(pid: int, interval: float = 0.002) -> Iterator[dict[str, floa
 
 
 def figures(stack: Stack) -> list[Figure]:
-    pid = stack.resource.process.pid
+    pid = stack.resource.running.pid
     data = mp3_bytes(FILE_BYTES)
     ids: list[int] = []
     try:

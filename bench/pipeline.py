@@ -97,10 +97,10 @@ def _watch_permanent(stack: Stack, run: Run, uploads_done: threading.Event) -> N
 
 def _platform_pids(stack: Stack) -> dict[str, int]:
     """Our processes: the services, the S3 server and this client (not PostgreSQL/RabbitMQ)."""
-    running = [s for s in stack.services if s.process.poll() is None]
-    pids = {s.package: s.process.pid for s in running if s not in stack.processors}
+    running = [s for s in stack.services if s.running.poll() is None]
+    pids = {s.package: s.running.pid for s in running if s not in stack.processors}
     for number, processor in enumerate(p for p in running if p in stack.processors):
-        pids[f"resource_processor {number}"] = processor.process.pid
+        pids[f"resource_processor {number}"] = processor.running.pid
     pids["bench clients"] = os.getpid()
     if (s3_pid := s3_server_pid()) is not None:
         pids["S3 server"] = s3_pid
@@ -108,7 +108,7 @@ def _platform_pids(stack: Stack) -> dict[str, int]:
 
 
 def run_pipeline(stack: Stack, data: bytes) -> Run:
-    run = Run(processors=sum(1 for p in stack.processors if p.process.poll() is None))
+    run = Run(processors=sum(1 for p in stack.processors if p.running.poll() is None))
     pids = _platform_pids(stack)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     busy_before, all_before = machine_busy_seconds()

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 
@@ -79,7 +79,7 @@ def print_table(figures: Sequence[Figure], title: str = "Benchmarks") -> None:
     if not console.is_terminal:  # piped into a log: do not squeeze the table into 80 columns
         console = Console(width=170)
     table = Table(title=title, title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("group", "left"),
         ("figure", "left"),
         ("value", "right"),
@@ -87,7 +87,8 @@ def print_table(figures: Sequence[Figure], title: str = "Benchmarks") -> None:
         ("ratio", "right"),
         ("target", "left"),
         ("met", "center"),
-    ):
+    )
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     previous_group = None
     for figure in figures:

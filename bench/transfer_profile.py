@@ -180,7 +180,7 @@ def figures(stack: Stack, s3, run_dir: Path) -> list[Figure]:
 
 
 def _profile(stack: Stack, kind: str, service, raw, run_dir: Path) -> list[Figure]:
-    pid = stack.resource.process.pid
+    pid = stack.resource.running.pid
     s3_pid = s3_server_pid()
     service(), raw()  # warm-up
     raw_cost = cpu_cost(raw, TRANSFERS, pid, s3_pid)

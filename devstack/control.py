@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import time
-import xmlrpc.client
 from collections.abc import Callable
 
 import psutil
@@ -22,7 +21,7 @@ import psutil
 from devstack import supervisor
 from devstack.run import is_frozen
 from devstack.services import Health, Program, RunSettings, health, programs
-from devstack.supervisor import RunPaths, last_exits, qualified
+from devstack.supervisor import ProcessInfo, RpcError, RunPaths, Supervisord, last_exits
 
 ACTIONS = ["stop", "start", "restart", "kill", "pause", "unpause", "logs"]
 
@@ -37,7 +36,7 @@ class Control:
         self.programs = {p.name: p for p in programs(settings)}
         if not supervisor.answers(self.paths) or not self.paths.stack.exists():
             raise ControlError("no `make run` is up (start one with: make run)")
-        self.rpc = supervisor.connect(self.paths)
+        self.rpc = Supervisord(self.paths)
 
     def program(self, name: str | None) -> Program:
         choices = ", ".join(self.programs)
@@ -47,8 +46,8 @@ class Control:
             raise ControlError(f"unknown service '{name}': use one of {choices}")
         return self.programs[name]
 
-    def info(self, name: str) -> dict:
-        return self.rpc.supervisor.getProcessInfo(qualified(name))
+    def info(self, name: str) -> ProcessInfo:
+        return self.rpc.info(name)
 
     def running_pid(self, name: str) -> int:
         info = self.info(name)
@@ -56,7 +55,7 @@ class Control:
             raise ControlError(f"{name} is not running ({self.state(info)})")
         return int(info["pid"])
 
-    def state(self, info: dict) -> str:
+    def state(self, info: ProcessInfo) -> str:
         if info["statename"] == "RUNNING":
             return "paused" if is_frozen(info["pid"]) else "running"
         return {"STARTING": "starting", "BACKOFF": "restarting", "STOPPING": "stopping"}.get(
@@ -69,7 +68,7 @@ class Control:
         if self.info(program.name)["statename"] not in ("RUNNING", "STARTING", "BACKOFF"):
             return f"{program.name} is not running"
         self.resume(program.name)  # a frozen process cannot handle SIGTERM
-        self.rpc.supervisor.stopProcess(qualified(program.name), True)
+        self.rpc.stop(program.name)
         return f"{program.name} stopped"
 
     def start(self, program: Program) -> str:
@@ -82,7 +81,7 @@ class Control:
                 f"{program.name}'s port {program.port} is served from outside make run "
                 f"(pid {outside}); stop that process first"
             )
-        self.rpc.supervisor.startProcess(qualified(program.name), True)
+        self.rpc.start(program.name)
         deadline = time.monotonic() + 90
         while health(program).status not in ("UP", "DEGRADED"):
             if self.info(program.name)["statename"] != "RUNNING" or time.monotonic() > deadline:
@@ -98,13 +97,13 @@ class Control:
 
     def kill(self, program: Program) -> str:
         pid = self.running_pid(program.name)
-        self.rpc.supervisor.signalProcess(qualified(program.name), "KILL")
+        self.rpc.signal(program.name, "KILL")
         wait_gone(pid)
         return f"{program.name} killed (SIGKILL, pid {pid})"
 
     def pause(self, program: Program) -> str:
         pid = self.running_pid(program.name)
-        self.rpc.supervisor.signalProcess(qualified(program.name), "STOP")
+        self.rpc.signal(program.name, "STOP")
         return f"{program.name} paused (SIGSTOP, pid {pid})"
 
     def unpause(self, program: Program) -> str:
@@ -115,7 +114,7 @@ class Control:
     def resume(self, name: str) -> None:
         info = self.info(name)
         if info["statename"] == "RUNNING" and is_frozen(info["pid"]):
-            self.rpc.supervisor.signalProcess(qualified(name), "CONT")
+            self.rpc.signal(name, "CONT")
 
     def logs(self, program: Program) -> str:
         log = self.paths.service_log(program.name)
@@ -125,7 +124,7 @@ class Control:
     def down(self) -> str:
         for name in self.programs:
             self.resume(name)
-        self.rpc.supervisor.shutdown()
+        self.rpc.shutdown()
         deadline = time.monotonic() + supervisor.STOP_WAIT_SECONDS + 15
         while self.paths.socket.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -219,7 +218,7 @@ def main() -> None:
     except ControlError as exc:
         print(f"make {args.action}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except (OSError, xmlrpc.client.Error) as exc:
+    except RpcError as exc:
         print(f"make {args.action}: make run stopped answering ({exc})", file=sys.stderr)
         sys.exit(1)
 

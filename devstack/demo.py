@@ -72,7 +72,11 @@ def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
     log_dir = Path(tempfile.mkdtemp(prefix="demo-logs-"))
     with console.status("starting the services and waiting for /health..."):
         stack = start_stack(
-            sandbox.database_url, rabbitmq_url, sandbox.s3_endpoint_url, log_dir, **BREAKER_ENV
+            sandbox.database_url,
+            rabbitmq_url,
+            sandbox.s3_endpoint_url,
+            log_dir,
+            resource_env=BREAKER_ENV,
         )
     for service in stack.services:
         console.print(f"  [green]✔[/] {service.package:<19} {service.url}")
@@ -87,10 +91,9 @@ def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
 def healthy_upload(stack: Stack, probe: Probe) -> Upload:
     step("2. Upload while everything is healthy", "One MP3, all the way to PERMANENT.")
     up = upload(stack, probe, 1, "healthy")
-    row = (
-        wait_all_permanent(stack, [up.resource_id], 15)[up.resource_id] if up.resource_id else None
-    )
-    song = stack.song_of(up.resource_id).json() if row is not None else {}
+    rid = up.resource_id
+    row = wait_all_permanent(stack, [rid], 15)[rid] if rid else None
+    song = stack.song_of(rid).json() if rid and row is not None else {}
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
@@ -138,7 +141,8 @@ def thawed_uploads(stack: Stack, probe: Probe, first: int) -> list[Upload]:
         "CLOSEs and lookups are live again.",
     )
     stack.storage.signal(signal.SIGCONT)
-    table, uploads, number = request_table("Uploads after the thaw"), [], first
+    table, number = request_table("Uploads after the thaw"), first
+    uploads: list[Upload] = []
     with Live(table, console=console, refresh_per_second=8):
         while len(uploads) < RECOVERY_MAX_UPLOADS:
             next_at = time.monotonic() + RECOVERY_PACE_SECONDS
@@ -168,8 +172,8 @@ def summary(stack: Stack, probe: Probe, uploads: list[Upload]) -> bool:
         table.add_column(name)
     names = {}
     for up in uploads:
-        row = rows.get(up.resource_id)
-        song = stack.song_of(up.resource_id) if row is not None else None
+        row = rows.get(up.resource_id) if up.resource_id else None
+        song = stack.song_of(up.resource_id) if up.resource_id and row is not None else None
         names[up.resource_id] = song.json()["name"] if song and song.status_code == 200 else None
         state = row.state if row is not None else "missing"
         table.add_row(

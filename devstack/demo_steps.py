@@ -15,15 +15,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.table import Table
 from rich.text import Text
 
 from devstack import localstack
+from devstack.mp3 import make_mp3
 from devstack.sandbox import Sandbox
 from devstack.stack import Stack, wait_until
-from tests.fixtures.mp3 import make_mp3
 
 SOURCES = ("live", "last_good", "stub")
 STATE_STYLE = {"CLOSED": "green", "OPEN": "bold red", "HALF_OPEN": "yellow"}
@@ -137,8 +138,8 @@ def state_text(state: str) -> Text:
 
 def request_table(title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name, justify in [("#", "right"), ("HTTP", "right"), ("ms", "right"), ("id", "right")]:
-        table.add_column(name, justify=justify)
+    for name in ("#", "HTTP", "ms", "id"):
+        table.add_column(name, justify="right")
     table.add_column("breaker after", min_width=13)
     table.add_column("fail %", justify="right")
     for source in SOURCES:
@@ -171,9 +172,9 @@ def transition_line(event: dict) -> str:
     )
 
 
-def wait_all_permanent(stack: Stack, ids: list[int], timeout: float) -> dict[int, object]:
+def wait_all_permanent(stack: Stack, ids: list[int], timeout: float) -> dict[int, Any]:
     """Each resource row once it is PERMANENT, or as last seen when the deadline passes."""
-    rows: dict[int, object] = {}
+    rows: dict[int, Any] = {}
 
     def all_permanent() -> bool:
         rows.update({i: stack.resource_row(i) for i in ids})

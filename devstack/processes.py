@@ -30,6 +30,13 @@ class ServiceProcess:
     _log: IO[bytes] | None = field(default=None, init=False)
 
     @property
+    def running(self) -> subprocess.Popen[bytes]:
+        """The process, once `start` made it."""
+        if self.process is None:
+            raise RuntimeError(f"{self.package} was never started")
+        return self.process
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -15,14 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
 from pathlib import Path
 
 import psutil
 
 from devstack import child, supervisor
 from devstack.services import LOCALSTACK, Program, RunSettings, health, programs
-from devstack.supervisor import Event, RunPaths, parse_event, qualified
+from devstack.supervisor import Event, RpcError, RunPaths, Supervisord, parse_event
 
 WATCH_SECONDS = 0.25
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
@@ -52,8 +51,8 @@ class Run:
         self.settings = settings
         self.paths = RunPaths(settings.dir)
         self.programs = programs(settings)
-        self.supervisord: subprocess.Popen | None = None
-        self.rpc = supervisor.connect(self.paths)
+        self.supervisord: subprocess.Popen[bytes] | None = None
+        self.rpc = Supervisord(self.paths)
 
     def start_supervisord(self) -> None:
         supervisor.write_run(self.paths, self.programs, self.settings)
@@ -80,7 +79,7 @@ class Run:
                     flush=True,
                 )
                 continue
-            self.rpc.supervisor.startProcess(qualified(program.name), True)
+            self.rpc.start(program.name)
             self.wait_healthy(program, timeout=90 if program.name == LOCALSTACK else 60)
             docs = "" if program.name == LOCALSTACK else f"  (docs: {program.url}/docs)"
             print(f"{program.name:<19} {program.url}{docs}", flush=True)
@@ -88,7 +87,7 @@ class Run:
     def wait_healthy(self, program: Program, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = self.rpc.supervisor.getProcessInfo(qualified(program.name))
+            info = self.rpc.info(program.name)
             if info["statename"] not in ("STARTING", "RUNNING"):
                 log = self.paths.service_log(program.name)
                 raise StartFailed(f"{program.name} {info['statename'].lower()}; its log: {log}")
@@ -126,14 +125,14 @@ class Run:
 
     def shutting_down(self) -> bool:
         try:
-            return self.rpc.supervisor.getState()["statename"] != "RUNNING"
-        except (OSError, xmlrpc.client.Error):
+            return self.rpc.state() != "RUNNING"
+        except RpcError:
             return True
 
     def running_pids(self) -> dict[str, int]:
         try:
-            infos = self.rpc.supervisor.getAllProcessInfo()
-        except (OSError, xmlrpc.client.Error):  # going away: nothing is running any more
+            infos = self.rpc.infos()
+        except RpcError:  # going away: nothing is running any more
             return {}
         return {i["name"]: i["pid"] for i in infos if i["statename"] == "RUNNING"}
 
@@ -143,8 +142,8 @@ class Run:
         for pid in self.running_pids().values():  # a frozen process cannot handle SIGTERM
             with contextlib.suppress(ProcessLookupError):
                 psutil.Process(pid).resume()
-        with contextlib.suppress(OSError, xmlrpc.client.Error):
-            self.rpc.supervisor.shutdown()
+        with contextlib.suppress(*RpcError):
+            self.rpc.shutdown()
         try:
             self.supervisord.wait(supervisor.STOP_WAIT_SECONDS + 15)
         except subprocess.TimeoutExpired:

@@ -20,8 +20,12 @@ LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"  # a server, no 
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-def local_rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
+def local_rabbitmqctl(*args: str) -> str:
+    """Run `rabbitmqctl -q ARGS` on this machine's broker; its output."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return done.stdout
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Sandbox:
     prefix: str  # "test", "demo", "bench": what a leftover belongs to
     postgres_url: str = LOCAL_POSTGRES
     rabbitmq_url: str = LOCAL_RABBITMQ
-    rabbitmqctl: Callable[..., None] = local_rabbitmqctl  # runs `rabbitmqctl ARGS` at the broker
+    rabbitmqctl: Callable[..., str] = local_rabbitmqctl  # runs `rabbitmqctl ARGS` at the broker
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     databases: list[str] = field(default_factory=list)
     vhosts: list[str] = field(default_factory=list)

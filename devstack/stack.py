@@ -6,19 +6,22 @@ and kill or freeze parts of it.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
-from botocore.exceptions import ClientError
 from sqlalchemy import Engine, create_engine, select
 
 from devstack.processes import ServiceProcess
 from resource_service.models import Resource
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,12 +33,19 @@ class Stack:
     resource_database_url: str
     rabbitmq_url: str
     log_dir: Path
-    # This stack's own folders in the shared buckets ("staging/<id>/", "permanent/<id>/"), so
-    # that what one stack stores is told apart from what another stores in the same S3.
-    staging_prefix: str
-    permanent_prefix: str
+    # This stack's own folder in the shared buckets ("staging/<folder>/", "permanent/<folder>/"),
+    # so that what one stack stores is told apart from what another stores in the same S3.
+    folder: str
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     _resource_db: Engine | None = None
+
+    @property
+    def staging_prefix(self) -> str:
+        return f"staging/{self.folder}/"
+
+    @property
+    def permanent_prefix(self) -> str:
+        return f"permanent/{self.folder}/"
 
     @property
     def services(self) -> list[ServiceProcess]:
@@ -66,6 +76,20 @@ class Stack:
             for path in sorted(self.log_dir.glob("*.log"))
         )
 
+    def logged(self, log_name: str, event: str, **fields: object) -> int:
+        """How many times `<log_name>.log` has the event with these fields (JSON log lines)."""
+        path = self.log_dir / f"{log_name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        count = 0
+        for line in lines:
+            if f'"{event}"' not in line:
+                continue
+            record = json.loads(line)
+            count += record.get("event") == event and all(
+                record.get(k) == v for k, v in fields.items()
+            )
+        return count
+
     def upload(self, data: bytes) -> httpx.Response:
         return self.http.post(
             f"{self.resource.url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
@@ -74,15 +98,15 @@ class Stack:
     def song_of(self, resource_id: int) -> httpx.Response:
         return self.http.get(f"{self.song.url}/songs/{resource_id}")
 
-    def resource_row(self, resource_id: int):
+    def resource_row(self, resource_id: int) -> Any:
         """The Resource Service's row as stored (state, bucket, key, ...), or None."""
         if self._resource_db is None:
             self._resource_db = create_engine(self.resource_database_url)
         with self._resource_db.connect() as conn:
             return conn.execute(select(Resource).where(Resource.id == resource_id)).first()
 
-    def wait_permanent(self, resource_id: int, timeout: float = 5.0):
-        def permanent():
+    def wait_permanent(self, resource_id: int, timeout: float = 5.0) -> Any:
+        def permanent() -> Any:
             row = self.resource_row(resource_id)
             return row if row is not None and row.state == "PERMANENT" else None
 
@@ -97,6 +121,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _on_free_port(package: str, log_path: Path, **env: str) -> ServiceProcess:
+    return ServiceProcess(package, free_port(), env, log_path)
+
+
 def start_stack(
     new_database_url: Callable[[str], str],
     rabbitmq_url: str,
@@ -105,7 +133,7 @@ def start_stack(
     processors: int = 1,
     processor_env: dict[str, str] | None = None,
     resource_database_url: str | None = None,
-    **resource_env: str,
+    resource_env: dict[str, str] | None = None,
 ) -> Stack:
     """Start every service on a free port; `new_database_url(name)` names each one's database.
 
@@ -115,66 +143,43 @@ def start_stack(
     resource_db = resource_database_url or new_database_url("resource")
     s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
     folder = uuid.uuid4().hex[:8]
-    storage = ServiceProcess(
+    storage = _on_free_port(
         "storage_service",
-        free_port(),
-        {
-            **s3,
-            "DATABASE_URL": new_database_url("storage"),
-            "SEED_STAGING_PATH": f"/staging/{folder}/",
-            "SEED_PERMANENT_PATH": f"/permanent/{folder}/",
-        },
         log_dir / "storage.log",
+        **s3,
+        DATABASE_URL=new_database_url("storage"),
+        SEED_STAGING_PATH=f"/staging/{folder}/",
+        SEED_PERMANENT_PATH=f"/permanent/{folder}/",
     )
-    song = ServiceProcess(
-        "song_service",
-        free_port(),
-        {"DATABASE_URL": new_database_url("song")},
-        log_dir / "song.log",
+    song = _on_free_port(
+        "song_service", log_dir / "song.log", DATABASE_URL=new_database_url("song")
     )
-    resource = ServiceProcess(
+    resource_defaults = {
+        **s3,
+        "DATABASE_URL": resource_db,
+        "RABBITMQ_URL": rabbitmq_url,
+        "STORAGE_SERVICE_URL": storage.url,
+        "SONG_SERVICE_URL": song.url,
+    }
+    resource = _on_free_port(
         "resource_service",
-        free_port(),
-        {
-            **s3,
-            "DATABASE_URL": resource_db,
-            "RABBITMQ_URL": rabbitmq_url,
-            "STORAGE_SERVICE_URL": storage.url,
-            "SONG_SERVICE_URL": song.url,
-            **resource_env,
-        },
         log_dir / "resource.log",
+        **{**resource_defaults, **(resource_env or {})},
     )
+    peers = {"RESOURCE_SERVICE_URL": resource.url, "SONG_SERVICE_URL": song.url}
+    processor_env = {"RABBITMQ_URL": rabbitmq_url, **peers, **(processor_env or {})}
     workers = [
-        ServiceProcess(
-            "resource_processor",
-            free_port(),
-            {
-                "RABBITMQ_URL": rabbitmq_url,
-                "RESOURCE_SERVICE_URL": resource.url,
-                "SONG_SERVICE_URL": song.url,
-                **(processor_env or {}),
-            },
-            log_dir / f"processor{i}.log",
-        )
+        _on_free_port("resource_processor", log_dir / f"processor{i}.log", **processor_env)
         for i in range(processors)
     ]
     return Stack(
-        storage,
-        song,
-        resource,
-        workers,
-        resource_db,
-        rabbitmq_url,
-        log_dir,
-        staging_prefix=f"staging/{folder}/",
-        permanent_prefix=f"permanent/{folder}/",
+        storage, song, resource, workers, resource_db, rabbitmq_url, log_dir, folder
     ).start()
 
 
 def wait_until(
-    condition: Callable[[], object], timeout: float, message: str | Callable[[], str] = ""
-) -> object:
+    condition: Callable[[], T | None], timeout: float, message: str | Callable[[], str] = ""
+) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds.
 
     `message` may be a callable, so that an expensive one (all the logs) is built only on failure.
@@ -188,11 +193,3 @@ def wait_until(
             described = message() if callable(message) else message
             raise AssertionError(f"not true within {timeout} s: {described}")
         time.sleep(0.05)
-
-
-def object_exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError:
-        return False

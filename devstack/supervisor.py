@@ -13,6 +13,7 @@ import sys
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -111,9 +112,37 @@ def write_run(paths: RunPaths, programs: list[Program], settings: RunSettings) -
     paths.stack.write_text(json.dumps({"restart": settings.restart, "services": stack}))
 
 
-def connect(paths: RunPaths) -> xmlrpc.client.ServerProxy:
-    transport = SupervisorTransport(None, None, f"unix://{paths.socket}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+ProcessInfo = dict[str, Any]  # supervisord's getProcessInfo: name, statename, pid, ...
+RpcError = (OSError, xmlrpc.client.Error)  # supervisord gone, or refusing the call
+
+
+class Supervisord:
+    """The calls `make run` and `make ps|stop|...` make on supervisord's XML-RPC socket."""
+
+    def __init__(self, paths: RunPaths) -> None:
+        transport = SupervisorTransport(None, None, f"unix://{paths.socket}")
+        self._rpc: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def state(self) -> str:
+        return str(self._rpc.supervisor.getState()["statename"])
+
+    def info(self, name: str) -> ProcessInfo:
+        return cast(ProcessInfo, self._rpc.supervisor.getProcessInfo(f"{GROUP}:{name}"))
+
+    def infos(self) -> list[ProcessInfo]:
+        return cast(list[ProcessInfo], self._rpc.supervisor.getAllProcessInfo())
+
+    def start(self, name: str) -> None:
+        self._rpc.supervisor.startProcess(f"{GROUP}:{name}", True)
+
+    def stop(self, name: str) -> None:
+        self._rpc.supervisor.stopProcess(f"{GROUP}:{name}", True)
+
+    def signal(self, name: str, signal: str) -> None:
+        self._rpc.supervisor.signalProcess(f"{GROUP}:{name}", signal)
+
+    def shutdown(self) -> None:
+        self._rpc.supervisor.shutdown()
 
 
 def answers(paths: RunPaths) -> bool:
@@ -121,13 +150,9 @@ def answers(paths: RunPaths) -> bool:
     if not paths.socket.exists():
         return False
     try:
-        return connect(paths).supervisor.getState()["statename"] == "RUNNING"
-    except (OSError, xmlrpc.client.Error):
+        return Supervisord(paths).state() == "RUNNING"
+    except RpcError:
         return False
-
-
-def qualified(name: str) -> str:
-    return f"{GROUP}:{name}"
 
 
 # supervisord's own log lines, e.g. "2026-12-01 20:31:02,118 WARN exited: storage-service

@@ -20,11 +20,13 @@ import math
 import os
 import re
 import struct
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from mutagen import MutagenError
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, MPEGInfo
+
+from resource_processor.errors import UnreadableAudio
 
 MAX_TEXT_LENGTH = 100
 UNKNOWN_NAME = "Unknown title"
@@ -37,10 +39,6 @@ _LEADING_YEAR = re.compile(r"(\d{4})")
 # ValueError, IndexError, EOFError and struct.error are what a parser may leak on hostile bytes
 # instead of a MutagenError; either way the content is at fault, not the worker.
 _PARSE_ERRORS = (MutagenError, ValueError, IndexError, EOFError, struct.error)
-
-
-class UnreadableAudio(Exception):
-    """The bytes hold no MPEG audio mutagen can parse; retrying will not help."""
 
 
 def extract_song_metadata(
@@ -77,8 +75,9 @@ def format_duration(seconds: float) -> str:
 def _parse(file: BinaryIO) -> tuple[ID3 | None, float]:
     """The ID3 tag (None if absent or damaged) and the audio length in seconds."""
     try:
-        audio = MP3(file)
-        return (audio.tags if isinstance(audio.tags, ID3) else None), audio.info.length
+        audio = MP3(file)  # raises when it finds no MPEG frame, so `info` is there after it
+        info = cast(MPEGInfo, audio.info)
+        return (audio.tags if isinstance(audio.tags, ID3) else None), info.length
     except _PARSE_ERRORS:
         pass
     # A damaged ID3 tag fails MP3() even when the audio after it is fine: measure the audio

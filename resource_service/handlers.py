@@ -1,4 +1,7 @@
-"""What the Resource Service does, apart from HTTP and AMQP plumbing."""
+"""The Resource Service's service layer: what it does, apart from HTTP and AMQP plumbing.
+
+It speaks in our own types (rows, `StorageLocation`, `StoredObject`), never FastAPI's or boto3's.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ import structlog
 from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
+from resource_service.clients import SongClient
+from resource_service.errors import ObjectMissing
 from resource_service.models import PERMANENT, STAGING, Resource
-from resource_service.object_store import ObjectMissing, ObjectStore
+from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
-from resource_service.song_client import SongClient
 from resource_service.storage_lookup import StorageLookup
 from service_kit.messaging import DeadLetter, ResourceEvent
 
@@ -23,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Dependencies:
-    """Everything the handlers use, built once per process in `app.create_app`'s lifespan."""
+    """Everything the handlers use, built once per process by `bootstrap`."""
 
     session_factory: sessionmaker
     objects: ObjectStore
@@ -50,7 +54,7 @@ def object_key(path: str, file_name: str) -> str:
 async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int:
     location = await deps.storage.location(STAGING)
     key = object_key(location.path, f"{uuid.uuid4()}.mp3")
-    size = await deps.objects.upload(location.bucket, key, body, deps.max_upload_bytes)
+    size = await deps.objects.upload(location.bucket, key, body)
     try:
         resource_id = await deps.run_in_session(repository.add_resource, location.bucket, key)
     except BaseException:
@@ -70,8 +74,8 @@ async def find_resource(deps: Dependencies, resource_id: int) -> Resource | None
 
 async def open_resource(
     deps: Dependencies, resource_id: int, byte_range: str | None
-) -> dict | None:
-    """S3's answer for the resource's bytes, or None when it does not exist.
+) -> StoredObject | None:
+    """The resource's bytes (or a range of them), or None when it does not exist.
 
     A move may delete the STAGING object between our read of the row and of the object (or of
     its size, for a range it cannot satisfy): then the row, read again, points at the copy.

@@ -1,6 +1,8 @@
 """The resource bytes in S3: a streaming upload with flat memory, ranged reads, the move, delete.
 
-boto3 is blocking, so every call runs in a worker thread (`asyncio.to_thread`).
+Only I/O: what may be uploaded (type, size, pace) is decided where the body passes
+(`upload_body`). boto3 is blocking, so every call runs in a worker thread (`asyncio.to_thread`),
+and nothing of boto3's leaves this module: a read returns our own `StoredObject`.
 """
 
 from __future__ import annotations
@@ -8,42 +10,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
+
+from resource_service.errors import ObjectMissing, RangeNotSatisfiable
+from service_kit.s3 import MISSING_KEY, S3Client, error_code, object_exists
 
 log = structlog.get_logger(__name__)
 
 READ_CHUNK_BYTES = 1024 * 1024
 
 
-class UploadTooLarge(Exception):
-    pass
+@dataclass(frozen=True)
+class StoredObject:
+    """The bytes of an object, or of a range of it, as they stream from S3."""
 
-
-class ObjectMissing(Exception):
-    pass
-
-
-class RangeNotSatisfiable(Exception):
-    def __init__(self, size: int):
-        super().__init__(f"object size {size}")
-        self.size = size
+    chunks: AsyncIterator[bytes]
+    size: int  # of what `chunks` yields
+    content_range: str | None  # `bytes 0-99/1000` for a range, else None
 
 
 def _is_missing(exc: ClientError) -> bool:
-    """S3's ways of saying the key is not there (GET and COPY name it, HEAD has no body)."""
-    return exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound")
+    return error_code(exc) in MISSING_KEY
 
 
 @dataclass
 class ObjectStore:
-    s3: object  # a boto3 S3 client from service_kit.s3.make_s3_client
+    s3: S3Client
     part_bytes: int
 
-    async def upload(
-        self, bucket: str, key: str, chunks: AsyncIterator[bytes], max_bytes: int
-    ) -> int:
+    async def upload(self, bucket: str, key: str, chunks: AsyncIterator[bytes]) -> int:
         """Stream `chunks` into bucket/key; returns the size. Nothing is left behind on failure.
 
         Small bodies are one PUT; larger ones a multipart upload that sends one part while the
@@ -52,13 +50,11 @@ class ObjectStore:
         buffer = bytearray()
         size = 0
         upload_id: str | None = None
-        parts: list[dict] = []
-        in_flight: asyncio.Task | None = None
+        parts: list[dict[str, Any]] = []
+        in_flight: asyncio.Task[dict[str, Any]] | None = None
         try:
             async for chunk in chunks:
                 size += len(chunk)
-                if size > max_bytes:
-                    raise UploadTooLarge(size)
                 buffer += chunk
                 if len(buffer) < self.part_bytes:
                     continue
@@ -79,23 +75,10 @@ class ObjectStore:
                 return size
             if in_flight is not None:
                 parts.append(await in_flight)
-                in_flight = None
-            if buffer:
-                parts.append(
-                    await asyncio.to_thread(
-                        self._upload_part, bucket, key, upload_id, len(parts) + 1, buffer
-                    )
-                )
-            await asyncio.to_thread(
-                self.s3.complete_multipart_upload,
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            await asyncio.to_thread(self._complete_multipart, bucket, key, upload_id, parts, buffer)
             return size
         except BaseException:
-            # Client gone, over the limit, S3 failing: leave no part and no object behind.
+            # Client gone or refused mid-stream, S3 failing: leave no part and no object behind.
             if in_flight is not None:
                 in_flight.cancel()
             if upload_id is not None:
@@ -105,6 +88,16 @@ class ObjectStore:
     def _start_multipart(self, bucket: str, key: str) -> str:
         reply = self.s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="audio/mpeg")
         return reply["UploadId"]
+
+    def _complete_multipart(
+        self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], rest: bytearray
+    ) -> None:
+        """Send what is left as the last part (it may be smaller), then join the parts."""
+        if rest:
+            parts.append(self._upload_part(bucket, key, upload_id, len(parts) + 1, rest))
+        self.s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
 
     def _upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: bytearray
@@ -120,17 +113,20 @@ class ObjectStore:
         except Exception as exc:  # S3 itself may be what failed; the upload expires anyway
             log.warning("multipart_abort_failed", bucket=bucket, key=key, error=repr(exc))
 
-    async def open(self, bucket: str, key: str, byte_range: str | None = None) -> dict:
-        """S3's get_object answer (Body, ContentLength, ContentRange) for the whole or a range."""
+    async def open(self, bucket: str, key: str, byte_range: str | None = None) -> StoredObject:
+        """The whole object, or the range (`bytes=0-99`), ready to stream."""
         extra = {"Range": byte_range} if byte_range else {}
         try:
-            return await asyncio.to_thread(self.s3.get_object, Bucket=bucket, Key=key, **extra)
+            reply = await asyncio.to_thread(self.s3.get_object, Bucket=bucket, Key=key, **extra)
         except ClientError as exc:
             if _is_missing(exc):
                 raise ObjectMissing(key) from exc
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+            if error_code(exc) == "InvalidRange":
                 raise RangeNotSatisfiable(await self._size(bucket, key)) from exc
             raise
+        return StoredObject(
+            _iterate(reply["Body"]), reply["ContentLength"], reply.get("ContentRange")
+        )
 
     async def _size(self, bucket: str, key: str) -> int:
         try:
@@ -140,14 +136,6 @@ class ObjectStore:
                 raise ObjectMissing(key) from exc
             raise
         return reply["ContentLength"]
-
-    @staticmethod
-    async def iterate(body) -> AsyncIterator[bytes]:
-        try:
-            while chunk := await asyncio.to_thread(body.read, READ_CHUNK_BYTES):
-                yield chunk
-        finally:
-            body.close()
 
     async def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> None:
         """Copy; when the source is gone but the target exists, an earlier copy already ran."""
@@ -165,14 +153,16 @@ class ObjectStore:
                 raise ObjectMissing(source_key) from exc
 
     async def exists(self, bucket: str, key: str) -> bool:
-        try:
-            await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if _is_missing(exc):
-                return False
-            raise
+        return await asyncio.to_thread(object_exists, self.s3, bucket, key)
 
     async def delete(self, bucket: str, key: str) -> None:
         """Idempotent: deleting what is not there succeeds."""
         await asyncio.to_thread(self.s3.delete_object, Bucket=bucket, Key=key)
+
+
+async def _iterate(body: Any) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(body.read, READ_CHUNK_BYTES):
+            yield chunk
+    finally:
+        body.close()

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
-from resource_service.broker import Broker
+from service_kit.broker import BrokerLink
 from service_kit.messaging import ResourceEvent
 
 log = structlog.get_logger(__name__)
@@ -26,7 +26,7 @@ class OutboxRelay:
     def __init__(
         self,
         session_factory: sessionmaker,
-        broker: Broker,
+        broker: BrokerLink,
         poll_seconds: float,
         claim_seconds: float,
     ):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource
+from service_kit.db import delete_by_ids
 from service_kit.ids import storable
 from service_kit.messaging import RESOURCE_UPLOADED
 
@@ -34,14 +36,11 @@ def mark_permanent(session: Session, resource_id: int, bucket: str, key: str) ->
         .values(state=PERMANENT, bucket=bucket, key=key)
     )
     session.commit()
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def delete_resources(session: Session, ids: list[int]) -> list[Resource]:
-    statement = delete(Resource).where(Resource.id.in_(storable(ids))).returning(Resource)
-    deleted = {r.id: r for r in session.scalars(statement)}
-    session.commit()
-    return [deleted[i] for i in ids if i in deleted]
+    return delete_by_ids(session, Resource, ids)
 
 
 def claim_outbox_batch(
@@ -86,6 +85,7 @@ def finish_outbox_claim(session: Session, published: list[int], unpublished: lis
 
 
 def count_pending_outbox(session: Session) -> int:
-    return session.scalar(
+    pending = (
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     )
+    return session.execute(pending).scalar_one()

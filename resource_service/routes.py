@@ -10,15 +10,13 @@ from starlette.requests import ClientDisconnect
 
 from resource_service import handlers
 from resource_service.deps import DependenciesDep
-from resource_service.object_store import ObjectStore, RangeNotSatisfiable, UploadTooLarge
-from resource_service.storage_client import StorageUnavailable
+from resource_service.errors import RangeNotSatisfiable, StorageUnavailable
 from resource_service.upload_body import (
-    BodyTimeout,
     check_content_type,
     check_declared_length,
     mp3_body,
-    too_large,
     with_idle_timeout,
+    with_size_limit,
 )
 from service_kit.deps import CsvIds, PathId
 from service_kit.errors import ApiError, NotFound, Unavailable, error_response
@@ -48,16 +46,12 @@ async def upload_resource(
 ) -> CreatedId:
     check_content_type(content_type)
     check_declared_length(content_length, deps.max_upload_bytes)
+    chunks = with_idle_timeout(request.stream(), deps.upload_idle_seconds)
     try:
-        body = await mp3_body(with_idle_timeout(request.stream(), deps.upload_idle_seconds))
+        body = await mp3_body(with_size_limit(chunks, deps.max_upload_bytes))
         return CreatedId(id=await handlers.upload_resource(deps, body))
-    except UploadTooLarge:
-        raise too_large(deps.max_upload_bytes) from None
     except StorageUnavailable as exc:
         raise Unavailable(str(exc)) from None
-    except BodyTimeout:
-        log.warning("upload_abandoned", reason="client stopped sending")
-        raise ApiError(408, "The upload stalled: no data received in time") from None
     except ClientDisconnect:
         log.warning("upload_abandoned", reason="client disconnected")
         raise ApiError(400, "The upload was interrupted by the client") from None
@@ -80,16 +74,13 @@ async def download_resource(
         )
     if found is None:
         raise NotFound(f"Resource with ID={id} not found")
-    headers = {"Content-Length": str(found["ContentLength"]), "Accept-Ranges": "bytes"}
+    headers = {"Content-Length": str(found.size), "Accept-Ranges": "bytes"}
     status = 200
-    if byte_range and found.get("ContentRange"):
+    if byte_range and found.content_range:
         status = 206
-        headers["Content-Range"] = found["ContentRange"]
+        headers["Content-Range"] = found.content_range
     return StreamingResponse(
-        ObjectStore.iterate(found["Body"]),
-        status_code=status,
-        media_type="audio/mpeg",
-        headers=headers,
+        found.chunks, status_code=status, media_type="audio/mpeg", headers=headers
     )
 
 

@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
 import structlog
 from prometheus_client import Counter
 
-from resource_service.storage_client import StorageClient, StorageLocation, find_location
-from service_kit.resilience import CircuitBreaker, Served, call_with_fallback
+from resource_service.clients import StorageClient
+from resource_service.errors import MalformedStorageAnswer
+from resource_service.schemas import StorageLocation
+from service_kit.resilience import CircuitBreaker, call_with_fallback
 
 log = structlog.get_logger(__name__)
 
@@ -36,17 +37,9 @@ class StorageLookup:
     _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
 
     async def location(self, storage_type: str) -> StorageLocation:
-        try:
-            served = await call_with_fallback(
-                self.breaker,
-                self._live,
-                storage_type,
-                fallback=lambda _: self._fallback(storage_type),
-            )
-        except httpx.HTTPStatusError as ignored:
-            # A 4xx says nothing about the Storage Service's health, so the breaker ignores it;
-            # the upload still needs a location.
-            served = Served(self._fallback(storage_type), used_fallback=True, error=ignored)
+        served = await call_with_fallback(
+            self.breaker, self._live, storage_type, fallback=lambda _: self._fallback(storage_type)
+        )
         location, source = served.value
         LOOKUPS.labels(source).inc()
         if served.used_fallback:
@@ -74,3 +67,11 @@ class StorageLookup:
             if self.clock() - seen_at <= self.last_good_max_age_seconds:
                 return location, "last_good"
         return find_location(self.stub, storage_type), "stub"
+
+
+def find_location(storages: list[StorageLocation], storage_type: str) -> StorageLocation:
+    """The first (lowest id) location of the type; the seed rows come first."""
+    for storage in storages:
+        if storage.storage_type == storage_type:
+            return storage
+    raise MalformedStorageAnswer(f"no {storage_type} location in the answer")

@@ -1,18 +1,21 @@
-"""The request body of an upload: checked before anything is stored, then streamed."""
+"""The request body of an upload: checked before anything is stored, then streamed.
+
+Each rule is enforced here, where the bytes pass, and raises the error the client gets.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
+import structlog
+
 from resource_service.audio import MP3_SNIFF_BYTES, looks_like_mp3
 from service_kit.errors import ApiError, BadRequest
 
+log = structlog.get_logger(__name__)
+
 MP3_CONTENT_TYPE = "audio/mpeg"
-
-
-class BodyTimeout(Exception):
-    pass
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -41,8 +44,19 @@ async def with_idle_timeout(chunks: AsyncIterator[bytes], seconds: float) -> Asy
                 chunk = await anext(iterator)
         except StopAsyncIteration:
             return
-        except TimeoutError as exc:
-            raise BodyTimeout from exc
+        except TimeoutError:
+            log.warning("upload_abandoned", reason="client stopped sending")
+            raise ApiError(408, "The upload stalled: no data received in time") from None
+        yield chunk
+
+
+async def with_size_limit(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """The body, cut off with a 413 the moment it grows past `max_bytes`."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
         yield chunk
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Connection, MetaData, create_engine
 
 
 def run_migrations(target_metadata: MetaData) -> None:
@@ -19,6 +19,6 @@ def run_migrations(target_metadata: MetaData) -> None:
         conn.commit()
 
 
-def _run(connection, target_metadata: MetaData) -> None:
+def _run(connection: Connection, target_metadata: MetaData) -> None:
     context.configure(connection=connection, target_metadata=target_metadata)
     context.run_migrations()

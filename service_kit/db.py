@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, delete, text
 from sqlalchemy.engine import make_url
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from sqlalchemy.orm import Session
+from tenacity import retry_if_exception_type
 
 from service_kit.config import DatabaseSettings
+from service_kit.ids import storable
+from service_kit.retries import retry_at_startup
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +44,7 @@ def make_engine(database_url: str, timeout_seconds: float = 5.0) -> Engine:
     )
 
 
-@retry(
-    retry=retry_if_exception_type(psycopg.OperationalError),
-    stop=stop_after_delay(30),
-    wait=wait_exponential(multiplier=0.2, max=2),
-    reraise=True,
-)
+@retry_at_startup(retry_if_exception_type(psycopg.OperationalError))
 def ensure_database(database_url: str) -> None:
     """Create the service's database if it is missing (safe when replicas race to create it)."""
     url = make_url(database_url)
@@ -90,3 +89,14 @@ def prepare_database(
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def delete_by_ids(session: Session, model: type[Any], ids: list[int]) -> list[Any]:
+    """Delete the rows of `model` with these ids and commit; the deleted rows, in `ids` order.
+
+    Ids that cannot be stored (beyond 64 bits) cannot exist and are left out of the query.
+    """
+    statement = delete(model).where(model.id.in_(storable(ids))).returning(model)
+    deleted = {row.id: row for row in session.scalars(statement)}
+    session.commit()
+    return [deleted[i] for i in ids if i in deleted]

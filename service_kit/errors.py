@@ -7,6 +7,7 @@ name or stack trace ever reaches a client.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,13 +55,13 @@ def error_response(
     details: dict[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict = {"errorMessage": message, "errorCode": str(status)}
+    body: dict[str, Any] = {"errorMessage": message, "errorCode": str(status)}
     if details:
         body["details"] = details
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def _field_name(loc: tuple) -> str:
+def _field_name(loc: tuple[Any, ...]) -> str:
     # FastAPI locations look like ("body", "bucket") or ("query", "id"); the client knows fields.
     if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
         loc = loc[1:]

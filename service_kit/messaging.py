@@ -23,11 +23,12 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_delay,
     wait_exponential_jitter,
 )
+
+from service_kit.retries import log_retry
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ async def connect_broker(
         stop=stop_after_delay(give_up_after_seconds),
         wait=wait_exponential_jitter(multiplier=0.5, max=5.0, jitter=0.5),
         retry=retry_if_exception(_is_unreachable),
-        before_sleep=_log_connect_retry,
+        before_sleep=log_retry("broker_connect_retrying"),
         reraise=True,
     )
     return await retrying(aio_pika.connect_robust, url, timeout=5)
@@ -87,11 +88,6 @@ def _is_unreachable(error: BaseException) -> bool:
     if isinstance(error, ProbableAuthenticationError):
         return False
     return isinstance(error, AMQPConnectionError | OSError | TimeoutError)
-
-
-def _log_connect_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    log.warning("broker_connect_retrying", attempt=state.attempt_number, error=repr(error)[:300])
 
 
 def is_connected(connection: AbstractRobustConnection | None) -> bool:
@@ -139,7 +135,9 @@ async def publish(channel: AbstractChannel, queue: str, event: ResourceEvent) ->
 Handler = Callable[[ResourceEvent], Awaitable[None]]
 
 
-def message_handler(queue: str, handle: Handler) -> Callable[[AbstractIncomingMessage], Awaitable]:
+def message_handler(
+    queue: str, handle: Handler
+) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
     """Ack after `handle` returns; dead-letter poison and `DeadLetter`; requeue anything else
     (the queue's delivery limit bounds that, then it is dead-lettered)."""
 

@@ -1,6 +1,8 @@
-"""The one S3 client factory, and the bucket helper the services and tests share."""
+"""The one S3 client factory, and the S3 helpers the services, tests and tooling share."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -8,8 +10,11 @@ from botocore.exceptions import ClientError
 
 from service_kit.config import S3Settings
 
+# botocore builds a client's methods at run time, so without stub packages it has no static type.
+S3Client = Any
 
-def make_s3_client(settings: S3Settings):
+
+def make_s3_client(settings: S3Settings) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
@@ -26,21 +31,48 @@ def make_s3_client(settings: S3Settings):
     )
 
 
-def ensure_bucket(client, bucket: str) -> bool:
-    """Create the bucket unless it exists; True when this call created it."""
+# S3's ways of saying "not there": GET and COPY name the key or bucket, HEAD has no body.
+MISSING_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
+MISSING_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code of a failed call (`NoSuchKey`, `InvalidRange`, `404`, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def object_exists(client: S3Client, bucket: str, key: str) -> bool:
+    """True if the object is there, False if S3 says it is not; any other error raises."""
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if error_code(exc) in MISSING_KEY:
+            return False
+        raise
+
+
+class BucketNameRejected(ValueError):
+    """S3 refused the bucket's name: S3 has the last word on names, and it is the caller's error."""
+
+
+def ensure_bucket(client: S3Client, bucket: str) -> bool:
+    """Create the bucket unless it exists; True when this call created it.
+
+    Raises `BucketNameRejected` when S3 refuses the name.
+    """
     try:
         client.head_bucket(Bucket=bucket)
         return False
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+        if error_code(exc) not in MISSING_BUCKET:
             raise
     try:
         client.create_bucket(Bucket=bucket)
         return True
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "BucketAlreadyOwnedByYou",
-            "BucketAlreadyExists",
-        ):
+        if error_code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             return False
+        if error_code(exc) == "InvalidBucketName":
+            raise BucketNameRejected(bucket) from None
         raise

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 import structlog
@@ -71,7 +73,24 @@ class RequestMetrics:
             HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
-def create_service_app(title: str, lifespan, routers: list[APIRouter]) -> FastAPI:
+# A service's composition root: builds its parts from its settings, closes them on the way out.
+# The parts are a dataclass; each field becomes an `app.state` attribute the routes read.
+Bootstrap = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def create_service_app(
+    title: str, settings: ServiceSettings, bootstrap: Bootstrap, routers: list[APIRouter]
+) -> FastAPI:
+    """Mount the routes, and a lifespan that runs the service's composition root."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with bootstrap(settings) as parts:
+            for part in dataclasses.fields(parts):
+                setattr(app.state, part.name, getattr(parts, part.name))
+            log.info("service_started", port=settings.port)
+            yield
+
     app = FastAPI(title=title, lifespan=lifespan)
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
@@ -97,8 +116,10 @@ async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
     try:
         return await check()
     except Exception as exc:  # a failing dependency is a health answer, not an error
-        log.warning("health_check_failed", check=name, error=type(exc).__name__)
-        return {"status": "DOWN", "error": type(exc).__name__}
+        # What failed goes to the log; the body says only that it is down (DESIGN §3: no
+        # exception class names reach a client).
+        log.warning("health_check_failed", check=name, error=repr(exc)[:300])
+        return {"status": "DOWN"}
 
 
 def _ops_router() -> APIRouter:

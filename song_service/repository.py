@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from service_kit.db import delete_by_ids
 from service_kit.ids import storable
+from song_service.errors import SongExists
 from song_service.models import Song
 from song_service.schemas import SongCreate
-
-
-class SongExists(Exception):
-    pass
 
 
 def create_song(session: Session, song: SongCreate) -> int:
@@ -26,7 +23,4 @@ def get_song(session: Session, song_id: int) -> Song | None:
 
 
 def delete_songs(session: Session, ids: list[int]) -> list[int]:
-    statement = delete(Song).where(Song.id.in_(storable(ids))).returning(Song.id)
-    deleted = set(session.scalars(statement))
-    session.commit()
-    return [i for i in ids if i in deleted]
+    return [song.id for song in delete_by_ids(session, Song, ids)]

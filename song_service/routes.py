@@ -6,6 +6,7 @@ from service_kit.deps import CsvIds, PathId, SessionDep
 from service_kit.errors import ApiError, NotFound
 from service_kit.schemas import CreatedId, DeletedIds
 from song_service import repository
+from song_service.errors import SongExists
 from song_service.schemas import SongCreate, SongPublic
 
 router = APIRouter(prefix="/songs", tags=["songs"])
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/songs", tags=["songs"])
 def create_song(body: SongCreate, session: SessionDep) -> CreatedId:
     try:
         return CreatedId(id=repository.create_song(session, body))
-    except repository.SongExists:
+    except SongExists:
         raise ApiError(409, f"Metadata for resource ID={body.id} already exists") from None
 
 

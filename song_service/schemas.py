@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import JsonDict
 
 from service_kit.ids import MAX_STORED_ID
 from service_kit.validation import ContractModel, required_text
@@ -15,7 +16,11 @@ _YEAR = re.compile(r"^(19|20)[0-9]{2}$")
 # No NUL (PostgreSQL text cannot hold it) and not blank: one character that is not
 # str.isspace(), spelled out because \s differs between regex engines.
 _NOT_SPACE = r"[^\x00\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_TEXT_SCHEMA = {"minLength": 1, "maxLength": 100, "pattern": f"^[^\\x00]*{_NOT_SPACE}[^\\x00]*$"}
+_TEXT_SCHEMA: JsonDict = {
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": f"^[^\\x00]*{_NOT_SPACE}[^\\x00]*$",
+}
 
 
 TEXT_LABELS = {"name": "Song name", "artist": "Artist name", "album": "Album name"}
@@ -55,7 +60,7 @@ class SongCreate(ContractModel):
     @field_validator("name", "artist", "album", mode="before")
     @classmethod
     def _text_field(cls, value: Any, info: ValidationInfo) -> str:
-        return _text(TEXT_LABELS[info.field_name], value)
+        return _text(TEXT_LABELS[str(info.field_name)], value)
 
     @field_validator("duration", mode="before")
     @classmethod

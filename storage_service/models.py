@@ -5,8 +5,6 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-STORAGE_TYPES = ("STAGING", "PERMANENT")
-
 
 class Base(DeclarativeBase):
     pass

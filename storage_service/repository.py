@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from service_kit.ids import storable
+from service_kit.db import delete_by_ids
+from storage_service.errors import DuplicateLocation
 from storage_service.models import Storage
-
-
-class DuplicateLocation(Exception):
-    pass
 
 
 def create_storage(session: Session, storage_type: str, bucket: str, path: str) -> int:
@@ -31,10 +28,7 @@ def list_storages(session: Session) -> list[Storage]:
 
 
 def delete_storages(session: Session, ids: list[int]) -> list[int]:
-    statement = delete(Storage).where(Storage.id.in_(storable(ids))).returning(Storage.id)
-    deleted = set(session.scalars(statement))
-    session.commit()
-    return [i for i in ids if i in deleted]
+    return [storage.id for storage in delete_by_ids(session, Storage, ids)]
 
 
 def seed_storages(conn: Connection, seeds: list[tuple[str, str, str]]) -> None:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
 from fastapi import APIRouter, Request
 
 from service_kit.deps import CsvIds, SessionDep
 from service_kit.errors import ApiError, BadRequest
-from service_kit.s3 import ensure_bucket
+from service_kit.s3 import BucketNameRejected
 from service_kit.schemas import CreatedId, DeletedIds
-from storage_service import repository
+from storage_service import handlers, repository
+from storage_service.errors import DuplicateLocation
 from storage_service.schemas import BUCKET_MESSAGE, StorageCreate, StoragePublic
 
 router = APIRouter(prefix="/storages", tags=["storages"])
@@ -15,17 +15,12 @@ router = APIRouter(prefix="/storages", tags=["storages"])
 
 @router.post("", response_model=CreatedId)
 def create_storage(body: StorageCreate, session: SessionDep, request: Request) -> CreatedId:
-    # A location whose bucket does not exist is useless: create the bucket before the row.
+    s3 = request.app.state.s3
     try:
-        ensure_bucket(request.app.state.s3, body.bucket)
-    except ClientError as exc:
-        # S3 has the last word on names: a name it rejects is the client's error, not an outage.
-        if exc.response.get("Error", {}).get("Code") != "InvalidBucketName":
-            raise
+        new_id = handlers.create_storage(session, s3, body.storage_type, body.bucket, body.path)
+    except BucketNameRejected:
         raise BadRequest("Validation error", {"bucket": BUCKET_MESSAGE}) from None
-    try:
-        new_id = repository.create_storage(session, body.storage_type, body.bucket, body.path)
-    except repository.DuplicateLocation:
+    except DuplicateLocation:
         raise ApiError(
             409, f"Storage with bucket '{body.bucket}' and path '{body.path}' already exists"
         ) from None

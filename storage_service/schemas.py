@@ -4,6 +4,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 from service_kit.validation import ContractModel, required_text
 
@@ -21,7 +22,7 @@ BUCKET_MESSAGE = (
 PATH_MESSAGE = "Path must start with '/' and be at most 1024 printable characters"
 
 # The same rules as the OpenAPI documents them (JSON Schema); the validators below decide.
-BUCKET_SCHEMA = {
+BUCKET_SCHEMA: JsonDict = {
     "minLength": 3,
     "maxLength": 63,
     "pattern": (
@@ -32,7 +33,7 @@ BUCKET_SCHEMA = {
     ),
 }
 # Exact for ASCII; str.isprintable() also rejects some non-ASCII characters JSON Schema can't name.
-PATH_SCHEMA = {"maxLength": 1024, "pattern": "^/[^\\x00-\\x1f\\x7f]*$"}
+PATH_SCHEMA: JsonDict = {"maxLength": 1024, "pattern": "^/[^\\x00-\\x1f\\x7f]*$"}
 
 
 def is_valid_bucket(name: str) -> bool:

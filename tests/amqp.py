@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 
 from service_kit.messaging import ResourceEvent, declare_queue, publish
+from tests.infra import Infrastructure
 
 
 def _run(coroutine):
@@ -36,7 +38,23 @@ def publish_event(url: str, queue: str, resource_id: int) -> None:
     _run(go())
 
 
+def queue_depth(infra: Infrastructure, url: str, queue: str) -> tuple[int, int]:
+    """(ready, unacknowledged) messages of `queue` in the vhost of `url`, as the broker counts
+    them. A message a consumer holds is unacknowledged until its handler acks it, so (0, 0)
+    after a delivery means the handler finished and acked (or dead-lettered) it."""
+    vhost = unquote(urlsplit(url).path[1:]) or "/"
+    columns = ["name", "messages_ready", "messages_unacknowledged"]
+    listing = infra.rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", *columns)
+    for line in listing.splitlines():
+        name, ready, unacked = line.split("\t")
+        if name == queue:
+            return int(ready), int(unacked)
+    raise AssertionError(f"no queue {queue!r} in vhost {vhost!r}:\n{listing}")
+
+
 def message_count(url: str, queue: str) -> int:
+    """Messages ready in `queue`: 0 also while a consumer holds one unacked (see queue_depth)."""
+
     async def go() -> int:
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
+# What must never reach a client (DESIGN §3): an exception class name, a traceback, a source file.
+INTERNALS = re.compile(r"[A-Z][A-Za-z]*(Error|Exception)\b|Traceback|File \"|\w\.py\b")
+
+
+def assert_no_internals(text: str) -> None:
+    found = INTERNALS.search(text)
+    assert found is None, f"{found.group(0)!r} reaches the client: {text[:500]}"
+
 
 def assert_error(response, status: int, message: str | None = None) -> dict:
     assert response.status_code == status, response.text
+    assert_no_internals(response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert body["errorCode"] == str(status)

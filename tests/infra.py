@@ -18,7 +18,7 @@ class Infrastructure:
     postgres_url: str  # server URL without a database name
     rabbitmq_url: str  # the default virtual host
     s3_endpoint_url: str
-    rabbitmqctl: Callable[..., None]  # runs `rabbitmqctl ARGS` where the broker runs
+    rabbitmqctl: Callable[..., str]  # runs `rabbitmqctl ARGS` where the broker runs; its output
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,11 @@ def containers() -> Iterator[Infrastructure]:
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]
         params = mq.get_connection_params()
 
-        def container_rabbitmqctl(*args: str) -> None:
+        def container_rabbitmqctl(*args: str) -> str:
             code, output = mq.exec(["rabbitmqctl", "-q", *args])
             if code != 0:
                 raise RuntimeError(output)
+            return output.decode()
 
         yield Infrastructure(
             postgres_url=pg_url,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service_kit.errors import NotFound
 from service_kit.resilience.breaker import CircuitBreaker
@@ -24,27 +24,29 @@ def breaker_health(breaker: CircuitBreaker) -> HealthCheck:
     return check
 
 
-def breaker_admin_router(breakers: dict[str, CircuitBreaker]) -> APIRouter:
+def breaker_admin_router() -> APIRouter:
+    """`/admin/breakers` over the breakers a composition root put in `app.state.breakers`."""
     router = APIRouter(prefix="/admin/breakers", tags=["admin"])
 
-    def find(name: str) -> CircuitBreaker:
-        if name not in breakers:
-            raise NotFound(f"Circuit breaker '{name}' not found")
-        return breakers[name]
+    def breakers(request: Request) -> dict[str, CircuitBreaker]:
+        return cast(dict[str, CircuitBreaker], request.app.state.breakers)
 
     @router.get("")
-    def list_breakers() -> list[dict[str, Any]]:
+    def list_breakers(request: Request) -> list[dict[str, Any]]:
         """Each breaker's state and counts, and the settings it runs with."""
         return [
             {**breaker.snapshot(), "settings": breaker.settings.model_dump()}
-            for breaker in breakers.values()
+            for breaker in breakers(request).values()
         ]
 
     @router.post("/{name}/{action}")
     def change_state(
-        name: str, action: Literal["force-open", "close", "disable"]
+        name: str, action: Literal["force-open", "close", "disable"], request: Request
     ) -> dict[str, Any]:
-        breaker = find(name)
+        found = breakers(request)
+        if name not in found:
+            raise NotFound(f"Circuit breaker '{name}' not found")
+        breaker = found[name]
         {"force-open": breaker.force_open, "close": breaker.close, "disable": breaker.disable}[
             action
         ]()

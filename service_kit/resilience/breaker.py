@@ -20,9 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import circuitbreaker
-from prometheus_client import REGISTRY, CollectorRegistry
 
-from service_kit.resilience import metrics
 from service_kit.resilience.config import BreakerSettings
 from service_kit.resilience.deadline import AttemptDeadlines
 from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
@@ -41,7 +39,25 @@ T = TypeVar("T")
 _UNRECORDED = -1  # permit token of a call made while DISABLED: nothing about it is recorded
 
 
-class CircuitBreaker(circuitbreaker.CircuitBreaker):
+class CallStats:
+    """Call counts and total seconds per outcome kind since the breaker was created."""
+
+    __slots__ = (
+        "failed",
+        "failed_seconds",
+        "ignored",
+        "ignored_seconds",
+        "not_permitted",
+        "successful",
+        "successful_seconds",
+    )
+
+    def __init__(self) -> None:
+        self.successful = self.failed = self.ignored = self.not_permitted = 0
+        self.successful_seconds = self.failed_seconds = self.ignored_seconds = 0.0
+
+
+class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # untyped base
     """Guards async calls: `await breaker.call(fn, *args)` or decorate with `@breaker`.
 
     Single-threaded asyncio needs no lock: between checking the state and taking a permit
@@ -55,7 +71,6 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):
         *,
         classifier: Classifier = default_classifier,
         clock: Callable[[], float] = time.monotonic,
-        registry: CollectorRegistry = REGISTRY,
     ) -> None:
         super().__init__(name=name)
         self.settings = settings = settings or BreakerSettings.defaults()
@@ -72,9 +87,8 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):
         self._open_until = 0.0
         self._half_open_permits = 0
         self.window = self._new_window(State.CLOSED)
-        self.stats = metrics.CallStats()
+        self.stats = CallStats()
         circuitbreaker.CircuitBreakerMonitor.register(self)
-        metrics.track(self, registry)
 
     # -- calling --------------------------------------------------------------------------
 
@@ -93,7 +107,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):
         except BaseException as error:
             elapsed = clock() - started
             timed_out = deadlines is not None and deadlines.finish(key)
-            if timed_out and isinstance(error, asyncio.CancelledError):
+            if deadlines is not None and timed_out and isinstance(error, asyncio.CancelledError):
                 timeout = TimeoutError(f"{self.name}: no answer within {deadlines.timeout} s")
                 self._on_error(token, timeout, elapsed, timed_out)
                 raise timeout from error
@@ -115,7 +129,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):
 
         return functools.wraps(function)(guarded)
 
-    def _decorate_sync(self, function: Callable) -> Callable:
+    def _decorate_sync(self, function: Callable[..., Any]) -> Callable[..., Any]:
         raise TypeError(f"{self.name}: only async functions can be guarded")
 
     def __enter__(self) -> None:

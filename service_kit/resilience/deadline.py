@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 
 class AttemptDeadlines:
@@ -23,7 +24,7 @@ class AttemptDeadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         # key -> (task, deadline, task.cancelling() at start); insertion order is deadline order
-        self._in_flight: dict[int, tuple[asyncio.Task, float, int]] = {}
+        self._in_flight: dict[int, tuple[asyncio.Task[Any], float, int]] = {}
         self._expired: dict[int, int] = {}  # key -> task.cancelling() at start
         self._keys = itertools.count()
 

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from service_kit.resilience.breaker import CallNotPermittedError, CircuitBreaker
-from service_kit.resilience.outcome import Outcome
+from service_kit.resilience.breaker import CircuitBreaker
+from service_kit.resilience.state import CallNotPermittedError
 
 T = TypeVar("T")
 
@@ -37,19 +37,20 @@ async def call_with_fallback(
     fallback: Callable[[BaseException], Awaitable[T] | T],
     **kwargs: Any,
 ) -> Served[T]:
-    """`await breaker.call(fn, *args, **kwargs)`; if the breaker rejects the call or it fails
-    (as `breaker.classify` judges, in any state), return `fallback(error)` instead.
+    """`await breaker.call(fn, *args, **kwargs)`; if the breaker rejects the call or it raises
+    any `Exception`, in any state, return `fallback(error)` instead.
 
-    `fallback` may be sync or async. Ignored errors (e.g. HTTP 4xx, cancellation) are not
-    failures and still raise; so does an exception raised by the fallback itself.
+    This is the one place that decides when to fall back. As in Resilience4j's
+    `Decorators.withFallback`, how the breaker *counts* an error (a 4xx is ignored by the
+    window) does not decide whether the caller gets an answer: it does. Cancellation and other
+    non-`Exception`s still raise, and so does an exception raised by the fallback itself.
+    `fallback` may be sync or async.
     """
     try:
         return Served(await breaker.call(fn, *args, **kwargs), used_fallback=False)
     except CallNotPermittedError as rejection:
-        error: BaseException = rejection
-    except BaseException as failure:
-        if breaker.classify(failure) is not Outcome.FAILURE:
-            raise
+        error: Exception = rejection
+    except Exception as failure:
         error = failure
     value = fallback(error)
     if inspect.isawaitable(value):

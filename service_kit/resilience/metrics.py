@@ -1,5 +1,8 @@
 """Prometheus series named like Resilience4j's Micrometer export, labelled by breaker `name`.
 
+Like Resilience4j's metrics module, this binds to a breaker from outside (`track`); the breaker
+knows nothing of it.
+
 The hot path touches no prometheus_client object: a breaker only bumps plain counters in its
 `CallStats`, and one collector per registry turns every breaker's state into samples when the
 registry is scraped. So several breakers share the metric families by label, and creating
@@ -10,36 +13,27 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from service_kit.resilience.breaker import CircuitBreaker
 from service_kit.resilience.state import State
-
-if TYPE_CHECKING:
-    from service_kit.resilience.breaker import CircuitBreaker
 
 PREFIX = "resilience4j_circuitbreaker_"
 
 
-class CallStats:
-    """Call counts and total seconds per outcome kind since the breaker was created."""
-
-    __slots__ = (
-        "failed",
-        "failed_seconds",
-        "ignored",
-        "ignored_seconds",
-        "not_permitted",
-        "successful",
-        "successful_seconds",
-    )
-
-    def __init__(self) -> None:
-        self.successful = self.failed = self.ignored = self.not_permitted = 0
-        self.successful_seconds = self.failed_seconds = self.ignored_seconds = 0.0
+# state, calls_seconds, failure_rate, slow_call_rate, not_permitted_calls, buffered_calls
+Families = tuple[
+    GaugeMetricFamily,
+    SummaryMetricFamily,
+    GaugeMetricFamily,
+    GaugeMetricFamily,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+]
 
 
 class BreakerCollector(Collector):
@@ -51,11 +45,11 @@ class BreakerCollector(Collector):
             weakref.WeakValueDictionary()
         )
 
-    def describe(self) -> Iterator:
+    def describe(self) -> Iterator[Metric]:
         # Lets the registry check our names against other collectors without collecting.
-        return self._families()
+        return iter(self._families())
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         state, calls, failure_rate, slow_rate, not_permitted, buffered = families = self._families()
         for breaker in list(self.breakers.values()):
             name = breaker.name
@@ -75,7 +69,7 @@ class BreakerCollector(Collector):
         return iter(families)
 
     @staticmethod
-    def _families() -> tuple:
+    def _families() -> Families:
         return (
             GaugeMetricFamily(
                 PREFIX + "state", "1 for the breaker's current state", labels=["name", "state"]
@@ -107,7 +101,7 @@ _collectors: weakref.WeakKeyDictionary[CollectorRegistry, BreakerCollector] = (
 )
 
 
-def track(breaker: CircuitBreaker, registry: CollectorRegistry) -> None:
+def track(breaker: CircuitBreaker, registry: CollectorRegistry = REGISTRY) -> None:
     """Report `breaker` through `registry`, registering the shared collector on first use."""
     collector = _collectors.get(registry)
     if collector is None:

@@ -20,7 +20,7 @@ class State(enum.StrEnum):
     DISABLED = "disabled"
 
 
-class CallNotPermittedError(circuitbreaker.CircuitBreakerError):
+class CallNotPermittedError(circuitbreaker.CircuitBreakerError):  # type: ignore[misc]  # untyped base
     """The breaker rejected the call without running it (OPEN, FORCED_OPEN, or no trial left)."""
 
     def __str__(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 _FAILED = 1
-_SLOW = 2
 
 NOT_ENOUGH_CALLS = -1.0
 """The rate reported before `minimum_number_of_calls` are recorded (Resilience4j's -1)."""

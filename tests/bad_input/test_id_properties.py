@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from resource_service.song_client import csv_batches
+from resource_service.clients import csv_batches
 from service_kit.errors import BadRequest
 from service_kit.ids import MAX_CSV_LENGTH, parse_id, parse_id_csv
 from storage_service.schemas import BUCKET_SCHEMA, is_valid_bucket

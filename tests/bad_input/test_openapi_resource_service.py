@@ -8,9 +8,9 @@ import pytest
 import schemathesis
 from schemathesis.transport.serialization import serialize_binary
 
+from devstack.mp3 import make_mp3
 from resource_service.app import create_app
 from tests.bad_input.openapi_fuzz import FUZZ_SETTINGS, check_response, send
-from tests.fixtures.mp3 import make_mp3
 
 # The OpenAPI document needs no connection: create_app connects only in its lifespan.
 schema = schemathesis.openapi.from_dict(create_app().openapi())
@@ -30,7 +30,7 @@ def audio_mpeg(ctx: schemathesis.SerializationContext, value) -> bytes:
 
 @pytest.fixture(scope="module")
 def stack(start_module_stack):
-    return start_module_stack("fuzz", MAX_UPLOAD_BYTES=str(1024 * 1024))
+    return start_module_stack("fuzz", resource_env={"MAX_UPLOAD_BYTES": str(1024 * 1024)})
 
 
 @schema.parametrize()

@@ -30,8 +30,10 @@ def storage_proxy():
 def stack(start_module_stack, storage_proxy):
     running = start_module_stack(
         "faults",
-        STORAGE_SERVICE_URL=storage_proxy.url,
-        **{f"STORAGE_BREAKER_{name}": str(value) for name, value in BREAKER.items()},
+        resource_env={
+            "STORAGE_SERVICE_URL": storage_proxy.url,
+            **{f"STORAGE_BREAKER_{name}": str(value) for name, value in BREAKER.items()},
+        },
     )
     storage_proxy.upstream_port = running.storage.port
     return running

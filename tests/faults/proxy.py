@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from enum import Enum
+from urllib.parse import urlsplit, urlunsplit
 
 
 class Mode(Enum):
@@ -58,6 +59,12 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def via(self, url: str) -> str:
+        """The same URL (credentials, path and all), with this proxy in place of the upstream."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{self.port}"))
 
     def start(self) -> FaultProxy:
         self._thread.start()

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 from tests.faults.conftest import BREAKER, breaker, lookup_counts
 from tests.faults.proxy import Mode
-from tests.fixtures.mp3 import make_mp3
 
 # The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted
 # trial calls succeed: recovery takes the wait plus a few uploads.
@@ -62,6 +62,10 @@ def test_storage_killed_during_a_stream_of_uploads(stack, record_property):
     assert state["not_permitted_calls"] > 0, state
     fallbacks = lookup_counts(stack)
     assert fallbacks["last_good"] - before["last_good"] >= 12  # every upload, at least
+    assert fallbacks["stub"] == before["stub"]  # the last good answer is young: no stub
+    # Each fallback use is logged, with the source that served it.
+    served = stack.logged("resource", "storage_lookup_fallback", source="last_good")
+    assert served >= fallbacks["last_good"] - before["last_good"]
     assert_all_permanent(stack, ids)
 
     stack.storage.start().wait_healthy()
@@ -87,8 +91,8 @@ def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack, record_
     record_property("healthy_p50_ms", round(statistics.median(healthy) * 1000))
     record_property("open_p50_ms", round(statistics.median(once_open) * 1000))
     record_property("open_max_ms", round(max(once_open) * 1000))
+    # Once OPEN no call waits for the timeout; how fast they are is bench/degraded.py's figure.
     assert max(once_open) < timeout
-    assert statistics.median(once_open) <= 2 * statistics.median(healthy) + 0.05
 
     stack.storage.signal(signal.SIGCONT)
     ids = [resource_id for resource_id, _ in frozen] + upload_until_closed(stack, "thawed")
@@ -118,11 +122,16 @@ def test_deleted_seed_rows_are_served_by_the_fallback(stack):
     )
     assert deleted.json() == {"ids": staging_ids}
     before = lookup_counts(stack)
+    fallback = {"source": "last_good", "storage_type": "STAGING"}
+    logged = stack.logged("resource", "storage_lookup_fallback", **fallback)
 
     resource_id, _ = timed_upload(stack, "no staging row")
 
     after = lookup_counts(stack)
-    assert after["last_good"] + after["stub"] == before["last_good"] + before["stub"] + 1
+    # The live answer lacks STAGING: the last good answer (seen minutes ago at most) serves it.
+    assert after["last_good"] == before["last_good"] + 1
+    assert after["stub"] == before["stub"]
+    assert stack.logged("resource", "storage_lookup_fallback", **fallback) == logged + 1
     row = stack.wait_permanent(resource_id, timeout=10)
     assert row.staging_bucket == "resources-staging"
     assert row.staging_key.startswith("staging/")

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from devstack.stack import object_exists, wait_until
-from tests.fixtures.mp3 import make_mp3
+from devstack.mp3 import make_mp3
+from devstack.stack import wait_until
+from service_kit.s3 import object_exists
 
 UPLOADS, CLIENTS = 200, 16
 

@@ -16,10 +16,11 @@ import jsonschema
 import pytest
 import yaml
 
-from resource_service.storage_client import STORAGE_LIST
+from resource_service.schemas import STORAGE_LIST
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
 BUCKETS_HOOK = ROOT / "localstack-init" / "ready.d" / "create_buckets.py"
 POSTGRES_INIT = ROOT / "docker" / "postgres-init" / "01-databases.sql"
 # The Compose Specification's JSON schema, vendored because tests have no network. Copied unchanged
@@ -161,19 +162,21 @@ def test_compose_ports_equal_the_services_default_ports(
         assert [str(p) for p in service["expose"]] == [port]
     else:
         assert published_ports(service) == [(port, port)]
-    instructions = dockerfile_instructions(ROOT / package / "Dockerfile")
-    assert ("EXPOSE", port) in instructions
-    assert any(k == "ENV" and f"PORT={port}" in args.split() for k, args in instructions)
+    assert service["build"]["args"]["PORT"] == port  # the image's PORT, EXPOSE and healthcheck
 
 
-@pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
+def test_only_the_worker_keeps_no_database(services: dict) -> None:
+    with_database = {n for n in APP_SERVICES if "DATABASE_URL" in services[n]["environment"]}
+    assert with_database == set(APP_SERVICES) - {"resource-processor"}
+
+
+@pytest.mark.parametrize(
+    ("name", "package"), [(n, p) for n, p in APP_SERVICES.items() if n != "resource-processor"]
+)
 def test_each_database_is_created_by_the_postgres_init_script(
     services: dict, name: str, package: str
 ) -> None:
-    url = services[name]["environment"].get("DATABASE_URL")
-    if url is None:
-        return  # the worker keeps no database
-    database = url.rsplit("/", 1)[-1]
+    database = services[name]["environment"]["DATABASE_URL"].rsplit("/", 1)[-1]
     created = re.findall(r"CREATE DATABASE (\w+);", POSTGRES_INIT.read_text())
     assert database in created
     assert setting_default(package, "database_url").rsplit("/", 1)[-1] == database
@@ -183,36 +186,28 @@ def test_each_database_is_created_by_the_postgres_init_script(
 
 
 @pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
-def test_each_app_service_is_built_from_its_packages_dockerfile(
+def test_each_app_service_is_built_from_the_one_dockerfile_for_its_package(
     services: dict, name: str, package: str
 ) -> None:
     build = services[name]["build"]
     assert build["context"] == "."  # pyproject.toml and service_kit/ live at the root
-    assert build["dockerfile"] == f"{package}/Dockerfile"
-    assert (ROOT / build["dockerfile"]).is_file()
+    assert "dockerfile" not in build  # the root Dockerfile
+    assert build["args"]["PACKAGE"] == package
 
 
-@pytest.mark.parametrize("package", APP_SERVICES.values())
-def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_python_m(package: str) -> None:
-    instructions = dockerfile_instructions(ROOT / package / "Dockerfile")
+def test_the_dockerfile_runs_python_m_package_as_non_root_with_a_healthcheck() -> None:
+    instructions = dockerfile_instructions(DOCKERFILE)
     users = [args for keyword, args in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     healthchecks = [args for keyword, args in instructions if keyword == "HEALTHCHECK"]
     assert healthchecks and healthchecks[-1].upper() != "NONE"
+    assert ("COPY", "${PACKAGE}/ ${PACKAGE}/") in instructions
+    assert ("EXPOSE", "${PORT}") in instructions
+    env = " ".join(args for keyword, args in instructions if keyword == "ENV").split()
+    assert {"PORT=${PORT}", "SERVICE_PACKAGE=${PACKAGE}"} <= set(env)
     entrypoint = [args for keyword, args in instructions if keyword == "ENTRYPOINT"][-1]
-    # Exec form (a JSON array), so signals reach python instead of a shell.
-    assert json.loads(entrypoint) == ["python", "-m", package]
-
-
-def test_the_dockerfiles_differ_only_in_package_and_port() -> None:
-    def normalised(package: str) -> str:
-        text = (ROOT / package / "Dockerfile").read_text()
-        port = re.search(r"PORT=(\d+)", text).group(1)
-        return text.replace(package, "<package>").replace(port, "<port>")
-
-    first, *others = APP_SERVICES.values()
-    for package in others:
-        assert normalised(package) == normalised(first), package
+    # `exec` replaces the shell, so python is PID 1 and the signals reach it.
+    assert json.loads(entrypoint) == ["/bin/sh", "-c", 'exec python -m "$SERVICE_PACKAGE"']
 
 
 # --- names shared between the hook and the code ----------------------------------------------

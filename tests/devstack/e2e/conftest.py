@@ -17,10 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devstack import supervisor
 from devstack.services import Program, RunSettings, health, programs
 from devstack.stack import free_port, wait_until
-from devstack.supervisor import RunPaths, qualified
+from devstack.supervisor import RunPaths, Supervisord
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ["storage-service", "song-service", "resource-service", "resource-processor"]
@@ -62,9 +61,7 @@ class MakeRun:
         return wait_until(line, timeout, lambda: f"{text!r} in\n" + "\n".join(self.terminal))
 
     def pid(self, name: str) -> int:
-        info = supervisor.connect(RunPaths(self.settings.dir)).supervisor.getProcessInfo(
-            qualified(name)
-        )
+        info = Supervisord(RunPaths(self.settings.dir)).info(name)
         assert info["statename"] in ("STARTING", "RUNNING"), info
         return int(info["pid"])
 

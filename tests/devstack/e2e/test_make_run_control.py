@@ -15,9 +15,9 @@ import httpx
 import psutil
 import pytest
 
+from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 from tests.devstack.e2e.conftest import REPO, SERVICES, MakeRun, listening
-from tests.fixtures.mp3 import make_mp3
 
 # Small numbers, so that the breaker opens within a few uploads.
 BREAKER_ENV = {
@@ -36,12 +36,11 @@ def run(start_make_run) -> MakeRun:
 @pytest.fixture(autouse=True)
 def every_service_running(run: MakeRun):
     for name in SERVICES:
-        state = run.make("ps").stdout
-        row = next(line for line in state.splitlines() if line.startswith(name))
-        if " paused " in row:
+        state = ps_row(run, name)[1]
+        if state == "paused":
             assert run.make("unpause", f"SERVICE={name}").returncode == 0
-        elif " running " not in row:
-            assert run.make("start", f"SERVICE={name}").returncode == 0, row
+        elif state != "running":
+            assert run.make("start", f"SERVICE={name}").returncode == 0, state
         run.wait_healthy(name)
     yield
 
@@ -49,7 +48,10 @@ def every_service_running(run: MakeRun):
 def ps_row(run: MakeRun, name: str) -> list[str]:
     result = run.make("ps")
     assert result.returncode == 0, result.stderr
-    return next(line for line in result.stdout.splitlines() if line.startswith(name)).split()
+    rows = [line.split() for line in result.stdout.splitlines()]
+    found = [row for row in rows if row[0] == name]
+    assert len(found) == 1, result.stdout
+    return found[0]
 
 
 def upload(run: MakeRun, data: bytes) -> httpx.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,13 +20,6 @@ class Proxies:
 
     def all(self) -> list[FaultProxy]:
         return [self.rabbitmq, self.s3, self.postgres]
-
-
-def via(proxy: FaultProxy, url: str) -> str:
-    """The same URL, with the proxy's port in place of the upstream's."""
-    parts = urlsplit(url)
-    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}"))
 
 
 def upstream(url: str) -> tuple[str, int]:
@@ -56,15 +49,17 @@ def stack(infra, start_module_stack, new_database_url, new_rabbitmq_vhost, proxi
         "pipeline",
         rabbitmq_url=rabbitmq_url,
         processor_env={
-            "RABBITMQ_URL": via(proxies.rabbitmq, rabbitmq_url),
+            "RABBITMQ_URL": proxies.rabbitmq.via(rabbitmq_url),
             "RETRY_ATTEMPTS": "3",
             "RETRY_MAX_WAIT_SECONDS": "0.5",
         },
         resource_database_url=resource_db,
-        RABBITMQ_URL=via(proxies.rabbitmq, rabbitmq_url),
-        S3_ENDPOINT_URL=via(proxies.s3, infra.s3_endpoint_url),
-        DATABASE_URL=via(proxies.postgres, resource_db),
-        S3_TIMEOUT_SECONDS="2",
+        resource_env={
+            "RABBITMQ_URL": proxies.rabbitmq.via(rabbitmq_url),
+            "S3_ENDPOINT_URL": proxies.s3.via(infra.s3_endpoint_url),
+            "DATABASE_URL": proxies.postgres.via(resource_db),
+            "S3_TIMEOUT_SECONDS": "2",
+        },
     )
 
 

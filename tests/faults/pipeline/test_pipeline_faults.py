@@ -8,15 +8,16 @@ import subprocess
 import sys
 import time
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
-from devstack.stack import object_exists, wait_until
+from devstack.mp3 import make_mp3
+from devstack.stack import wait_until
 from resource_service.models import OutboxEvent, Resource
 from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
-from tests.amqp import message_count, publish_body, publish_event
-from tests.contract import assert_error
+from service_kit.s3 import object_exists
+from tests.amqp import message_count, publish_body, publish_event, queue_depth
+from tests.contract import assert_error, assert_no_internals
 from tests.faults.proxy import Mode
-from tests.fixtures.mp3 import make_mp3
 
 STAGING_BUCKET, PERMANENT_BUCKET = "resources-staging", "resources-permanent"
 
@@ -79,17 +80,49 @@ def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3, 
     assert_exactly_one_permanent_object(stack, s3, ids[-1])
 
 
-def test_processor_killed_mid_message_is_redelivered(stack, s3):
+def test_processor_killed_mid_message_is_redelivered(stack, s3, infra):
     processor = stack.processors[0]
     stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
     resource_id = upload_ok(stack, "killed worker")
-    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_UPLOADED) == 0, 10, "taken")
+    # The precondition: the worker holds the message, delivered and not acked, when it dies.
+    held = (0, 1)
+    wait_until(lambda: queue_depth(infra, stack.rabbitmq_url, RESOURCE_UPLOADED) == held, 15)
+    assert stack.logged("processor0", "resource_processed", resource_id=resource_id) == 0
     processor.signal(signal.SIGKILL)
     processor.process.wait()
     stack.song.signal(signal.SIGCONT)
     processor.start().wait_healthy()
 
     assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def test_a_processor_stopped_mid_message_finishes_it_before_it_exits(stack, infra):
+    processor = stack.processors[0]
+    stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
+    try:
+        resource_id = upload_ok(stack, "drained")
+        held = (0, 1)
+        wait_until(lambda: queue_depth(infra, stack.rabbitmq_url, RESOURCE_UPLOADED) == held, 15)
+        processor.signal(signal.SIGTERM)
+        # The precondition: shutdown has begun with the message still in its hands.
+        wait_until(
+            lambda: stack.logged("processor0", "broker_link_closing", messages_in_flight=1), 10
+        )
+    finally:
+        stack.song.signal(signal.SIGCONT)
+    processor.running.wait(15)
+    # No worker runs any more: PERMANENT means the drained message was finished and announced,
+    # and nothing of it is left in the queue (acked, not requeued).
+    stack.wait_permanent(resource_id, timeout=15)
+
+    # The broker learns of the closed connection a moment after the exit (through the proxy);
+    # an ack that never came would then make the message ready again, (1, 0), for good.
+    def settled() -> tuple[int, int] | None:
+        depth = queue_depth(infra, stack.rabbitmq_url, RESOURCE_UPLOADED)
+        return None if depth == (0, 1) else depth
+
+    assert wait_until(settled, 10) == (0, 0)
+    processor.start().wait_healthy()
 
 
 def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, proxies, s3):
@@ -107,6 +140,90 @@ def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, prox
     stack.resource.start().wait_healthy()
 
     assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def test_resource_service_killed_between_copy_and_row_update_is_repaired(stack, s3):
+    """The test holds the row's lock, so the move's UPDATE waits after its copy: killed then,
+    the service leaves a PERMANENT copy beside a row still in STAGING."""
+    for processor in stack.processors:
+        processor.stop()  # the lock must be taken before the move can reach the row
+    resource_id = upload_ok(stack, "killed before update")
+    engine = create_engine(stack.resource_database_url)
+    try:
+        with engine.connect() as lock:
+            lock.execute(
+                text("SELECT id FROM resources WHERE id = :id FOR UPDATE"), {"id": resource_id}
+            )
+            for processor in stack.processors:
+                processor.start()
+            wait_until(lambda: move_waits_for_the_lock(engine), 30, "the move's UPDATE waiting")
+            row = stack.resource_row(resource_id)
+            copy = f"{stack.permanent_prefix}{row.staging_key.rsplit('/', 1)[-1]}"
+            assert object_exists(s3, PERMANENT_BUCKET, copy)  # copied ...
+            stack.resource.signal(signal.SIGKILL)
+            stack.resource.running.wait()
+            lock.rollback()
+        row = stack.resource_row(resource_id)
+        assert row.state == "STAGING"  # ... not recorded
+        assert object_exists(s3, row.staging_bucket, row.staging_key)
+    finally:
+        engine.dispose()
+    stack.resource.start().wait_healthy()
+    for processor in stack.processors:
+        processor.wait_healthy()
+
+    assert_exactly_one_permanent_object(stack, s3, resource_id)
+
+
+def move_waits_for_the_lock(engine) -> bool:
+    """A session of the Resource Service blocked on a row lock in its database."""
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE resources%'"
+            )
+        )
+        return waiting.scalar_one() > 0
+
+
+def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack, proxies):
+    """A relay that claimed events and died before publishing them leaves them claimed (the
+    test writes that claim); the surviving relay takes them over once it expires."""
+    proxies.rabbitmq.set_mode(Mode.CUT)  # the event stays in the outbox, unclaimed
+    wait_until(lambda: broker_health(stack)["status"] == "DEGRADED", 10, "the link down")
+    resource_id = upload_ok(stack, "claimed by the dead")
+    claimed = run_sql(
+        stack,
+        "UPDATE outbox SET claimed_until = now() + interval '15 seconds'"
+        " WHERE resource_id = :id AND published_at IS NULL RETURNING claimed_until",
+        id=resource_id,
+    )
+    assert claimed is not None
+    proxies.rabbitmq.set_mode(Mode.PASS)
+    wait_until(lambda: broker_health(stack) == {"status": "UP", "pendingEvents": 1}, 15)
+    # The precondition: the survivor is connected while the claim still holds.
+    assert run_sql(stack, "SELECT now() < :until", until=claimed)
+
+    stack.wait_permanent(resource_id, timeout=40)
+    published = run_sql(
+        stack, "SELECT published_at FROM outbox WHERE resource_id = :id", id=resource_id
+    )
+    assert published >= claimed
+
+
+def broker_health(stack) -> dict:
+    return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["broker"]
+
+
+def run_sql(stack, sql: str, **params):
+    """One statement on the Resource Service's database, committed; its first value."""
+    engine = create_engine(stack.resource_database_url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(text(sql), params).scalar_one_or_none()
+    finally:
+        engine.dispose()
 
 
 def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies, record_property):
@@ -131,6 +248,12 @@ def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s
     record_property("seconds_to_503", round(time.perf_counter() - started, 2))
     assert_error(response, 503, "Database unavailable, try again later")
     assert staging_keys(stack, s3) == before_objects  # the object written before the row is gone
+    # Its own database gone, the service is DOWN: 503, and only which dependency, not why.
+    health = stack.http.get(f"{stack.resource.url}/health")
+    assert health.status_code == 503, health.text
+    assert health.json()["status"] == "DOWN"
+    assert health.json()["checks"]["database"] == {"status": "DOWN"}
+    assert_no_internals(health.text)
     proxies.postgres.set_mode(Mode.PASS)
     assert counts(stack) == before_rows
     stack.wait_permanent(upload_ok(stack, "database back"), timeout=10)

@@ -12,7 +12,8 @@ import pytest
 from aiormq.exceptions import AMQPConnectionError
 from fastapi.testclient import TestClient
 
-from devstack.stack import free_port
+from devstack.mp3 import make_mp3, not_mp3
+from devstack.stack import free_port, wait_until
 from resource_processor.app import create_app
 from resource_processor.config import Settings
 from service_kit.messaging import (
@@ -22,7 +23,6 @@ from service_kit.messaging import (
     dead_letter_queue,
     publish,
 )
-from tests.fixtures.mp3 import make_mp3, not_mp3
 
 UPLOADED_DLQ = dead_letter_queue(RESOURCE_UPLOADED)
 
@@ -106,6 +106,21 @@ def test_uploaded_resource_is_saved_as_a_song_and_announced(worker, broker, peer
     }
 
 
+def test_metrics_count_the_messages_by_outcome(worker, broker, peer_stubs) -> None:
+    def processed() -> float:
+        for line in worker.get("/metrics").text.splitlines():
+            if line.startswith('resource_processor_messages_total{outcome="processed"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = processed()
+    peer_stubs.resources[45] = make_mp3(1)
+    broker.publish_event(45)
+    assert json.loads(broker.next_body(RESOURCE_PROCESSED)) == event_body(45)
+    assert processed() == before + 1
+    assert "resilience4j" not in worker.get("/metrics").text  # the worker has no breaker
+
+
 def test_poison_message_is_dead_lettered_and_the_worker_keeps_going(
     worker, broker, peer_stubs
 ) -> None:
@@ -129,6 +144,9 @@ def test_consuming_resumes_after_the_broker_drops_the_connection(
 ) -> None:
     peer_stubs.resources[44] = make_mp3(1)
     rabbitmq_vhost.close_connections()
+    # The drop is real: the worker sees its link down (aio-pika waits 5 s before reconnecting).
+    wait_until(lambda: worker.get("/health").status_code == 503, 5, "the worker saw the drop")
+    assert worker.get("/health").json()["checks"]["broker"]["status"] == "DOWN"
     broker.publish_event(44)
     # aio-pika's robust connection reconnects (after its 5 s interval) and restores the consumer.
     assert json.loads(broker.next_body(RESOURCE_PROCESSED, timeout=30)) == event_body(44)

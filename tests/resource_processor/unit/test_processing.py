@@ -19,11 +19,11 @@ from prometheus_client import REGISTRY
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from resource_processor.peers import PeerServices, RetryPolicy
-from resource_processor.processing import ResourceProcessor
+from devstack.mp3 import iter_mp3_chunks, make_mp3, not_mp3
+from resource_processor.clients import PeerServices, RetryPolicy
+from resource_processor.handlers import ResourceProcessor
 from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
-from tests.fixtures.mp3 import iter_mp3_chunks, make_mp3, not_mp3
 
 SONG = make_mp3(61, title="Song", artist="Band", album="Record", year=2021)
 Reply = int | httpx.Response | Exception  # a status, a whole response, or an error to raise

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resource_processor.tags import UnreadableAudio, extract_song_metadata, format_duration
-from tests.fixtures.mp3 import (
+from devstack.mp3 import (
     id3_tag,
     make_mp3,
     make_mp3_file,
@@ -15,6 +14,8 @@ from tests.fixtures.mp3 import (
     truncated_id3_mp3,
     truncated_mp3,
 )
+from resource_processor.errors import UnreadableAudio
+from resource_processor.tags import extract_song_metadata, format_duration
 
 DEFAULTS = {
     "name": "Unknown title",

@@ -5,4 +5,4 @@ MAX_UPLOAD_BYTES = 4 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def stack(start_module_stack):
-    return start_module_stack("e2e", MAX_UPLOAD_BYTES=str(MAX_UPLOAD_BYTES))
+    return start_module_stack("e2e", resource_env={"MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)})

@@ -1,8 +1,8 @@
 """The breaker admin endpoint: list with settings, force-open (fallback serves), close, disable."""
 
+from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 from tests.contract import assert_error
-from tests.fixtures.mp3 import make_mp3
 
 
 def admin(stack, path: str = ""):

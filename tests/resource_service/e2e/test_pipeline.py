@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.stack import object_exists, wait_until
+from devstack.mp3 import make_mp3, truncated_mp3
+from devstack.stack import wait_until
 from service_kit.messaging import (
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
     dead_letter_queue,
 )
-from tests.amqp import message_count, publish_event, take_without_ack
-from tests.fixtures.mp3 import make_mp3, truncated_mp3
+from service_kit.s3 import object_exists
+from tests.amqp import message_count, publish_event, queue_depth, take_without_ack
 
 
 def assert_only_in_permanent(s3, row) -> None:
@@ -65,11 +66,22 @@ def test_a_truncated_mp3_is_processed_from_the_frames_it_has(stack, s3):
     assert stack.song_of(resource_id).status_code == 200
 
 
-def test_a_duplicate_processed_event_changes_nothing(stack, s3):
+def handled_and_acked(stack, infra, event: str, resource_id: int) -> None:
+    """Wait until the Resource Service's handler has acted on the message (its log says so) and
+    the broker holds nothing of the queue any more: ready or unacked."""
+    wait_until(
+        lambda: stack.logged("resource", event, resource_id=resource_id) == 1,
+        10,
+        lambda: f"{event} for {resource_id}\n{stack.logs()}",
+    )
+    wait_until(lambda: queue_depth(infra, stack.rabbitmq_url, RESOURCE_PROCESSED) == (0, 0), 10)
+
+
+def test_a_duplicate_processed_event_changes_nothing(stack, s3, infra):
     resource_id = stack.upload(make_mp3(2, title="Twice")).json()["id"]
     before = stack.wait_permanent(resource_id)
     publish_event(stack.rabbitmq_url, RESOURCE_PROCESSED, resource_id)
-    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_PROCESSED) == 0, 5)
+    handled_and_acked(stack, infra, "resource_already_permanent", resource_id)
     after = stack.resource_row(resource_id)
     assert (after.state, after.bucket, after.key, after.updated_at) == (
         before.state,
@@ -81,9 +93,9 @@ def test_a_duplicate_processed_event_changes_nothing(stack, s3):
     assert message_count(stack.rabbitmq_url, dead_letter_queue(RESOURCE_PROCESSED)) == 0
 
 
-def test_a_processed_event_for_an_unknown_resource_is_acked(stack):
+def test_a_processed_event_for_an_unknown_resource_is_acked(stack, infra):
     publish_event(stack.rabbitmq_url, RESOURCE_PROCESSED, 987_654_321)
-    wait_until(lambda: message_count(stack.rabbitmq_url, RESOURCE_PROCESSED) == 0, 5)
+    handled_and_acked(stack, infra, "processed_event_for_unknown_resource", 987_654_321)
     assert message_count(stack.rabbitmq_url, dead_letter_queue(RESOURCE_PROCESSED)) == 0
 
 

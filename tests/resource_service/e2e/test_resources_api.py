@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from devstack.stack import object_exists
+from devstack.mp3 import make_mp3, not_mp3
 from resource_service.models import Resource
+from service_kit.s3 import object_exists
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error
-from tests.fixtures.mp3 import make_mp3, not_mp3
 from tests.resource_service.e2e.conftest import MAX_UPLOAD_BYTES as MAX_UPLOAD
 
 
@@ -117,18 +117,31 @@ def test_range_requests_get_206_with_the_bytes_asked_for(stack):
 
 
 def test_delete_removes_rows_objects_and_song_metadata(stack, s3):
-    ids = [stack.upload(make_mp3(1, title=f"Gone {i}")).json()["id"] for i in range(2)]
-    rows = [stack.wait_permanent(i) for i in ids]
-    response = stack.http.delete(f"{stack.resource.url}/resources?id={ids[1]},987654321,{ids[0]}")
+    moved = stack.upload(make_mp3(1, title="Gone moved")).json()["id"]
+    permanent = stack.wait_permanent(moved)
+    assert stack.song_of(moved).status_code == 200
+    stack.processors[0].stop()  # the second stays in STAGING: its bytes are still there
+    try:
+        staged = stack.upload(make_mp3(1, title="Gone staged")).json()["id"]
+        staging = stack.resource_row(staged)
+        # The preconditions: each resource's bytes are where its row says, before the delete.
+        assert (permanent.state, staging.state) == ("PERMANENT", "STAGING")
+        assert object_exists(s3, permanent.bucket, permanent.key)
+        assert object_exists(s3, staging.bucket, staging.key)
+        response = stack.http.delete(
+            f"{stack.resource.url}/resources?id={staged},987654321,{moved}"
+        )
+    finally:
+        stack.processors[0].start().wait_healthy()
     assert response.status_code == 200
-    assert response.json() == {"ids": [ids[1], ids[0]]}
-    for resource_id, row in zip(ids, rows, strict=True):
+    assert response.json() == {"ids": [staged, moved]}
+    for resource_id, row in ((moved, permanent), (staged, staging)):
         assert stack.resource_row(resource_id) is None
         assert not object_exists(s3, row.bucket, row.key)
         assert not object_exists(s3, row.staging_bucket, row.staging_key)
         assert stack.song_of(resource_id).status_code == 404
         assert stack.http.get(f"{stack.resource.url}/resources/{resource_id}").status_code == 404
-    again = stack.http.delete(f"{stack.resource.url}/resources?id={ids[0]}")
+    again = stack.http.delete(f"{stack.resource.url}/resources?id={moved}")
     assert again.json() == {"ids": []}
 
 

@@ -4,14 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resource_service.audio import MP3_SNIFF_BYTES, looks_like_mp3
-from tests.fixtures.mp3 import (
+from devstack.mp3 import (
     iter_mp3_chunks,
     make_mp3,
     not_mp3,
     truncated_id3_mp3,
     truncated_mp3,
 )
+from resource_service.audio import MP3_SNIFF_BYTES, looks_like_mp3
 
 # A valid MPEG-1 Layer III header: 128 kbit/s, 44.1 kHz, mono.
 GOOD_FRAME = bytes([0xFF, 0xFB, 0x90, 0xC4]) + bytes(6)

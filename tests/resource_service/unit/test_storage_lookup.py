@@ -7,10 +7,10 @@ import json
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
+from resource_service.clients import StorageClient
 from resource_service.config import DEFAULT_STORAGE_STUB
-from resource_service.storage_client import STORAGE_LIST, StorageClient
+from resource_service.schemas import STORAGE_LIST
 from resource_service.storage_lookup import StorageLookup
 from service_kit.resilience import BreakerSettings, CircuitBreaker
 
@@ -63,7 +63,6 @@ def lookup(storage, clock):
         "storage-unit",
         BreakerSettings.defaults(minimum_number_of_calls=100, sliding_window_size=100),
         clock=clock,
-        registry=CollectorRegistry(),
     )
     stub = STORAGE_LIST.validate_json(DEFAULT_STORAGE_STUB)
     return StorageLookup(StorageClient(http), breaker, stub, MAX_AGE, clock=clock)

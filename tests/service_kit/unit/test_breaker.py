@@ -24,6 +24,7 @@ from service_kit.resilience import (
     call_with_fallback,
     default_classifier,
 )
+from service_kit.resilience.metrics import track
 
 
 class FakeClock:
@@ -47,12 +48,19 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
+@pytest.fixture(autouse=True)
+def own_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """circuitbreaker's monitor is process-global: each test sees only its own breakers, so no
+    test depends on which ran before it."""
+    monkeypatch.setattr(circuitbreaker.CircuitBreakerMonitor, "circuit_breakers", {})
+
+
 @pytest.fixture
 def make(clock: FakeClock, registry: CollectorRegistry) -> Callable[..., CircuitBreaker]:
     def make_breaker(name: str = "test", **settings: Any) -> CircuitBreaker:
-        return CircuitBreaker(
-            name, BreakerSettings.defaults(**settings), clock=clock, registry=registry
-        )
+        breaker = CircuitBreaker(name, BreakerSettings.defaults(**settings), clock=clock)
+        track(breaker, registry)  # the exporter binds from outside, as in the services
+        return breaker
 
     return make_breaker
 
@@ -395,7 +403,7 @@ def test_classifier_is_pluggable(clock, registry) -> None:
     def lookups_may_miss(error: BaseException) -> Outcome:
         return Outcome.IGNORED if isinstance(error, KeyError) else default_classifier(error)
 
-    breaker = CircuitBreaker("lookup", classifier=lookups_may_miss, clock=clock, registry=registry)
+    breaker = CircuitBreaker("lookup", classifier=lookups_may_miss, clock=clock)
     run(calls(breaker, *[raising(KeyError("song"))] * 5, raising(ValueError("bad"))))
     assert (breaker.stats.ignored, breaker.stats.failed) == (5, 1)
 
@@ -504,12 +512,22 @@ def test_fallback_is_used_on_rejection(make) -> None:
     assert isinstance(served.error, CallNotPermittedError)
 
 
-def test_fallback_is_not_used_on_success_or_ignored_errors(make) -> None:
+def test_fallback_is_not_used_on_success_or_cancellation(make) -> None:
     breaker = make()
     served = run(call_with_fallback(breaker, succeed, fallback=lambda error: "stub"))
     assert served == Served("ok", used_fallback=False, error=None)
-    with pytest.raises(httpx.HTTPStatusError):
-        run(call_with_fallback(breaker, raising(http_error(404)), fallback=lambda error: "stub"))
+    with pytest.raises(asyncio.CancelledError):
+        run(call_with_fallback(breaker, raising(asyncio.CancelledError()), fallback=lambda e: "x"))
+
+
+def test_fallback_serves_an_ignored_error_which_the_window_does_not_count(make) -> None:
+    # As Resilience4j's Decorators.withFallback: the caller still needs an answer after a 4xx,
+    # which says nothing about the dependency's health.
+    breaker = make()
+    not_found = http_error(404)
+    served = run(call_with_fallback(breaker, raising(not_found), fallback=lambda error: "stub"))
+    assert served == Served("stub", used_fallback=True, error=not_found)
+    assert (breaker.stats.ignored, breaker.stats.failed, breaker.window.size) == (1, 0, 0)
 
 
 # -- events, decorator, registry -----------------------------------------------------------------

@@ -17,8 +17,9 @@ from pathlib import Path
 import structlog
 from prometheus_client import Counter
 
-from resource_processor.peers import PeerServices
-from resource_processor.tags import UnreadableAudio, extract_song_metadata
+from resource_processor.clients import PeerServices
+from resource_processor.errors import UnreadableAudio
+from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
 
 log = structlog.get_logger(__name__)

@@ -1,4 +1,4 @@
-"""The two services the worker calls over HTTP: the Resource Service (bytes) and the Song Service.
+"""The worker's outbound HTTP: the Resource Service (bytes) and the Song Service (metadata).
 
 Transport errors, timeouts and 5xx are transient: each call is retried with exponential backoff,
 and when the attempts run out the message is dead-lettered (an operator replays it later).
@@ -17,21 +17,18 @@ import httpx
 import structlog
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
+from resource_processor.errors import PeerUnavailable
 from service_kit.messaging import DeadLetter
+from service_kit.retries import log_retry
 
 log = structlog.get_logger(__name__)
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20  # what one download holds in memory at a time
-
-
-class PeerUnavailable(Exception):
-    """A peer answered 5xx: it may recover, so the call is worth repeating."""
 
 
 TRANSIENT_ERRORS = (httpx.TransportError, PeerUnavailable)  # TransportError covers timeouts
@@ -94,7 +91,7 @@ class PeerServices:
             ),
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             sleep=self._retry.sleep,
-            before_sleep=_log_retry(peer),
+            before_sleep=log_retry("peer_call_retrying", peer=peer),
             reraise=True,
         )
         try:
@@ -123,17 +120,3 @@ async def _write_body(response: httpx.Response, target: Path) -> None:
             await asyncio.to_thread(file.write, chunk)
     finally:
         await asyncio.to_thread(file.close)
-
-
-def _log_retry(peer: str) -> Callable[[RetryCallState], None]:
-    def log_attempt(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "peer_call_retrying",
-            peer=peer,
-            attempt=state.attempt_number,
-            wait_seconds=round(state.upcoming_sleep, 3),
-            error=repr(error)[:300],
-        )
-
-    return log_attempt

@@ -1,4 +1,9 @@
-"""Deletes song metadata when its resources are deleted (`DELETE /songs?id=...`)."""
+"""The Resource Service's outbound HTTP: the Storage Service and the Song Service.
+
+The plain HTTP clients: they raise httpx's errors as they are (so a circuit breaker can tell a
+5xx from a 4xx) and `MalformedStorageAnswer` for an answer of the wrong shape. The breaker and
+the fallback are `storage_lookup`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,26 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from pydantic import ValidationError
 
+from resource_service.errors import MalformedStorageAnswer
+from resource_service.schemas import STORAGE_LIST, StorageLocation
 from service_kit.ids import MAX_CSV_LENGTH
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class StorageClient:
+    http: httpx.AsyncClient  # base_url and timeout set by whoever builds it
+
+    async def list_storages(self) -> list[StorageLocation]:
+        response = await self.http.get("/storages")
+        response.raise_for_status()
+        try:
+            return STORAGE_LIST.validate_json(response.content)
+        except ValidationError as exc:
+            raise MalformedStorageAnswer(f"malformed GET /storages answer: {exc}") from exc
 
 
 def csv_batches(ids: list[int], max_length: int = MAX_CSV_LENGTH) -> list[str]:

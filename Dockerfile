@@ -1,10 +1,7 @@
 # syntax=docker/dockerfile:1
-# Image for `resource_service`. Build from the repository root (docker-compose.yml does):
-#   docker build -f resource_service/Dockerfile .
-#
-# One Dockerfile per service, as DESIGN's layout has it, so each package reads alone. The four
-# differ only in the package name and port (tests/static/test_compose.py keeps them in step), and
-# their layers up to the package's COPY are identical, so the four images share them in the cache.
+# The one image recipe for all four services; the build args say which. From the repository root
+# (docker-compose.yml passes them for each service):
+#   docker build --build-arg PACKAGE=storage_service --build-arg PORT=8082 .
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --no-create-home --uid 10001 app
 WORKDIR /app
 
-# Dependencies before code: this layer is rebuilt when pyproject.toml changes, not on every edit.
+# Dependencies before code: this layer is rebuilt when pyproject.toml changes, not on every edit,
+# and it is the same for every service, so the four images share it in the cache.
 # The list is read from pyproject.toml, the one place dependencies are declared.
 COPY pyproject.toml .
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
@@ -24,19 +22,24 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Only the shared package and this service: an import of another service fails here, as it should.
 # `python -m` runs from /app, so the packages need no install step. Root owns them; `app` only reads.
+ARG PACKAGE
 COPY service_kit/ service_kit/
-COPY resource_service/ resource_service/
+COPY ${PACKAGE}/ ${PACKAGE}/
 
 USER app
 
 # In a container the service must listen on every interface. PORT is the service's default port,
 # set here so the healthcheck below and the one in docker-compose.yml can read it.
+ARG PORT
 ENV HOST=0.0.0.0 \
-    PORT=8080
-EXPOSE 8080
+    PORT=${PORT} \
+    SERVICE_PACKAGE=${PACKAGE}
+EXPOSE ${PORT}
 
 # slim has no curl; urlopen raises on a refused connection and on 503 (down), so both fail the check.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/health' % os.environ['PORT'], timeout=4)"]
 
-ENTRYPOINT ["python", "-m", "resource_service"]
+# The shell only expands the package's name: `exec` replaces it, so python is PID 1 and gets
+# the signals.
+ENTRYPOINT ["/bin/sh", "-c", "exec python -m \"$SERVICE_PACKAGE\""]

@@ -1,0 +1,45 @@
+"""The Resource Processor's composition root: every part, built in the order they depend on
+each other (cosmicpython's `bootstrap`). `app.create_app` runs it in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+
+from resource_processor.broker import broker_check, make_broker
+from resource_processor.clients import PeerServices, RetryPolicy
+from resource_processor.config import Settings
+from resource_processor.handlers import ResourceProcessor
+from service_kit.messaging import RESOURCE_PROCESSED, RESOURCE_UPLOADED
+from service_kit.web import HealthCheck
+
+
+@dataclass(frozen=True)
+class Parts:
+    health_checks: dict[str, HealthCheck]
+
+
+@asynccontextmanager
+async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
+    broker = make_broker(settings)
+    async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+        retry = RetryPolicy(
+            attempts=settings.retry_attempts,
+            min_wait_seconds=settings.retry_min_wait_seconds,
+            max_wait_seconds=settings.retry_max_wait_seconds,
+        )
+        peers = PeerServices(http, settings.resource_service_url, settings.song_service_url, retry)
+        processor = ResourceProcessor(
+            peers, partial(broker.publish, RESOURCE_PROCESSED), settings.download_dir
+        )
+        broker.consume(RESOURCE_UPLOADED, processor.process_uploaded)
+        # A worker is nothing without its broker: give up starting if it stays unreachable.
+        await broker.connect(settings.broker_connect_timeout_seconds)
+        try:
+            yield Parts(health_checks={"broker": broker_check(broker)})
+        finally:
+            await broker.close(settings.shutdown_grace_seconds)

@@ -1,0 +1,101 @@
+"""The Resource Service's composition root: every part, built in the order they depend on each
+other (cosmicpython's `bootstrap`); nothing refers to a part built later. `app.create_app` runs
+it in its lifespan and closes what it opened on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from resource_service import handlers, repository
+from resource_service.broker import broker_health, make_broker
+from resource_service.clients import SongClient, StorageClient
+from resource_service.config import Settings
+from resource_service.object_store import ObjectStore
+from resource_service.outbox import OutboxRelay
+from resource_service.schemas import STORAGE_LIST
+from resource_service.storage_lookup import StorageLookup
+from service_kit.broker import BrokerLink
+from service_kit.db import ping, prepare_database
+from service_kit.messaging import RESOURCE_PROCESSED
+from service_kit.resilience import CircuitBreaker
+from service_kit.resilience.admin import breaker_health
+from service_kit.resilience.metrics import track
+from service_kit.s3 import make_s3_client
+from service_kit.web import HealthCheck, sync_check
+
+ALEMBIC_DIR = Path(__file__).parent / "alembic"
+# Moves still running at shutdown get this long to finish; the rest are redelivered.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Parts:
+    dependencies: handlers.Dependencies
+    breakers: dict[str, CircuitBreaker]
+    health_checks: dict[str, HealthCheck]
+
+
+@asynccontextmanager
+async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
+    stub = STORAGE_LIST.validate_json(settings.storage_stub_json)  # a bad stub stops the start
+    breaker = CircuitBreaker("storage", settings.storage_breaker)
+    track(breaker)  # the exporter binds to the breaker from outside
+    async with AsyncExitStack() as stack:
+        engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
+        stack.callback(engine.dispose)
+        session_factory = sessionmaker(engine, expire_on_commit=False)
+        storage_http = _http_client(
+            stack, settings.storage_service_url, settings.storage_timeout_seconds
+        )
+        song_http = _http_client(stack, settings.song_service_url, settings.song_timeout_seconds)
+        lookup = StorageLookup(
+            StorageClient(storage_http), breaker, stub, settings.storage_last_good_max_age_seconds
+        )
+        broker = make_broker(settings)
+        relay = OutboxRelay(
+            session_factory, broker, settings.outbox_poll_seconds, settings.outbox_claim_seconds
+        )
+        dependencies = handlers.Dependencies(
+            session_factory=session_factory,
+            objects=ObjectStore(make_s3_client(settings), settings.upload_part_bytes),
+            storage=lookup,
+            songs=SongClient(song_http),
+            relay=relay,
+            max_upload_bytes=settings.max_upload_bytes,
+            upload_idle_seconds=settings.upload_idle_seconds,
+        )
+        broker.consume(RESOURCE_PROCESSED, partial(handlers.move_to_permanent, dependencies))
+        broker.connect_in_background()
+        stack.push_async_callback(broker.close, SHUTDOWN_GRACE_SECONDS)
+        relay.start()
+        stack.push_async_callback(relay.stop)
+        health_checks = _health_checks(engine, dependencies, broker)
+        yield Parts(dependencies, {"storage": breaker}, health_checks)
+
+
+def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=url, timeout=timeout)
+    stack.push_async_callback(client.aclose)
+    return client
+
+
+def _health_checks(
+    engine: Engine, dependencies: handlers.Dependencies, broker: BrokerLink
+) -> dict[str, HealthCheck]:
+    return {
+        "database": sync_check(partial(ping, engine)),
+        "s3": sync_check(dependencies.objects.s3.list_buckets),
+        "broker": broker_health(
+            broker, partial(dependencies.run_in_session, repository.count_pending_outbox)
+        ),
+        "storageBreaker": breaker_health(dependencies.storage.breaker),
+    }

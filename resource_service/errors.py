@@ -1,0 +1,24 @@
+"""The Resource Service's own exception types, in one place.
+
+What a client sees for each is decided where it is raised (an `ApiError`) or in `routes`.
+"""
+
+from __future__ import annotations
+
+
+class StorageUnavailable(Exception):
+    """The Storage Service could not tell where files live."""
+
+
+class MalformedStorageAnswer(StorageUnavailable):
+    """An answer of the wrong shape, or without the storage type asked for."""
+
+
+class ObjectMissing(Exception):
+    """S3 has no object under the key."""
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, size: int):
+        super().__init__(f"object size {size}")
+        self.size = size

@@ -1,0 +1,47 @@
+"""The Storage Service's composition root: the database, migrated and seeded, the S3 client,
+the seeded locations' buckets, and the health checks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service_kit.db import ping, prepare_database
+from service_kit.s3 import S3Client, make_s3_client
+from service_kit.web import HealthCheck, sync_check
+from storage_service.config import Settings
+from storage_service.handlers import ensure_location_buckets
+from storage_service.repository import seed_storages
+
+ALEMBIC_DIR = Path(__file__).parent / "alembic"
+
+
+@dataclass(frozen=True)
+class Parts:
+    session_factory: sessionmaker[Session]
+    s3: S3Client
+    health_checks: dict[str, HealthCheck]
+
+
+@asynccontextmanager
+async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
+    seeds = [
+        ("STAGING", settings.seed_staging_bucket, settings.seed_staging_path),
+        ("PERMANENT", settings.seed_permanent_bucket, settings.seed_permanent_path),
+    ]
+    seed = partial(seed_storages, seeds=seeds)
+    engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR, seed)
+    try:
+        session_factory = sessionmaker(engine, expire_on_commit=False)
+        s3 = make_s3_client(settings)
+        await asyncio.to_thread(ensure_location_buckets, s3, session_factory)
+        checks = {"database": sync_check(partial(ping, engine)), "s3": sync_check(s3.list_buckets)}
+        yield Parts(session_factory, s3, checks)
+    finally:
+        engine.dispose()

@@ -1,0 +1,143 @@
+"""How the Resource Service starts: replicas at once on an empty database, and with RabbitMQ
+away (the outbox keeps the uploads' events until the broker is there)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from devstack.mp3 import make_mp3
+from devstack.processes import ServiceProcess
+from devstack.stack import free_port, wait_until
+from tests.faults.proxy import FaultProxy, Mode
+
+
+@pytest.fixture
+def resource_env(new_database_url, new_rabbitmq_vhost, infra) -> dict[str, str]:
+    dead = f"http://127.0.0.1:{free_port()}"  # no Storage Service: the stub serves
+    return {
+        "DATABASE_URL": new_database_url("resource_start"),
+        "RABBITMQ_URL": new_rabbitmq_vhost("resource_start").url,
+        "S3_ENDPOINT_URL": infra.s3_endpoint_url,
+        "STORAGE_SERVICE_URL": dead,
+        "SONG_SERVICE_URL": dead,
+    }
+
+
+@pytest.fixture
+def started(tmp_path) -> Iterator[list[ServiceProcess]]:
+    processes: list[ServiceProcess] = []
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def test_two_replicas_starting_at_once_migrate_one_database(resource_env, started, tmp_path):
+    for i in range(2):
+        started.append(
+            ServiceProcess("resource_service", free_port(), resource_env, tmp_path / f"r{i}.log")
+        )
+    for replica in started:
+        replica.start()  # both start before either is waited for
+    for replica in started:
+        replica.wait_healthy(timeout=60)
+    engine = create_engine(resource_env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    assert len(versions) == 1
+    first, second = (replica.url for replica in started)
+    uploaded = httpx.post(
+        f"{first}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert httpx.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
+
+
+def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, tmp_path):
+    broker = urlsplit(resource_env["RABBITMQ_URL"])
+    proxy = FaultProxy(broker.port, broker.hostname).start()
+    proxy.set_mode(Mode.CUT)  # RabbitMQ is away from the very start
+    try:
+        env = {**resource_env, "RABBITMQ_URL": proxy.via(resource_env["RABBITMQ_URL"])}
+        service = ServiceProcess("resource_service", free_port(), env, tmp_path / "r.log")
+        started.append(service)
+        service.start().wait_healthy(timeout=60)
+        uploaded = httpx.post(
+            f"{service.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        broker_health = httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+        assert broker_health == {"status": "DEGRADED", "pendingEvents": 1}
+
+        proxy.set_mode(Mode.PASS)  # it arrives: the link connects, the relay publishes
+        wait_until(
+            lambda: (
+                httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+                == {"status": "UP", "pendingEvents": 0}
+            ),
+            30,
+            lambda: (tmp_path / "r.log").read_text()[-3000:],
+        )
+    finally:
+        proxy.close()
+
+
+def test_the_stub_and_the_age_of_the_last_good_answer_come_from_the_environment(
+    resource_env, started, tmp_path, new_database_url, infra
+):
+    storage = ServiceProcess(
+        "storage_service",
+        free_port(),
+        {"DATABASE_URL": new_database_url("env_storage"), "S3_ENDPOINT_URL": infra.s3_endpoint_url},
+        tmp_path / "storage.log",
+    )
+    stub = [
+        {"id": 1, "storageType": "STAGING", "bucket": "resources-staging", "path": "/from-env/"},
+        {"id": 2, "storageType": "PERMANENT", "bucket": "resources-permanent", "path": "/env/"},
+    ]
+    env = {
+        **resource_env,
+        "STORAGE_SERVICE_URL": storage.url,
+        "STORAGE_STUB_JSON": json.dumps(stub),
+        "STORAGE_LAST_GOOD_MAX_AGE_SECONDS": "0",  # a last good answer never serves
+    }
+    resource = ServiceProcess("resource_service", free_port(), env, tmp_path / "resource.log")
+    started.extend([resource, storage])
+    storage.start().wait_healthy()
+    resource.start().wait_healthy()
+
+    assert staging_key_of(resource, env).startswith("staging/")  # live: the seed row
+    storage.signal(signal.SIGKILL)
+    storage.running.wait()
+    assert staging_key_of(resource, env).startswith("from-env/")  # the stub, not the last good
+    metrics = httpx.get(f"{resource.url}/metrics").text
+    assert 'storage_lookup_total{source="stub"} 1.0' in metrics
+    assert 'storage_lookup_total{source="last_good"}' not in metrics
+    log = (tmp_path / "resource.log").read_text().splitlines()
+    fallbacks = [json.loads(line) for line in log if '"storage_lookup_fallback"' in line]
+    assert [(f["source"], f["storage_type"]) for f in fallbacks] == [("stub", "STAGING")]
+
+
+def staging_key_of(resource: ServiceProcess, env: dict[str, str]) -> str:
+    """Upload one file; the key its row records."""
+    uploaded = httpx.post(
+        f"{resource.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    engine = create_engine(env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT key FROM resources WHERE id = :id"), {"id": uploaded.json()["id"]}
+            ).scalar_one()
+    finally:
+        engine.dispose()
