@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -22,10 +23,13 @@ class ContractModel(BaseModel):
         return {**absent, **data}
 
 
-def required_text(value: Any, required: str, invalid: str) -> str:
-    """`required` when the field is missing or null, `invalid` when it is not a string."""
+def required_text(
+    value: Any, required: str, invalid: str, valid: Callable[[str], object] = lambda _: True
+) -> str:
+    """`required` when the field is missing or null, `invalid` when it is not a string or
+    `valid(value)` is falsy."""
     if value is None:
         raise ValueError(required)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not valid(value):
         raise ValueError(invalid)
     return value

@@ -26,11 +26,15 @@ _TEXT_SCHEMA: JsonDict = {
 TEXT_LABELS = {"name": "Song name", "artist": "Artist name", "album": "Album name"}
 
 
+def _fits_the_text_rule(value: str) -> bool:
+    return bool(value.strip()) and len(value) <= 100
+
+
 def _text(label: str, value: Any) -> str:
     message = f"{label} must be between 1 and 100 characters"
-    value = required_text(value, f"{label} is required", message)
-    if not value.strip() or len(value) > 100:
-        raise ValueError(message)
+    value = required_text(
+        value, f"{label} is required", message, lambda v: v.strip() and len(v) <= 100
+    )
     if "\x00" in value:
         raise ValueError(f"{label} must not contain NUL characters")
     return value
@@ -66,19 +70,13 @@ class SongCreate(ContractModel):
     @classmethod
     def _duration(cls, value: Any) -> str:
         message = "Duration must be in mm:ss format with leading zeros"
-        value = required_text(value, "Duration is required", message)
-        if not _DURATION.fullmatch(value):
-            raise ValueError(message)
-        return value
+        return required_text(value, "Duration is required", message, _DURATION.fullmatch)
 
     @field_validator("year", mode="before")
     @classmethod
     def _year(cls, value: Any) -> str:
         message = "Year must be between 1900 and 2099"
-        value = required_text(value, "Year is required", message)
-        if not _YEAR.fullmatch(value):
-            raise ValueError(message)
-        return value
+        return required_text(value, "Year is required", message, _YEAR.fullmatch)
 
 
 class SongPublic(BaseModel):

@@ -44,6 +44,10 @@ def is_valid_bucket(name: str) -> bool:
     return re.fullmatch(_IP_LIKE, name) is None
 
 
+def _is_valid_path(path: str) -> bool:
+    return path.startswith("/") and len(path) <= 1024 and path.isprintable()
+
+
 class StorageCreate(ContractModel):
     storage_type: Literal["STAGING", "PERMANENT"] = Field(alias="storageType")
     bucket: str = Field(json_schema_extra=BUCKET_SCHEMA)
@@ -53,26 +57,19 @@ class StorageCreate(ContractModel):
     @classmethod
     def _storage_type(cls, value: Any) -> str:
         message = "Storage type must be STAGING or PERMANENT"
-        value = required_text(value, "Storage type is required", message)
-        if value not in ("STAGING", "PERMANENT"):
-            raise ValueError(message)
-        return value
+        return required_text(
+            value, "Storage type is required", message, lambda v: v in ("STAGING", "PERMANENT")
+        )
 
     @field_validator("bucket", mode="before")
     @classmethod
     def _bucket(cls, value: Any) -> str:
-        value = required_text(value, "Bucket is required", BUCKET_MESSAGE)
-        if not is_valid_bucket(value):
-            raise ValueError(BUCKET_MESSAGE)
-        return value
+        return required_text(value, "Bucket is required", BUCKET_MESSAGE, is_valid_bucket)
 
     @field_validator("path", mode="before")
     @classmethod
     def _path(cls, value: Any) -> str:
-        value = required_text(value, "Path is required", PATH_MESSAGE)
-        if not value.startswith("/") or len(value) > 1024 or not value.isprintable():
-            raise ValueError(PATH_MESSAGE)
-        return value
+        return required_text(value, "Path is required", PATH_MESSAGE, _is_valid_path)
 
 
 class StoragePublic(BaseModel):

@@ -16,6 +16,7 @@ from devstack.mp3 import make_mp3
 from devstack.processes import ServiceProcess
 from devstack.stack import free_port, wait_until
 from tests.faults.proxy import FaultProxy, Mode
+from tests.replicas import started_at_once
 
 
 @pytest.fixture
@@ -38,28 +39,21 @@ def started(tmp_path) -> Iterator[list[ServiceProcess]]:
         process.stop()
 
 
-def test_two_replicas_starting_at_once_migrate_one_database(resource_env, started, tmp_path):
-    for i in range(2):
-        started.append(
-            ServiceProcess("resource_service", free_port(), resource_env, tmp_path / f"r{i}.log")
+def test_two_replicas_starting_at_once_migrate_one_database(resource_env, tmp_path):
+    with started_at_once("resource_service", resource_env, tmp_path) as replicas:
+        engine = create_engine(resource_env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        finally:
+            engine.dispose()
+        assert len(versions) == 1
+        first, second = (replica.url for replica in replicas)
+        uploaded = httpx.post(
+            f"{first}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
         )
-    for replica in started:
-        replica.start()  # both start before either is waited for
-    for replica in started:
-        replica.wait_healthy(timeout=60)
-    engine = create_engine(resource_env["DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-    finally:
-        engine.dispose()
-    assert len(versions) == 1
-    first, second = (replica.url for replica in started)
-    uploaded = httpx.post(
-        f"{first}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    assert httpx.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
+        assert uploaded.status_code == 200, uploaded.text
+        assert httpx.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
 
 
 def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, tmp_path):
