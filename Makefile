@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint format localstack bench demo images replay-dlq clean \
-	ps stop start restart kill pause unpause logs down
+	ps stop start restart kill pause unpause logs down reconcile chaos
 
 # Re-install whenever pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -55,6 +55,16 @@ demo: install
 # Move the messages of a dead-letter queue back to their queue: make replay-dlq QUEUE=resource.uploaded
 replay-dlq: $(INSTALLED)
 	$(PY) -m service_kit.replay $(QUEUE)
+
+# Jepsen-style: seeded real faults while clients upload and delete, then every invariant checked.
+SEED ?= 1
+DURATION ?= 120
+chaos: install
+	@$(PY) -m devstack.chaos --seed $(SEED) --duration $(DURATION)
+
+# What the stores hold against what the rows say; FIX=1 repairs what is safe.
+reconcile: $(INSTALLED)
+	@$(PY) -m devstack.reconcile $(if $(FIX),--fix)
 
 images:
 	images/render.sh

@@ -14,6 +14,7 @@ from resource_processor.broker import broker_check, make_broker
 from resource_processor.clients import PeerServices, RetryPolicy
 from resource_processor.config import Settings
 from resource_processor.handlers import ResourceProcessor
+from service_kit.broker import parked_check
 from service_kit.messaging import RESOURCE_PROCESSED, RESOURCE_UPLOADED
 from service_kit.web import HealthCheck
 
@@ -37,9 +38,9 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             peers, partial(broker.publish, RESOURCE_PROCESSED), settings.download_dir
         )
         broker.consume(RESOURCE_UPLOADED, processor.process_uploaded)
-        # A worker is nothing without its broker: give up starting if it stays unreachable.
-        await broker.connect(settings.broker_connect_timeout_seconds)
+        broker.start()  # for as long as it takes; /health says DOWN until then
         try:
-            yield Parts(health_checks={"broker": broker_check(broker)})
+            checks = {"broker": broker_check(broker), "deadLetters": parked_check(broker)}
+            yield Parts(health_checks=checks)
         finally:
             await broker.close(settings.shutdown_grace_seconds)

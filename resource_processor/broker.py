@@ -6,24 +6,25 @@ from typing import Any
 
 from resource_processor.config import Settings
 from service_kit.broker import BrokerLink
-from service_kit.messaging import RESOURCE_PROCESSED, RESOURCE_UPLOADED
+from service_kit.messaging import RESOURCE_PROCESSED, RESOURCE_UPLOADED, RetryPolicy
 from service_kit.web import HealthCheck
 
 
 def make_broker(settings: Settings) -> BrokerLink:
     # Both queues are declared, so that a publish is never unroutable.
     return BrokerLink(
-        settings.rabbitmq_url, settings.prefetch_count, [RESOURCE_UPLOADED, RESOURCE_PROCESSED]
+        settings.rabbitmq_url,
+        settings.prefetch_count,
+        [RESOURCE_UPLOADED, RESOURCE_PROCESSED],
+        RetryPolicy(settings.retry_horizon_seconds),
     )
 
 
 def broker_check(broker: BrokerLink) -> HealthCheck:
-    """UP while connected; DOWN when closed or while reconnecting: a worker without its broker
-    does nothing."""
+    """UP while connected; DOWN while connecting (and for how long): a worker without its
+    broker does nothing."""
 
     async def check() -> dict[str, Any]:
-        if not broker.is_up:
-            raise ConnectionError("not connected to RabbitMQ")
-        return {"status": "UP"}
+        return {"status": "UP" if broker.is_up else "DOWN", **broker.status()}
 
     return check

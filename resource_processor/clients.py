@@ -1,8 +1,9 @@
 """The worker's outbound HTTP: the Resource Service (bytes) and the Song Service (metadata).
 
-Transport errors, timeouts and 5xx are transient: each call is retried with exponential backoff,
-and when the attempts run out the message is dead-lettered (an operator replays it later).
-Any 4xx the contract does not name is a bug or bad data, which no retry fixes: dead-letter it too.
+Transport errors, timeouts and 5xx are transient: each call is retried a few times at once, with
+exponential backoff, and when those run out the error goes up, so that the message is retried
+later through RabbitMQ. Any 4xx the contract does not name is a bug or bad data, which no retry
+fixes: the message is parked.
 """
 
 from __future__ import annotations
@@ -94,12 +95,9 @@ class PeerServices:
             before_sleep=log_retry("peer_call_retrying", peer=peer),
             reraise=True,
         )
-        try:
-            return await retrying(call, *args)
-        except TRANSIENT_ERRORS as exc:
-            raise DeadLetter(
-                f"{peer} still failing after {self._retry.attempts} attempts: {exc!r}"[:300]
-            ) from exc
+        # Still failing after these few quick tries: the error goes up, and the message comes
+        # back later from a delayed-retry queue (service_kit.messaging), for up to the horizon.
+        return await retrying(call, *args)
 
 
 async def _raise_for_status(response: httpx.Response, peer: str) -> None:

@@ -6,7 +6,6 @@ from service_kit.config import BrokerSettings, ServiceSettings
 class Settings(ServiceSettings, BrokerSettings):
     port: int = 8083  # serves /health and /metrics only
 
-    broker_connect_timeout_seconds: float = 30.0  # give up starting if RabbitMQ stays unreachable
     prefetch_count: int = 4  # messages in flight at once; each may hold a large temp file
 
     resource_service_url: str = "http://127.0.0.1:8080"

@@ -26,8 +26,8 @@ log = structlog.get_logger(__name__)
 
 MESSAGES = Counter(
     "resource_processor_messages_total",
-    "resource.uploaded messages by outcome: processed, dead_lettered, "
-    "failed (requeued for another delivery)",
+    "resource.uploaded messages by outcome: processed, gone (deleted before processing), "
+    "dead_lettered (parked), failed (retried later from a delayed-retry queue)",
     ["outcome"],
 )
 
@@ -49,24 +49,26 @@ class ResourceProcessor:
         """Handle one `resource.uploaded`; raises DeadLetter for what no retry can fix."""
         with structlog.contextvars.bound_contextvars(resource_id=event.resource_id):
             try:
-                await self._process(event.resource_id)
+                outcome = await self._process(event.resource_id)
             except DeadLetter:
                 MESSAGES.labels("dead_lettered").inc()
                 raise
             except Exception:
                 MESSAGES.labels("failed").inc()
                 raise
-            MESSAGES.labels("processed").inc()
+            MESSAGES.labels(outcome).inc()
 
-    async def _process(self, resource_id: int) -> None:
+    async def _process(self, resource_id: int) -> str:
         async with _temporary_path(self._download_dir) as download:
             if not await self._peers.download_resource(resource_id, download):
-                # Unknown, or deleted since the upload: parked where an operator looks.
-                raise DeadLetter("no such resource in the Resource Service (404)")
+                # Deleted since the upload (its `resource.deleted` cleans up): nothing to do.
+                log.info("resource_gone_before_processing")
+                return "gone"
             metadata = await _read_metadata(download, resource_id)
         created = await self._peers.save_song(metadata)
         await self._publish_processed(ResourceEvent(resource_id))
         log.info("resource_processed", song_created=created, duration=metadata["duration"])
+        return "processed"
 
 
 async def _read_metadata(path: Path, resource_id: int) -> dict:

@@ -23,9 +23,9 @@ from resource_service.object_store import ObjectStore
 from resource_service.outbox import OutboxRelay
 from resource_service.schemas import STORAGE_LIST
 from resource_service.storage_lookup import StorageLookup
-from service_kit.broker import BrokerLink
+from service_kit.broker import BrokerLink, parked_check
 from service_kit.db import ping, prepare_database
-from service_kit.messaging import RESOURCE_PROCESSED
+from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED
 from service_kit.resilience import CircuitBreaker
 from service_kit.resilience.admin import breaker_health
 from service_kit.resilience.metrics import track
@@ -74,7 +74,8 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             upload_idle_seconds=settings.upload_idle_seconds,
         )
         broker.consume(RESOURCE_PROCESSED, partial(handlers.move_to_permanent, dependencies))
-        broker.connect_in_background()
+        broker.consume(RESOURCE_DELETED, partial(handlers.remove_deleted, dependencies))
+        broker.start()
         stack.push_async_callback(broker.close, SHUTDOWN_GRACE_SECONDS)
         relay.start()
         stack.push_async_callback(relay.stop)
@@ -98,4 +99,5 @@ def _health_checks(
             broker, partial(dependencies.run_in_session, repository.count_pending_outbox)
         ),
         "storageBreaker": breaker_health(dependencies.storage.breaker),
+        "deadLetters": parked_check(broker),
     }

@@ -11,13 +11,21 @@ from typing import Any
 
 from resource_service.config import Settings
 from service_kit.broker import BrokerLink
-from service_kit.messaging import RESOURCE_PROCESSED, RESOURCE_UPLOADED
+from service_kit.messaging import (
+    RESOURCE_DELETED,
+    RESOURCE_PROCESSED,
+    RESOURCE_UPLOADED,
+    RetryPolicy,
+)
 from service_kit.web import HealthCheck
 
 
 def make_broker(settings: Settings) -> BrokerLink:
     return BrokerLink(
-        settings.rabbitmq_url, settings.prefetch_count, [RESOURCE_UPLOADED, RESOURCE_PROCESSED]
+        settings.rabbitmq_url,
+        settings.prefetch_count,
+        [RESOURCE_UPLOADED, RESOURCE_PROCESSED, RESOURCE_DELETED],
+        RetryPolicy(settings.retry_horizon_seconds),
     )
 
 
@@ -26,6 +34,7 @@ def broker_health(broker: BrokerLink, pending_events: Callable[[], Awaitable[int
 
     async def check() -> dict[str, Any]:
         pending = await pending_events()
-        return {"status": "UP" if broker.is_up else "DEGRADED", "pendingEvents": pending}
+        status = "UP" if broker.is_up else "DEGRADED"
+        return {"status": status, "pendingEvents": pending, **broker.status()}
 
     return check

@@ -53,10 +53,8 @@ class SongClient:
     http: httpx.AsyncClient
 
     async def delete_songs(self, ids: list[int]) -> None:
-        """Best effort: the resources are already gone; a failure is logged with the ids."""
+        """Idempotent (unknown ids are ignored); raises when the Song Service cannot answer, so
+        that the event asking for it is retried."""
         for batch in csv_batches(ids):
-            try:
-                response = await self.http.delete("/songs", params={"id": batch})
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                log.error("song_metadata_delete_failed", resource_ids=batch, error=repr(exc))
+            response = await self.http.delete("/songs", params={"id": batch})
+            response.raise_for_status()

@@ -93,20 +93,22 @@ async def open_resource(
 
 
 async def delete_resources(deps: Dependencies, ids: list[int]) -> list[int]:
+    """The rows go now; their objects and song metadata go with their `resource.deleted`
+    events (`remove_deleted`), retried like any event, so an outage of S3 or of the Song
+    Service only delays the cleanup."""
     deleted = await deps.run_in_session(repository.delete_resources, ids)
-    for resource in deleted:
-        for bucket, key in {
-            (resource.bucket, resource.key),
-            (resource.staging_bucket, resource.staging_key),
-        }:
-            try:
-                await deps.objects.delete(bucket, key)
-            except Exception as exc:
-                log.error("object_delete_failed", resource_id=resource.id, key=key, error=repr(exc))
     if deleted:
-        await deps.songs.delete_songs([r.id for r in deleted])
-    log.info("resources_deleted", resource_ids=[r.id for r in deleted])
-    return [r.id for r in deleted]
+        deps.relay.nudge()
+    log.info("resources_deleted", resource_ids=deleted)
+    return deleted
+
+
+async def remove_deleted(deps: Dependencies, event: ResourceEvent) -> None:
+    """Handle `resource.deleted`: remove the objects and the song metadata; safe to repeat."""
+    for bucket, key in event.objects:
+        await deps.objects.delete(bucket, key)
+    await deps.songs.delete_songs([event.resource_id])
+    log.info("resource_removed", objects=len(event.objects))
 
 
 async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
@@ -117,6 +119,8 @@ async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
     resource_id = event.resource_id
     resource = await find_resource(deps, resource_id)
     if resource is None:
+        # Deleted while it was processed: the worker may have saved its song after the delete.
+        await deps.songs.delete_songs([resource_id])
         log.warning("processed_event_for_unknown_resource", resource_id=resource_id)
         return
     if resource.state == PERMANENT:

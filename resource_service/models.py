@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import BigInteger, DateTime, Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STAGING = "STAGING"
@@ -42,9 +44,10 @@ class OutboxEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     queue: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("resources.id", ondelete="CASCADE")
-    )
+    # No foreign key: a `resource.deleted` event outlives its resource (migration 0002).
+    resource_id: Mapped[int] = mapped_column(BigInteger)
+    # What the event carries beyond the id: the objects of a deleted resource.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -68,16 +68,16 @@ class OutboxRelay:
         events = await asyncio.to_thread(self._claim)
         published: list[int] = []
         try:
-            for event_id, queue, resource_id in events:
-                await self._broker.publish(queue, ResourceEvent(resource_id))
+            for event_id, queue, event in events:
+                await self._broker.publish(queue, event)
                 published.append(event_id)
-                log.info("event_published", queue=queue, resource_id=resource_id)
+                log.info("event_published", queue=queue, resource_id=event.resource_id)
         finally:
             unpublished = [e[0] for e in events if e[0] not in published]
             await asyncio.to_thread(self._finish, published, unpublished)
         return len(published)
 
-    def _claim(self) -> list[tuple[int, str, int]]:
+    def _claim(self) -> list[tuple[int, str, ResourceEvent]]:
         with self._session_factory() as session:
             return repository.claim_outbox_batch(session, BATCH_SIZE, self._claim_seconds)
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource
 from service_kit.db import delete_by_ids
 from service_kit.ids import storable
-from service_kit.messaging import RESOURCE_UPLOADED
+from service_kit.messaging import RESOURCE_DELETED, RESOURCE_UPLOADED, ResourceEvent
 
 
 def add_resource(session: Session, bucket: str, key: str) -> int:
@@ -39,13 +39,30 @@ def mark_permanent(session: Session, resource_id: int, bucket: str, key: str) ->
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-def delete_resources(session: Session, ids: list[int]) -> list[Resource]:
-    return delete_by_ids(session, Resource, ids)
+def delete_resources(session: Session, ids: list[int]) -> list[int]:
+    """Delete the rows and, in the same transaction, queue a `resource.deleted` event for each
+    with the objects to remove (both locations: a move may be half done). Their unpublished
+    `resource.uploaded` events go too: nothing is left to process."""
+    deleted: list[Resource] = delete_by_ids(session, Resource, ids, commit=False)
+    gone = [r.id for r in deleted]
+    session.execute(
+        delete(OutboxEvent).where(
+            OutboxEvent.resource_id.in_(gone),
+            OutboxEvent.queue == RESOURCE_UPLOADED,
+            OutboxEvent.published_at.is_(None),
+        )
+    )
+    for resource in deleted:
+        objects = {(resource.bucket, resource.key), (resource.staging_bucket, resource.staging_key)}
+        payload = {"objects": [{"bucket": b, "key": k} for b, k in sorted(objects)]}
+        session.add(OutboxEvent(queue=RESOURCE_DELETED, resource_id=resource.id, payload=payload))
+    session.commit()
+    return gone
 
 
 def claim_outbox_batch(
     session: Session, limit: int, claim_seconds: float
-) -> list[tuple[int, str, int]]:
+) -> list[tuple[int, str, ResourceEvent]]:
     """Claim unpublished events so that no other replica publishes them meanwhile.
 
     A claim expires: events of a relay that died mid-batch are published again by another.
@@ -64,10 +81,15 @@ def claim_outbox_batch(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(claimable.scalar_subquery()))
         .values(claimed_until=func.now() + timedelta(seconds=claim_seconds))
-        .returning(OutboxEvent.id, OutboxEvent.queue, OutboxEvent.resource_id)
+        .returning(OutboxEvent.id, OutboxEvent.queue, OutboxEvent.resource_id, OutboxEvent.payload)
     ).all()
     session.commit()
-    return sorted((row.id, row.queue, row.resource_id) for row in rows)
+    return sorted((row.id, row.queue, _event(row.resource_id, row.payload)) for row in rows)
+
+
+def _event(resource_id: int, payload: dict[str, Any] | None) -> ResourceEvent:
+    objects = (payload or {}).get("objects", [])
+    return ResourceEvent(resource_id, tuple((o["bucket"], o["key"]) for o in objects))
 
 
 def finish_outbox_claim(session: Session, published: list[int], unpublished: list[int]) -> None:

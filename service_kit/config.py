@@ -39,3 +39,6 @@ class BrokerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # A message that keeps failing on something transient is retried (1 s, 2 s, 5 s ... then
+    # every 30 s) until this long after its first failure; then it is parked in its `.dlq`.
+    retry_horizon_seconds: float = 3600.0

@@ -91,12 +91,16 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def delete_by_ids(session: Session, model: type[Any], ids: list[int]) -> list[Any]:
-    """Delete the rows of `model` with these ids and commit; the deleted rows, in `ids` order.
+def delete_by_ids(
+    session: Session, model: type[Any], ids: list[int], commit: bool = True
+) -> list[Any]:
+    """Delete the rows of `model` with these ids; the deleted rows, in `ids` order. Commits
+    unless told not to (the caller adds to the same transaction).
 
     Ids that cannot be stored (beyond 64 bits) cannot exist and are left out of the query.
     """
     statement = delete(model).where(model.id.in_(storable(ids))).returning(model)
     deleted = {row.id: row for row in session.scalars(statement)}
-    session.commit()
+    if commit:
+        session.commit()
     return [deleted[i] for i in ids if i in deleted]

@@ -1,45 +1,57 @@
 """The message contract and the RabbitMQ topology both sides of the pipeline declare.
 
-Queues are quorum queues: durable, and their `x-delivery-limit` bounds how often a message that
-keeps failing (or keeps crashing its worker) is redelivered before it is dead-lettered to the
-queue's own `.dlq`. Handlers retry transient faults with backoff themselves (tenacity) and raise
-`DeadLetter` for what no retry can fix.
+For each work queue `Q`:
+- `Q`: a quorum queue. Its `x-delivery-limit` bounds how often a message that keeps crashing
+  its worker (the process dies, no handler returns) is redelivered; then the broker
+  dead-letters it, at least once (`x-dead-letter-strategy`), to `Q.dlq`.
+- `Q.retry.<n>s`: delayed-retry queues, one per backoff level. A handler that fails on
+  something transient (a peer down, a 5xx, a timeout, the database or S3 away) does not requeue
+  at once: the message is republished to the level for its attempt, with jitter in its TTL, and
+  when that expires RabbitMQ dead-letters it back to `Q`. The delay lives in the broker, so it
+  survives a restart of every process. Attempts and the first failure ride in headers.
+- `Q.dlq`: what no retry can fix (malformed, an invariant broken) or what still fails after the
+  retry horizon is parked here, with the reason, the attempt count and the first failure time
+  in its headers. `make replay-dlq` moves parked messages back once their cause is fixed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
-from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
-
-from service_kit.retries import log_retry
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 log = structlog.get_logger(__name__)
 
 RESOURCE_UPLOADED = "resource.uploaded"
 RESOURCE_PROCESSED = "resource.processed"
+RESOURCE_DELETED = "resource.deleted"
 DEAD_LETTER_EXCHANGE = "resources.dlx"
 DELIVERY_LIMIT = 5
+# The backoff levels of the delayed retries. The last one repeats until the horizon: a peer back
+# after an outage of any length is retried within 30 s.
+RETRY_DELAYS_SECONDS = (1, 2, 5, 10, 20, 30)
+RETRY_JITTER = 0.2  # a message waits between 80 % and 100 % of its level's delay
+
+# Headers a retried or parked message carries.
+ATTEMPTS = "x-retry-attempts"
+FIRST_FAILURE = "x-first-failure"  # epoch seconds
+PARK_REASON = "x-park-reason"
+PARKED_AT = "x-parked-at"  # epoch seconds
 
 
 def dead_letter_queue(queue: str) -> str:
     return f"{queue}.dlq"
+
+
+def retry_queue(queue: str, delay_seconds: int) -> str:
+    return f"{queue}.retry.{delay_seconds}s"
 
 
 class PoisonMessage(ValueError):
@@ -53,53 +65,33 @@ class DeadLetter(Exception):
 @dataclass(frozen=True)
 class ResourceEvent:
     resource_id: int
+    # `resource.deleted` names the objects to remove: [{"bucket": ..., "key": ...}, ...]
+    objects: tuple[tuple[str, str], ...] = ()
 
     def to_body(self) -> bytes:
-        return json.dumps({"resourceId": self.resource_id}).encode()
+        body: dict[str, Any] = {"resourceId": self.resource_id}
+        if self.objects:
+            body["objects"] = [{"bucket": b, "key": k} for b, k in self.objects]
+        return json.dumps(body).encode()
 
     @classmethod
     def from_body(cls, body: bytes) -> ResourceEvent:
         try:
-            resource_id = json.loads(body)["resourceId"]
-        except (ValueError, TypeError, KeyError) as exc:
+            data = json.loads(body)
+            resource_id = data["resourceId"]
+            objects = tuple((o["bucket"], o["key"]) for o in data.get("objects", []))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PoisonMessage(f"not a resource event: {body[:100]!r}") from exc
         if isinstance(resource_id, bool) or not isinstance(resource_id, int) or resource_id < 1:
             raise PoisonMessage(f"not a resource id: {resource_id!r}")
-        return cls(resource_id)
-
-
-async def connect_broker(
-    url: str, give_up_after_seconds: float = float("inf")
-) -> AbstractRobustConnection:
-    """Connect, retrying while RabbitMQ is unreachable (it may still be starting); once connected,
-    `connect_robust` reconnects and restores the consumer by itself."""
-    retrying = AsyncRetrying(
-        stop=stop_after_delay(give_up_after_seconds),
-        wait=wait_exponential_jitter(multiplier=0.5, max=5.0, jitter=0.5),
-        retry=retry_if_exception(_is_unreachable),
-        before_sleep=log_retry("broker_connect_retrying"),
-        reraise=True,
-    )
-    return await retrying(aio_pika.connect_robust, url, timeout=5)
-
-
-def _is_unreachable(error: BaseException) -> bool:
-    # Wrong credentials will not fix themselves: fail the start at once.
-    if isinstance(error, ProbableAuthenticationError):
-        return False
-    return isinstance(error, AMQPConnectionError | OSError | TimeoutError)
-
-
-def is_connected(connection: AbstractRobustConnection | None) -> bool:
-    """False while a robust connection is reconnecting, not only once it is closed."""
-    if connection is None or connection.is_closed:
-        return False
-    connected = getattr(connection, "connected", None)  # an Event on aio-pika's connections
-    return connected is None or connected.is_set()
+        if not all(isinstance(part, str) and part for pair in objects for part in pair):
+            raise PoisonMessage(f"not object locations: {objects!r}"[:200])
+        return cls(resource_id, objects)
 
 
 async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
-    """Declare `name` and its dead-letter queue; idempotent, so every process declares both."""
+    """Declare `name`, its delayed-retry levels and its dead-letter queue; idempotent, so every
+    process declares all of them."""
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
@@ -107,6 +99,16 @@ async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
         dead_letter_queue(name), durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dlq.bind(dlx, routing_key=dead_letter_queue(name))
+    for delay in RETRY_DELAYS_SECONDS:
+        await channel.declare_queue(
+            retry_queue(name, delay),
+            durable=True,
+            arguments={
+                "x-message-ttl": delay * 1000,
+                "x-dead-letter-exchange": "",  # the default exchange: back to `name`
+                "x-dead-letter-routing-key": name,
+            },
+        )
     return await channel.declare_queue(
         name,
         durable=True,
@@ -115,54 +117,133 @@ async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
             "x-dead-letter-routing-key": dead_letter_queue(name),
+            # Dead-letter at least once: the broker keeps the message until the DLQ confirmed
+            # it. RabbitMQ requires reject-publish overflow for that.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
         },
     )
 
 
+def persistent(
+    body: bytes, headers: dict[str, Any] | None = None, **extra: Any
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        content_type="application/json",
+        headers=headers or {},
+        **extra,
+    )
+
+
 async def publish(channel: AbstractChannel, queue: str, event: ResourceEvent) -> None:
-    """Publish persistently; returns once the broker confirmed (the channel has confirms on)."""
+    """Publish persistently; returns once the broker confirmed. The channel is opened with
+    `on_return_raises`, so an unroutable message raises instead of counting as sent."""
     await channel.default_exchange.publish(
-        aio_pika.Message(
-            event.to_body(),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/json",
-        ),
-        routing_key=queue,
-        mandatory=True,  # an unroutable message is an error, not a silent drop
+        persistent(event.to_body()), routing_key=queue, mandatory=True
     )
 
 
 Handler = Callable[[ResourceEvent], Awaitable[None]]
+# Publishes a message to a queue (the default exchange), returning once confirmed.
+Publisher = Callable[[str, aio_pika.Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a transient failure is retried before its message is parked (the horizon)."""
+
+    horizon_seconds: float = 3600.0
+    clock: Callable[[], float] = time.time
+
+    def next_delay(self, attempt: int) -> tuple[int, float]:
+        """The backoff level for this attempt (1, 2, ...) and the message's TTL in seconds."""
+        level = RETRY_DELAYS_SECONDS[min(attempt, len(RETRY_DELAYS_SECONDS)) - 1]
+        return level, level * (1 - RETRY_JITTER * random.random())
+
+
+def header_number(headers: Mapping[str, Any], name: str, default: float) -> float:
+    value = headers.get(name)
+    return float(value) if isinstance(value, int | float | str) else default
 
 
 def message_handler(
-    queue: str, handle: Handler
+    queue: str, handle: Handler, policy: RetryPolicy, send: Publisher
 ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-    """Ack after `handle` returns; dead-letter poison and `DeadLetter`; requeue anything else
-    (the queue's delivery limit bounds that, then it is dead-lettered)."""
+    """Ack after `handle` returns; park poison and `DeadLetter`; schedule a delayed retry for
+    anything else, parking it once the horizon has passed. The copy is confirmed before the
+    original is acked: at least once, never lost."""
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         try:
             event = ResourceEvent.from_body(message.body)
         except PoisonMessage as exc:
-            log.error("message_dead_lettered", queue=queue, reason=str(exc))
-            await message.reject(requeue=False)
+            await _park(queue, message, str(exc), policy, send)
             return
         # Every log line the handler writes carries the resource id.
         with structlog.contextvars.bound_contextvars(queue=queue, resource_id=event.resource_id):
             try:
                 await handle(event)
             except DeadLetter as exc:
-                log.error("message_dead_lettered", reason=str(exc))
-                await message.reject(requeue=False)
+                await _park(queue, message, str(exc), policy, send)
             except Exception as exc:
-                log.warning(
-                    "message_requeued",
-                    error=repr(exc)[:300],
-                    delivery_count=(message.headers or {}).get("x-delivery-count", 0),
-                )
-                await message.reject(requeue=True)
+                await _retry_later(queue, message, exc, policy, send)
             else:
                 await message.ack()
 
     return on_message
+
+
+async def _retry_later(
+    queue: str,
+    message: AbstractIncomingMessage,
+    error: Exception,
+    policy: RetryPolicy,
+    send: Publisher,
+) -> None:
+    headers = dict(message.headers or {})
+    attempt = int(header_number(headers, ATTEMPTS, 0)) + 1
+    first_failure = header_number(headers, FIRST_FAILURE, policy.clock())
+    if policy.clock() - first_failure >= policy.horizon_seconds:
+        reason = f"still failing after the {policy.horizon_seconds:.0f} s retry horizon: {error!r}"
+        await _park(queue, message, reason, policy, send)
+        return
+    level, ttl = policy.next_delay(attempt)
+    headers.update({ATTEMPTS: attempt, FIRST_FAILURE: first_failure})
+    copy = persistent(message.body, headers, expiration=ttl)
+    try:
+        await send(retry_queue(queue, level), copy)
+    except Exception as exc:  # the broker itself is in trouble: let it redeliver
+        log.warning("message_retry_not_scheduled", error=repr(exc)[:300])
+        await message.reject(requeue=True)
+        return
+    await message.ack()
+    log.warning(
+        "message_retry_scheduled",
+        attempt=attempt,
+        delay_seconds=round(ttl, 2),
+        error=repr(error)[:300],
+    )
+
+
+async def _park(
+    queue: str,
+    message: AbstractIncomingMessage,
+    reason: str,
+    policy: RetryPolicy,
+    send: Publisher,
+) -> None:
+    headers = dict(message.headers or {})
+    now = policy.clock()
+    headers.setdefault(FIRST_FAILURE, now)
+    headers.update({PARK_REASON: reason[:500], PARKED_AT: now})
+    headers.setdefault(ATTEMPTS, 0)
+    try:
+        await send(dead_letter_queue(queue), persistent(message.body, headers))
+    except Exception as exc:
+        log.warning("message_park_failed", error=repr(exc)[:300])
+        await message.reject(requeue=True)
+        return
+    await message.ack()
+    log.error("message_parked", queue=queue, reason=reason[:300], attempts=headers[ATTEMPTS])

@@ -52,6 +52,23 @@ def object_exists(client: S3Client, bucket: str, key: str) -> bool:
         raise
 
 
+# A multipart upload that nobody completed (its process died mid-upload) holds its parts for
+# ever unless the bucket says otherwise.
+ABORT_INCOMPLETE_RULE = {
+    "ID": "abort-incomplete-multipart",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+}
+
+
+def expire_incomplete_uploads(client: S3Client, bucket: str) -> None:
+    """Give the bucket its lifecycle rule: S3 aborts multipart uploads left a day unfinished."""
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [ABORT_INCOMPLETE_RULE]}
+    )
+
+
 class BucketNameRejected(ValueError):
     """S3 refused the bucket's name: S3 has the last word on names, and it is the caller's error."""
 

@@ -6,7 +6,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from service_kit.retries import retry_at_startup
-from service_kit.s3 import S3Client, ensure_bucket
+from service_kit.s3 import S3Client, ensure_bucket, expire_incomplete_uploads
 from storage_service import repository
 
 log = structlog.get_logger(__name__)
@@ -31,3 +31,4 @@ def ensure_location_buckets(s3: S3Client, session_factory: sessionmaker[Session]
     for bucket in sorted(buckets):
         if ensure_bucket(s3, bucket):
             log.info("bucket_created", bucket=bucket)
+        expire_incomplete_uploads(s3, bucket)

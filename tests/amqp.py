@@ -28,6 +28,16 @@ def publish_body(url: str, queue: str, body: bytes) -> None:
     _run(go())
 
 
+def declare(url: str, queue: str) -> None:
+    """Declare `queue` with the topology every service declares (as a restarted one would)."""
+
+    async def go() -> None:
+        async with await aio_pika.connect(url) as connection:
+            await declare_queue(await connection.channel(), queue)
+
+    _run(go())
+
+
 def publish_event(url: str, queue: str, resource_id: int) -> None:
     async def go() -> None:
         async with await aio_pika.connect(url) as connection:

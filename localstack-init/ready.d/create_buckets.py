@@ -21,7 +21,18 @@ s3 = boto3.client(
     region_name="us-east-1",
 )
 existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+# The same lifecycle rule as the Storage Service's (service_kit.s3.ABORT_INCOMPLETE_RULE): this
+# hook runs inside LocalStack, where the project's packages are not importable.
+ABORT_INCOMPLETE = {
+    "ID": "abort-incomplete-multipart",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+}
 for bucket in BUCKETS:
     if bucket not in existing:
         s3.create_bucket(Bucket=bucket)
         print(f"created bucket {bucket}")
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [ABORT_INCOMPLETE]}
+    )

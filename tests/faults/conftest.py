@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.faults.proxy import FaultProxy, Mode
+from devstack.faultproxy import FaultProxy, Mode
 
 BREAKER = {
     "ATTEMPT_TIMEOUT": 0.5,

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from devstack.faultproxy import Mode
 from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 from tests.faults.conftest import BREAKER, breaker, lookup_counts
-from tests.faults.proxy import Mode
 
 # The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted
 # trial calls succeed: recovery takes the wait plus a few uploads.

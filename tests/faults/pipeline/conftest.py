@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.faults.proxy import FaultProxy, Mode
+from devstack.faultproxy import FaultProxy, Mode
 
 
 @dataclass

@@ -8,16 +8,22 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from devstack.faultproxy import Mode
 from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 from resource_service.models import OutboxEvent, Resource
-from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
+from service_kit.messaging import (
+    RESOURCE_DELETED,
+    RESOURCE_PROCESSED,
+    RESOURCE_UPLOADED,
+    dead_letter_queue,
+)
 from service_kit.s3 import object_exists
-from tests.amqp import message_count, publish_body, publish_event, queue_depth
+from tests.amqp import declare, message_count, publish_body, queue_depth
 from tests.contract import assert_error, assert_no_internals
-from tests.faults.proxy import Mode
 
 STAGING_BUCKET, PERMANENT_BUCKET = "resources-staging", "resources-permanent"
 
@@ -201,7 +207,8 @@ def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack,
     )
     assert claimed is not None
     proxies.rabbitmq.set_mode(Mode.PASS)
-    wait_until(lambda: broker_health(stack) == {"status": "UP", "pendingEvents": 1}, 15)
+    up = {"status": "UP", "pendingEvents": 1, "link": "connected"}
+    wait_until(lambda: broker_health(stack) == up, 20)
     # The precondition: the survivor is connected while the claim still holds.
     assert run_sql(stack, "SELECT now() < :until", until=claimed)
 
@@ -259,44 +266,162 @@ def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s
     stack.wait_permanent(upload_ok(stack, "database back"), timeout=10)
 
 
-def test_song_service_down_dead_letters_then_the_replay_command_finishes_it(
+SONG_OUTAGE_SECONDS = 120
+DATABASE_OUTAGE_SECONDS = 60
+
+
+def parked(stack) -> dict[str, int]:
+    """What each dead-letter queue holds (the module's stack is shared: compare, not zero)."""
+    queues = (RESOURCE_UPLOADED, RESOURCE_PROCESSED, RESOURCE_DELETED)
+    return {q: message_count(stack.rabbitmq_url, dead_letter_queue(q)) for q in queues}
+
+
+@pytest.mark.timeout(300)
+def test_a_song_service_down_for_two_minutes_delays_the_uploads_and_parks_nothing(
     stack, s3, record_property
 ):
-    dlq = dead_letter_queue(RESOURCE_UPLOADED)
-    waiting = message_count(stack.rabbitmq_url, dlq)
+    before = parked(stack)
     stack.song.signal(signal.SIGKILL)
-    stack.song.process.wait()
-    resource_id = upload_ok(stack, "song service down")
-    uploaded = time.monotonic()
-    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 1, 30, "dead-lettered")
-    record_property("seconds_to_dead_letter", round(time.monotonic() - uploaded, 1))
-    assert stack.resource_row(resource_id).state == "STAGING"
-
+    stack.song.running.wait()
+    ids = [upload_ok(stack, f"song service down {i}") for i in range(5)]
+    # The outage lasts its two minutes: its length is the fault under test.
+    time.sleep(SONG_OUTAGE_SECONDS)
+    assert {stack.resource_row(i).state for i in ids} == {"STAGING"}
     stack.song.start().wait_healthy()
+    back = time.monotonic()
+    for resource_id in ids:  # no manual step: the delayed retries bring each one through
+        stack.wait_permanent(resource_id, timeout=max(1.0, 30 - (time.monotonic() - back)))
+    record_property("seconds_to_all_permanent_after_return", round(time.monotonic() - back, 1))
+    for resource_id in ids:
+        assert_exactly_one_permanent_object(stack, s3, resource_id)
+    assert parked(stack) == before  # nothing parked
+
+
+@pytest.mark.timeout(300)
+def test_the_resource_database_refused_for_a_minute_during_moves_parks_nothing(
+    stack, proxies, s3, record_property
+):
+    before = parked(stack)
+    ids = [upload_ok(stack, f"database away {i}") for i in range(5)]
+    proxies.postgres.set_mode(Mode.CUT)  # downloads and moves in flight now fail, and retry
+    time.sleep(DATABASE_OUTAGE_SECONDS)  # the outage lasts its minute
+    proxies.postgres.set_mode(Mode.PASS)
+    back = time.monotonic()
+    for resource_id in ids:
+        stack.wait_permanent(resource_id, timeout=max(1.0, 30 - (time.monotonic() - back)))
+    record_property("seconds_to_all_permanent_after_return", round(time.monotonic() - back, 1))
+    for resource_id in ids:
+        assert_exactly_one_permanent_object(stack, s3, resource_id)
+    assert parked(stack) == before  # nothing parked
+
+
+def test_poison_is_parked_and_replay_moves_each_parked_message_once(stack, s3):
+    dlq, rabbitmq = dead_letter_queue(RESOURCE_UPLOADED), stack.rabbitmq_url
+    waiting = message_count(stack.rabbitmq_url, dlq)
+    publish_body(stack.rabbitmq_url, RESOURCE_UPLOADED, b"not json at all")
+    publish_body(stack.rabbitmq_url, RESOURCE_UPLOADED, b'{"resourceId": -1}')
+    assert_exactly_one_permanent_object(stack, s3, upload_ok(stack, "after poison"))
+    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 2, 15, "both parked")
+    assert stack.logged("processor0", "message_parked") >= 2
+    # The worker shows what is parked (it looks every 10 s), in /health and in /metrics.
+    worker = stack.processors[0].url
+    wait_until(lambda: parked_in_health(stack, worker) == waiting + 2, 25, "parked in /health")
+    metrics = stack.http.get(f"{worker}/metrics").text
+    assert f'dead_letter_messages{{queue="{dlq}"}} {waiting + 2}.0' in metrics
+
     replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "service_kit.replay",
-            RESOURCE_UPLOADED,
-            "--url",
-            stack.rabbitmq_url,
-        ],
+        [sys.executable, "-m", "service_kit.replay", RESOURCE_UPLOADED, "--url", rabbitmq],
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
-    assert f"replayed {waiting + 1} message(s)" in replay.stdout
-    assert message_count(stack.rabbitmq_url, dlq) == 0
+    # Each message parked when it started is moved once; poison fails again, is parked again,
+    # and the command has stopped instead of moving it round and round.
+    assert f"replayed {waiting + 2} message(s)" in replay.stdout
+    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 2, 15, "parked again")
+
+
+def parked_in_health(stack, url: str) -> int:
+    dead_letters = stack.http.get(f"{url}/health").json()["checks"]["deadLetters"]
+    depth = dead_letters["queues"].get(dead_letter_queue(RESOURCE_UPLOADED), {}).get("depth", 0)
+    assert (dead_letters["status"] == "DEGRADED") is (depth > 0), dead_letters
+    return depth
+
+
+def test_events_wait_in_the_outbox_while_their_queue_is_deleted_and_go_once_it_is_back(
+    stack, infra, s3
+):
+    for processor in stack.processors:
+        processor.stop()  # its consumer would declare the queue again at once
+    vhost = stack.rabbitmq_url.rsplit("/", 1)[1]
+    infra.rabbitmqctl("delete_queue", "-p", vhost, RESOURCE_UPLOADED)
+    try:
+        resource_id = upload_ok(stack, "unroutable")
+        # Returned as unroutable, so the event stays in the outbox instead of being lost.
+        wait_until(lambda: event_published(stack, resource_id) is False, 10, "a failed publish")
+        wait_until(lambda: stack.logged("resource", "outbox_relay_failed") > 0, 10)
+        assert event_published(stack, resource_id) is False
+        declare(stack.rabbitmq_url, RESOURCE_UPLOADED)  # someone re-creates it
+        wait_until(lambda: event_published(stack, resource_id), 15, "published once it exists")
+    finally:
+        for processor in stack.processors:
+            processor.start().wait_healthy()
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(stack, s3):
-    dlq = dead_letter_queue(RESOURCE_UPLOADED)
-    waiting = message_count(stack.rabbitmq_url, dlq)
-    publish_body(stack.rabbitmq_url, RESOURCE_UPLOADED, b"not json at all")
-    publish_event(stack.rabbitmq_url, RESOURCE_UPLOADED, 987_654_321)
-    assert_exactly_one_permanent_object(stack, s3, upload_ok(stack, "after poison"))
-    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 2, 15, "both parked")
-    logs = stack.logs()
-    assert logs.count('"message_dead_lettered"') >= 2
+def event_published(stack, resource_id: int) -> bool | None:
+    """Whether the resource's `resource.uploaded` left the outbox (None: no such event)."""
+    published = run_sql(
+        stack,
+        "SELECT published_at IS NOT NULL FROM outbox WHERE resource_id = :id AND queue = :queue",
+        id=resource_id,
+        queue=RESOURCE_UPLOADED,
+    )
+    return published
+
+
+def test_a_delete_while_s3_is_down_cleans_up_once_it_is_back(stack, proxies, s3):
+    before = parked(stack)
+    resource_id = upload_ok(stack, "deleted while S3 is away")
+    row = stack.wait_permanent(resource_id, timeout=15)
+    proxies.s3.set_mode(Mode.CUT)
+    try:
+        deleted = stack.http.delete(f"{stack.resource.url}/resources?id={resource_id}")
+        assert deleted.json() == {"ids": [resource_id]}
+        assert stack.resource_row(resource_id) is None
+        wait_until(
+            lambda: stack.logged("resource", "message_retry_scheduled", resource_id=resource_id),
+            15,
+            "the cleanup failing and scheduled again",
+        )
+        assert object_exists(s3, row.bucket, row.key)  # S3 away: the bytes are still there
+    finally:
+        proxies.s3.set_mode(Mode.PASS)
+    wait_until(lambda: not object_exists(s3, row.bucket, row.key), 30, "the object removed")
+    wait_until(lambda: stack.song_of(resource_id).status_code == 404, 30, "the song removed")
+    assert parked(stack) == before  # nothing parked
+
+
+def test_a_delete_racing_the_processing_leaves_no_song_behind(stack, infra):
+    before = parked(stack)
+    stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
+    try:
+        resource_id = upload_ok(stack, "deleted mid-processing")
+        held = (0, 1)  # the precondition: the worker holds the message when the delete comes
+        wait_until(lambda: queue_depth(infra, stack.rabbitmq_url, RESOURCE_UPLOADED) == held, 15)
+        deleted = stack.http.delete(f"{stack.resource.url}/resources?id={resource_id}")
+        assert deleted.json() == {"ids": [resource_id]}
+    finally:
+        stack.song.signal(signal.SIGCONT)  # the worker saves the song after the delete ...
+    # ... and its `resource.processed` for a resource that is gone removes it again.
+    wait_until(
+        lambda: stack.logged(
+            "resource", "processed_event_for_unknown_resource", resource_id=resource_id
+        ),
+        30,
+        "the processed event for the deleted resource",
+    )
+    wait_until(lambda: stack.song_of(resource_id).status_code == 404, 30, "no song left")
+    assert stack.resource_row(resource_id) is None
+    assert parked(stack) == before  # nothing parked

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from devstack.mp3 import iter_mp3_chunks, make_mp3, not_mp3
 from resource_processor.clients import PeerServices, RetryPolicy
+from resource_processor.errors import PeerUnavailable
 from resource_processor.handlers import ResourceProcessor
 from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
@@ -128,14 +129,15 @@ def test_song_already_saved_counts_as_done(make_harness) -> None:
     assert harness.published == [ResourceEvent(7)]
 
 
-def test_an_unknown_resource_is_dead_lettered(make_harness) -> None:
+def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None:
+    # A 404 is a resource deleted since its upload: its `resource.deleted` cleans up, so the
+    # message is acked (not parked) with no song and no `resource.processed`.
     harness = make_harness([404], [200])
-    before = messages_counted("dead_lettered")
-    with pytest.raises(DeadLetter, match="no such resource"):
-        harness.process(7)
+    before = messages_counted("gone")
+    harness.process(7)
     assert harness.songs.requests == []
     assert harness.published == []
-    assert messages_counted("dead_lettered") == before + 1
+    assert messages_counted("gone") == before + 1
 
 
 @pytest.mark.parametrize(
@@ -171,10 +173,13 @@ def test_transient_failure_is_retried_then_succeeds(make_harness, transient, fai
 
 
 @pytest.mark.parametrize("failing_peer", ["resources", "songs"])
-def test_failure_that_outlasts_the_retries_is_dead_lettered(make_harness, failing_peer) -> None:
+def test_failure_that_outlasts_the_quick_retries_goes_up_to_be_retried_later(
+    make_harness, failing_peer
+) -> None:
+    # Not parked: a transient error after the in-process tries comes back from RabbitMQ later.
     scripts = {"resources": [200], "songs": [200], failing_peer: [503]}
     harness = make_harness(scripts["resources"], scripts["songs"], attempts=5)
-    with pytest.raises(DeadLetter, match="after 5 attempts"):
+    with pytest.raises(PeerUnavailable, match="answered 503"):
         harness.process(7)
     assert len(getattr(harness, failing_peer).requests) == 5
     # Exponential from 0.2 s (plus up to 0.2 s of jitter), never over the 3 s cap.

@@ -3,19 +3,22 @@ away (the outbox keeps the uploads' events until the broker is there)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from devstack.faultproxy import FaultProxy, Mode
 from devstack.mp3 import make_mp3
 from devstack.processes import ServiceProcess
 from devstack.stack import free_port, wait_until
-from tests.faults.proxy import FaultProxy, Mode
+from service_kit.messaging import RESOURCE_PROCESSED
 from tests.replicas import started_at_once
 
 
@@ -70,13 +73,14 @@ def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, 
         )
         assert uploaded.status_code == 200, uploaded.text
         broker_health = httpx.get(f"{service.url}/health").json()["checks"]["broker"]
-        assert broker_health == {"status": "DEGRADED", "pendingEvents": 1}
+        assert (broker_health["status"], broker_health["pendingEvents"]) == ("DEGRADED", 1)
+        assert broker_health["link"] == "connecting" and broker_health["downSeconds"] >= 0
 
         proxy.set_mode(Mode.PASS)  # it arrives: the link connects, the relay publishes
         wait_until(
             lambda: (
                 httpx.get(f"{service.url}/health").json()["checks"]["broker"]
-                == {"status": "UP", "pendingEvents": 0}
+                == {"status": "UP", "pendingEvents": 0, "link": "connected"}
             ),
             30,
             lambda: (tmp_path / "r.log").read_text()[-3000:],
@@ -135,3 +139,36 @@ def staging_key_of(resource: ServiceProcess, env: dict[str, str]) -> str:
             ).scalar_one()
     finally:
         engine.dispose()
+
+
+def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
+    resource_env, started, tmp_path, infra
+):
+    url = resource_env["RABBITMQ_URL"]
+    vhost = url.rsplit("/", 1)[1]
+    classic(url, RESOURCE_PROCESSED)  # someone declared it otherwise: every declare gets a 406
+    service = ServiceProcess("resource_service", free_port(), resource_env, tmp_path / "r.log")
+    started.append(service)
+    service.start().wait_healthy(timeout=60)
+    uploaded = httpx.post(
+        f"{service.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
+    )
+    assert uploaded.status_code == 200, uploaded.text  # the outbox keeps its event
+
+    def broker() -> dict:
+        return httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+
+    # The link is not dead: it keeps trying (and says so) while the declare is refused.
+    wait_until(lambda: "PRECONDITION_FAILED" in (tmp_path / "r.log").read_text(), 15)
+    assert broker()["status"] == "DEGRADED" and broker()["link"] == "connecting"
+    infra.rabbitmqctl("delete_queue", "-p", vhost, RESOURCE_PROCESSED)  # the fix
+    wait_until(lambda: broker() == {"status": "UP", "pendingEvents": 0, "link": "connected"}, 40)
+
+
+def classic(url: str, queue: str) -> None:
+    async def go() -> None:
+        async with await aio_pika.connect(url) as connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True)
+
+    asyncio.run(go())

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from devstack.mp3 import make_mp3, not_mp3
+from devstack.stack import wait_until
 from resource_service.models import Resource
 from service_kit.s3 import object_exists
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error
@@ -136,11 +137,12 @@ def test_delete_removes_rows_objects_and_song_metadata(stack, s3):
     assert response.status_code == 200
     assert response.json() == {"ids": [staged, moved]}
     for resource_id, row in ((moved, permanent), (staged, staging)):
-        assert stack.resource_row(resource_id) is None
-        assert not object_exists(s3, row.bucket, row.key)
-        assert not object_exists(s3, row.staging_bucket, row.staging_key)
-        assert stack.song_of(resource_id).status_code == 404
+        assert stack.resource_row(resource_id) is None  # the row goes with the request ...
         assert stack.http.get(f"{stack.resource.url}/resources/{resource_id}").status_code == 404
+        # ... its objects and song metadata with its `resource.deleted` event, a moment later.
+        for bucket, key in ((row.bucket, row.key), (row.staging_bucket, row.staging_key)):
+            wait_until(lambda b=bucket, k=key: not object_exists(s3, b, k), 15, f"{key} removed")
+        wait_until(lambda i=resource_id: stack.song_of(i).status_code == 404, 15, "song removed")
     again = stack.http.delete(f"{stack.resource.url}/resources?id={moved}")
     assert again.json() == {"ids": []}
 
@@ -158,5 +160,6 @@ def test_health_shows_each_dependency(stack):
         "s3": "UP",
         "broker": "UP",
         "storageBreaker": "UP",
+        "deadLetters": "UP",
     }
     assert body["checks"]["storageBreaker"]["state"] == "CLOSED"

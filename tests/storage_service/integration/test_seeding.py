@@ -56,3 +56,7 @@ def test_seeding_creates_missing_buckets(new_database_url, infra, s3):
     start_and_stop(settings)
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {staging, permanent} <= names
+    for bucket in (staging, permanent):
+        # Parts of an upload nobody completed (its process died) do not stay for ever.
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert [r["AbortIncompleteMultipartUpload"] for r in rules] == [{"DaysAfterInitiation": 1}]

@@ -1,4 +1,5 @@
-"""A TCP proxy a test puts between a service and a dependency, and then cuts or poisons.
+"""A TCP proxy a test (or `make chaos`) puts between a service and a dependency, and then cuts or
+poisons.
 
 Written by hand: toxiproxy, the usual tool, is a server binary that cannot be installed here,
 and a fault test needs only these few behaviours. Runs its own event loop in a thread, so
