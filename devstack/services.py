@@ -106,10 +106,6 @@ def programs(settings: RunSettings) -> list[Program]:
     ]
 
 
-def names(settings: RunSettings) -> list[str]:
-    return [program.name for program in programs(settings)]
-
-
 @dataclass(frozen=True)
 class Health:
     status: str  # UP | DEGRADED | DOWN
