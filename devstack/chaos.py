@@ -44,6 +44,12 @@ from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED, RESOURCE
 from service_kit.s3 import S3Client, make_s3_client, object_exists
 
 PROXIED = ("rabbitmq", "postgres", "s3", "storage", "song")
+# The clients' uploads are small: an intent a kill leaves behind expires in 45 s, not half an hour.
+QUICK_UPLOAD_INTENTS = {
+    "UPLOAD_MAX_SECONDS": "20",
+    "UPLOAD_IDLE_SECONDS": "5",
+    "UPLOAD_COMMIT_SECONDS": "20",
+}
 CONVERGE_SECONDS = 180  # longer than the longest retry delay and a restart, many times over
 CLIENT_PAUSE_SECONDS = 0.2
 
@@ -110,6 +116,7 @@ def proxied_stack(
             "DATABASE_URL": via["postgres"](resource_db),
             "STORAGE_SERVICE_URL": proxies["storage"].url,
             "SONG_SERVICE_URL": proxies["song"].url,
+            **QUICK_UPLOAD_INTENTS,
         },
     )
     exit_stack.callback(stack.stop)

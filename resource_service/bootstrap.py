@@ -72,6 +72,8 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             relay=relay,
             max_upload_bytes=settings.max_upload_bytes,
             upload_idle_seconds=settings.upload_idle_seconds,
+            upload_max_seconds=settings.upload_max_seconds,
+            upload_intent_seconds=settings.upload_intent_seconds,
         )
         broker.consume(RESOURCE_PROCESSED, partial(handlers.move_to_permanent, dependencies))
         broker.consume(RESOURCE_DELETED, partial(handlers.remove_deleted, dependencies))

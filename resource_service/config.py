@@ -33,7 +33,17 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     upload_part_bytes: int = 5 * 1024 * 1024  # the smallest part S3 accepts
     # A client that sends nothing for this long has abandoned its upload.
     upload_idle_seconds: float = 30.0
+    # The whole upload, however steadily it sends: 250 MiB at about 150 KB/s.
+    upload_max_seconds: float = 1800.0
+    # Time after the body for the last S3 write and the row's commit.
+    upload_commit_seconds: float = 60.0
 
     outbox_poll_seconds: float = 1.0
     outbox_claim_seconds: float = 30.0
     prefetch_count: int = 4
+
+    @property
+    def upload_intent_seconds(self) -> float:
+        """How long an upload's intent stands before its object counts as abandoned: the
+        longest an upload can take (the deadline is checked per chunk, so one idle wait more)."""
+        return self.upload_max_seconds + self.upload_idle_seconds + self.upload_commit_seconds

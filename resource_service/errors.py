@@ -14,6 +14,10 @@ class MalformedStorageAnswer(StorageUnavailable):
     """An answer of the wrong shape, or without the storage type asked for."""
 
 
+class UploadExpired(Exception):
+    """The upload outlived its intent: its object is removed and no row is written."""
+
+
 class ObjectMissing(Exception):
     """S3 has no object under the key."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
 from resource_service.clients import SongClient
-from resource_service.errors import ObjectMissing
+from resource_service.errors import ObjectMissing, UploadExpired
 from resource_service.models import PERMANENT, STAGING, Resource
 from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
@@ -36,6 +36,8 @@ class Dependencies:
     relay: OutboxRelay
     max_upload_bytes: int
     upload_idle_seconds: float
+    upload_max_seconds: float
+    upload_intent_seconds: float
 
     def run_in_session(self, operation, *args):
         def run():
@@ -52,11 +54,19 @@ def object_key(path: str, file_name: str) -> str:
 
 
 async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int:
+    """Reserve the id, store the bytes, then commit the row: a crash between the last two
+    leaves an intent that the relay expires into a delete (`repository.expire_upload_intents`)."""
     location = await deps.storage.location(STAGING)
     key = object_key(location.path, f"{uuid.uuid4()}.mp3")
-    size = await deps.objects.upload(location.bucket, key, body)
+    resource_id = await deps.run_in_session(
+        repository.reserve_upload, location.bucket, key, deps.upload_intent_seconds
+    )
     try:
-        resource_id = await deps.run_in_session(repository.add_resource, location.bucket, key)
+        size = await deps.objects.upload(location.bucket, key, body)
+        if not await deps.run_in_session(
+            repository.add_resource, resource_id, location.bucket, key
+        ):
+            raise UploadExpired(resource_id)
     except BaseException:
         # No row, no event: the object must not outlive the failed request either.
         await asyncio.shield(deps.objects.delete(location.bucket, key))

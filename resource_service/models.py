@@ -34,6 +34,22 @@ class Resource(Base):
     )
 
 
+class UploadIntent(Base):
+    """An upload whose bytes may be in S3 before its row exists, under a reserved resource id.
+
+    The row's commit deletes the intent. A process killed between the PUT and that commit
+    leaves the intent behind; once it expires the relay turns it into a `resource.deleted`
+    event, so the object is removed like any deleted resource's (`repository`).
+    """
+
+    __tablename__ = "upload_intents"
+
+    resource_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class OutboxEvent(Base):
     """An event written in the same transaction as its resource; the relay publishes it."""
 

@@ -1,5 +1,7 @@
 """The outbox relay: publishes the events that uploads committed with their rows.
 
+It also expires the intents of uploads that never committed their row, into deletes.
+
 Safe with several replicas (claims use `FOR UPDATE SKIP LOCKED`); a broker outage only delays
 events. Delivery is at least once: a relay that dies between publishing and marking publishes
 again, and every consumer is idempotent.
@@ -54,6 +56,7 @@ class OutboxRelay:
         while True:
             published = 0
             try:
+                await asyncio.to_thread(self._expire_abandoned_uploads)
                 if self._broker.is_up:
                     published = await self.publish_pending()
             except Exception as exc:  # the database or broker is away: try again at the next poll
@@ -76,6 +79,12 @@ class OutboxRelay:
             unpublished = [e[0] for e in events if e[0] not in published]
             await asyncio.to_thread(self._finish, published, unpublished)
         return len(published)
+
+    def _expire_abandoned_uploads(self) -> None:
+        with self._session_factory() as session:
+            expired = repository.expire_upload_intents(session, BATCH_SIZE)
+        for resource_id in expired:  # their `resource.deleted` events go out in this round
+            log.warning("upload_intent_expired", resource_id=resource_id)
 
     def _claim(self) -> list[tuple[int, str, ResourceEvent]]:
         with self._session_factory() as session:

@@ -6,22 +6,66 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource
+from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource, UploadIntent
 from service_kit.db import delete_by_ids
 from service_kit.ids import storable
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_UPLOADED, ResourceEvent
 
 
-def add_resource(session: Session, bucket: str, key: str) -> int:
-    """The row and its `resource.uploaded` event commit together (the outbox)."""
-    resource = Resource(
-        state=STAGING, bucket=bucket, key=key, staging_bucket=bucket, staging_key=key
+def reserve_upload(session: Session, bucket: str, key: str, expires_in: float) -> int:
+    """Reserve a resource id for an upload about to be stored at (bucket, key)."""
+    resource_id = session.execute(select(func.nextval("resources_id_seq"))).scalar_one()
+    expires_at = func.now() + timedelta(seconds=expires_in)
+    session.add(
+        UploadIntent(resource_id=resource_id, bucket=bucket, key=key, expires_at=expires_at)
     )
-    session.add(resource)
-    session.flush()
-    session.add(OutboxEvent(queue=RESOURCE_UPLOADED, resource_id=resource.id))
     session.commit()
-    return resource.id
+    return resource_id
+
+
+def add_resource(session: Session, resource_id: int, bucket: str, key: str) -> bool:
+    """The row and its `resource.uploaded` event commit together (the outbox), and the upload's
+    intent goes with them. False when the intent had expired: its object is being removed."""
+    claimed = session.execute(delete(UploadIntent).where(UploadIntent.resource_id == resource_id))
+    if cast(CursorResult[Any], claimed).rowcount != 1:
+        session.rollback()
+        return False
+    session.add(
+        Resource(
+            id=resource_id,
+            state=STAGING,
+            bucket=bucket,
+            key=key,
+            staging_bucket=bucket,
+            staging_key=key,
+        )
+    )
+    session.add(OutboxEvent(queue=RESOURCE_UPLOADED, resource_id=resource_id))
+    session.commit()
+    return True
+
+
+def expire_upload_intents(session: Session, limit: int) -> list[int]:
+    """Turn intents past their time into `resource.deleted` events for their objects.
+
+    The row locks make this and `add_resource` exclusive: an intent is either committed as a
+    resource or expired, never both.
+    """
+    expired = (
+        select(UploadIntent.resource_id)
+        .where(UploadIntent.expires_at < func.now())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        delete(UploadIntent)
+        .where(UploadIntent.resource_id.in_(expired.scalar_subquery()))
+        .returning(UploadIntent.resource_id, UploadIntent.bucket, UploadIntent.key)
+    ).all()
+    for row in rows:
+        session.add(_deleted_event(row.resource_id, {(row.bucket, row.key)}))
+    session.commit()
+    return [row.resource_id for row in rows]
 
 
 def get_resource(session: Session, resource_id: int) -> Resource | None:
@@ -54,10 +98,14 @@ def delete_resources(session: Session, ids: list[int]) -> list[int]:
     )
     for resource in deleted:
         objects = {(resource.bucket, resource.key), (resource.staging_bucket, resource.staging_key)}
-        payload = {"objects": [{"bucket": b, "key": k} for b, k in sorted(objects)]}
-        session.add(OutboxEvent(queue=RESOURCE_DELETED, resource_id=resource.id, payload=payload))
+        session.add(_deleted_event(resource.id, objects))
     session.commit()
     return gone
+
+
+def _deleted_event(resource_id: int, objects: set[tuple[str, str]]) -> OutboxEvent:
+    payload = {"objects": [{"bucket": b, "key": k} for b, k in sorted(objects)]}
+    return OutboxEvent(queue=RESOURCE_DELETED, resource_id=resource_id, payload=payload)
 
 
 def claim_outbox_batch(

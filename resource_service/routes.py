@@ -10,11 +10,12 @@ from starlette.requests import ClientDisconnect
 
 from resource_service import handlers
 from resource_service.deps import DependenciesDep
-from resource_service.errors import RangeNotSatisfiable, StorageUnavailable
+from resource_service.errors import RangeNotSatisfiable, StorageUnavailable, UploadExpired
 from resource_service.upload_body import (
     check_content_type,
     check_declared_length,
     mp3_body,
+    with_deadline,
     with_idle_timeout,
     with_size_limit,
 )
@@ -47,11 +48,14 @@ async def upload_resource(
     check_content_type(content_type)
     check_declared_length(content_length, deps.max_upload_bytes)
     chunks = with_idle_timeout(request.stream(), deps.upload_idle_seconds)
+    chunks = with_deadline(chunks, deps.upload_max_seconds)
     try:
         body = await mp3_body(with_size_limit(chunks, deps.max_upload_bytes))
         return CreatedId(id=await handlers.upload_resource(deps, body))
     except StorageUnavailable as exc:
         raise Unavailable(str(exc)) from None
+    except UploadExpired:
+        raise ApiError(408, "The upload took too long to be stored; nothing was kept") from None
     except ClientDisconnect:
         log.warning("upload_abandoned", reason="client disconnected")
         raise ApiError(400, "The upload was interrupted by the client") from None

@@ -50,6 +50,16 @@ async def with_idle_timeout(chunks: AsyncIterator[bytes], seconds: float) -> Asy
         yield chunk
 
 
+async def with_deadline(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """A client trickling a chunk now and then must not hold an upload open forever either."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    async for chunk in chunks:
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("upload_abandoned", reason="upload deadline passed")
+            raise ApiError(408, f"The upload took longer than {seconds:g} seconds") from None
+        yield chunk
+
+
 async def with_size_limit(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
     """The body, cut off with a 413 the moment it grows past `max_bytes`."""
     size = 0

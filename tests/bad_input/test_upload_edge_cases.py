@@ -9,7 +9,9 @@ tests/resource_service/e2e/test_resources_api.py.
 from __future__ import annotations
 
 import json
+import select as io_select
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +26,7 @@ MIB = 1024 * 1024
 # Over one S3 part (5 MiB): a multipart upload has started when the limit is hit.
 MAX_UPLOAD_BYTES = 6 * MIB
 IDLE_SECONDS = 1
+MAX_SECONDS = 3
 STAGING_BUCKET = "resources-staging"
 # The start of an upload that passes every check: MP3 bytes, then more than one part.
 PAST_ONE_PART = make_mp3(1) + bytes(5 * MIB + MIB // 2)
@@ -37,6 +40,7 @@ def stack(start_module_stack):
         resource_env={
             "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
             "UPLOAD_IDLE_SECONDS": str(IDLE_SECONDS),
+            "UPLOAD_MAX_SECONDS": str(MAX_SECONDS),
         },
     )
 
@@ -167,6 +171,24 @@ def test_a_client_that_stops_sending_mid_upload_gets_408_and_leaves_nothing(stac
         sock.close()
     assert raw, "the server closed the connection without an answer"
     assert_error(RawResponse(raw), 408, "The upload stalled: no data received in time")
+    leftovers.assert_none_left()
+
+
+def test_a_client_that_trickles_past_the_upload_deadline_gets_408_and_leaves_nothing(
+    stack, leftovers
+):
+    """A chunk every half second never trips the idle timeout; the total deadline ends it."""
+    sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
+    started = time.monotonic()
+    try:
+        while not io_select.select([sock], [], [], 0.5)[0]:  # no answer yet: a little more
+            assert time.monotonic() - started < MAX_SECONDS + 10, "no answer after the deadline"
+            sock.sendall(bytes(1024))
+        raw = read_until_closed(sock, timeout=10)
+    finally:
+        sock.close()
+    assert time.monotonic() - started >= MAX_SECONDS
+    assert_error(RawResponse(raw), 408, f"The upload took longer than {MAX_SECONDS} seconds")
     leftovers.assert_none_left()
 
 

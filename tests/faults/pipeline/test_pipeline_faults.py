@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
@@ -162,7 +164,9 @@ def test_resource_service_killed_between_copy_and_row_update_is_repaired(stack, 
             )
             for processor in stack.processors:
                 processor.start()
-            wait_until(lambda: move_waits_for_the_lock(engine), 30, "the move's UPDATE waiting")
+            wait_until(
+                lambda: waits_for_a_lock(engine, "UPDATE resources"), 30, "the move's UPDATE"
+            )
             row = stack.resource_row(resource_id)
             copy = f"{stack.permanent_prefix}{row.staging_key.rsplit('/', 1)[-1]}"
             assert object_exists(s3, PERMANENT_BUCKET, copy)  # copied ...
@@ -181,16 +185,55 @@ def test_resource_service_killed_between_copy_and_row_update_is_repaired(stack, 
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def move_waits_for_the_lock(engine) -> bool:
-    """A session of the Resource Service blocked on a row lock in its database."""
+def waits_for_a_lock(engine, statement: str) -> bool:
+    """A session of the Resource Service blocked on a lock, in a statement that starts so."""
     with engine.connect() as conn:
         waiting = conn.execute(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE resources%'"
-            )
+                " AND wait_event_type = 'Lock' AND query ILIKE :statement"
+            ),
+            {"statement": f"{statement}%"},
         )
         return waiting.scalar_one() > 0
+
+
+# An upload's intent stands 5 + 2 + 3 s with these: it expires while the test watches.
+QUICK_INTENTS = {
+    "UPLOAD_MAX_SECONDS": "5",
+    "UPLOAD_IDLE_SECONDS": "2",
+    "UPLOAD_COMMIT_SECONDS": "3",
+}
+
+
+def test_resource_service_killed_between_the_s3_write_and_the_row_leaves_no_object(stack, s3):
+    """The test locks `resources` against inserts, so an upload stops after its S3 write, at
+    its row's INSERT: killed then, the object has no row. The intent the upload recorded
+    before its write expires into a delete, and the object goes."""
+    usual_env = dict(stack.resource.env)
+    stack.resource.env.update(QUICK_INTENTS)
+    stack.resource.restart().wait_healthy()
+    before_rows, before_objects = counts(stack)[0], staging_keys(stack, s3)
+    engine = create_engine(stack.resource_database_url)
+    try:
+        with engine.connect() as lock, ThreadPoolExecutor(1) as pool:
+            lock.execute(text("LOCK TABLE resources IN SHARE MODE"))
+            answer = pool.submit(stack.upload, make_mp3(1, title="killed before its row"))
+            wait_until(lambda: waits_for_a_lock(engine, "INSERT INTO resources"), 30, "the INSERT")
+            orphan = staging_keys(stack, s3) - before_objects
+            assert len(orphan) == 1  # written, with no row
+            stack.resource.signal(signal.SIGKILL)
+            stack.resource.running.wait()
+            lock.rollback()
+            with pytest.raises(httpx.TransportError):
+                answer.result(10)
+        stack.resource.start().wait_healthy()
+        wait_until(lambda: not staging_keys(stack, s3) & orphan, 30, "the orphan removed")
+        assert counts(stack)[0] == before_rows
+    finally:
+        engine.dispose()
+        stack.resource.env = usual_env
+        stack.resource.restart()
 
 
 def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack, proxies):
