@@ -30,13 +30,8 @@ PYTHON = VENV / "bin" / "python"
 FILESYSTEM_ROOT = HOME / "data"
 PID_FILE = HOME / "localstack.pid"
 LOG_FILE = HOME / "localstack.log"
-PACKAGES = [
-    "localstack-core[runtime]==4.13.1",
-    "cbor2<6",
-    "pyopenssl>=25,<26",
-    "cryptography>=45.0.7,<47",
-    "service-identity",
-]
+# The same pins as the container stand-in's (docker/standins/localstack).
+REQUIREMENTS = REPO / "docker" / "standins" / "localstack" / "requirements.txt"
 DEFAULT_PORT = 4566
 
 
@@ -65,7 +60,7 @@ def install() -> None:
         return
     HOME.mkdir(exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", *PACKAGES], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
     (VENV / ".installed").touch()
 
 

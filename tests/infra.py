@@ -66,7 +66,7 @@ def containers() -> Iterator[Infrastructure]:
 
     with (
         PostgresContainer("postgres:16-alpine", driver="psycopg") as pg,
-        RabbitMqContainer("rabbitmq:3-management") as mq,
+        RabbitMqContainer("rabbitmq:3.13-management") as mq,
         LocalStackContainer("localstack/localstack:4.13.1").with_services("s3") as s3,
     ):
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]
@@ -99,4 +99,8 @@ def local_services() -> Iterator[Infrastructure]:
 
 
 def infrastructure() -> contextlib.AbstractContextManager[Infrastructure]:
-    return containers() if docker_engine_answers() else local_services()
+    if docker_engine_answers():
+        return containers()
+    if os.environ.get("TESTS_REQUIRE_CONTAINERS"):  # set by devstack.docker_api: no fallback
+        raise RuntimeError(f"no Docker API answers at {os.environ.get('DOCKER_HOST')}")
+    return local_services()

@@ -75,11 +75,17 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def with_defaults(entry: object) -> str:
+    """A compose value with each `${VAR:-default}` read as its default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(entry))
+
+
 def published_ports(service: dict) -> list[tuple[str | None, str]]:
-    """(host port or None, container port) for each short-syntax `ports` entry."""
+    """(host port or None, container port) for each short-syntax `ports` entry, with each
+    `${VAR:-default}` read as its default."""
     pairs = []
     for entry in service.get("ports", []):
-        parts = str(entry).split(":")  # [ip:][host:]container
+        parts = with_defaults(entry).split(":")  # [ip:][host:]container
         pairs.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
     return pairs
 
@@ -98,6 +104,13 @@ def services(compose: dict) -> dict[str, dict]:
 
 
 # --- the compose file ------------------------------------------------------------------------
+
+
+def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(services) -> None:
+    entries = [(name, e) for name, s in services.items() for e in s.get("ports", [])]
+    assert len(entries) == 7
+    for name, entry in entries:
+        assert with_defaults(entry).split(":")[0] == "127.0.0.1", (name, entry)
 
 
 def test_compose_file_validates_against_the_compose_specification(compose: dict) -> None:

@@ -1,0 +1,188 @@
+"""`make compose-up` / `make compose-down`: docker-compose.yml, detached, waited on until healthy.
+
+    python -m devstack.compose up [--timeout S]   # build, start, wait, print the addresses
+    python -m devstack.compose down [--volumes]   # stop and remove (volumes too with --volumes)
+
+Docker compose where a Docker engine answers; podman-compose otherwise (devstack.engine), with
+stand-in images where no registry answers (devstack.standins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+from devstack import standins
+from devstack.engine import REPO, Engine, detect
+
+PROJECT = "song-platform"  # docker-compose.yml's `name:`
+ENV_FILE = REPO / ".env"
+ENV_EXAMPLE = REPO / ".env.example"
+SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD")
+# The host ports compose publishes (on 127.0.0.1), by the variable that moves each.
+APP_PORTS = {"RESOURCE_HOST_PORT": 8080, "SONG_HOST_PORT": 8081, "STORAGE_HOST_PORT": 8082}
+INFRA_PORTS = {
+    "POSTGRES_HOST_PORT": 5432,
+    "RABBITMQ_HOST_PORT": 5672,
+    "RABBITMQ_UI_HOST_PORT": 15672,
+    "LOCALSTACK_HOST_PORT": 4566,
+}
+SERVICE_OF_PORT = {
+    "RESOURCE_HOST_PORT": "resource-service",
+    "SONG_HOST_PORT": "song-service",
+    "STORAGE_HOST_PORT": "storage-service",
+    "POSTGRES_HOST_PORT": "postgres",
+    "RABBITMQ_HOST_PORT": "rabbitmq",
+    "RABBITMQ_UI_HOST_PORT": "rabbitmq (management UI)",
+    "LOCALSTACK_HOST_PORT": "localstack",
+}
+
+
+def ensure_env_file() -> None:
+    """A first `compose-up` writes .env from .env.example with fresh random secrets: the
+    example ships none, and compose refuses to start without them."""
+    if ENV_FILE.exists():
+        return
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name in SECRETS and not value:
+            line = f"{name}={secrets.token_urlsafe(24)}"
+        lines.append(line)
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)
+    print(f"wrote {ENV_FILE.name} from {ENV_EXAMPLE.name}, with new random passwords")
+
+
+def env_file_values() -> dict[str, str]:
+    values = {}
+    for line in ENV_FILE.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not name.lstrip().startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def a_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def host_ports(configured: dict[str, str]) -> dict[str, int]:
+    """The app ports as configured (a clash is an error: another stack runs); an infrastructure
+    port the host already uses (its own PostgreSQL, say) moves to a free one."""
+    ports = {}
+    for name, default in {**APP_PORTS, **INFRA_PORTS}.items():
+        port = int(configured.get(name, default))
+        if not port_is_free(port):
+            if name in APP_PORTS or name in configured:
+                raise SystemExit(
+                    f"port {port} ({SERVICE_OF_PORT[name]}) is in use: stop what listens there"
+                    f" (make down, for make run) or set {name}"
+                )
+            port = a_free_port()
+        ports[name] = port
+    return ports
+
+
+def containers(engine: Engine) -> list[str]:
+    listed = engine.output(
+        "ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
+        "{{.Names}}",
+    )  # fmt: skip
+    return sorted(listed.split())
+
+
+def healthy(engine: Engine, container: str) -> bool:
+    if engine.name == "podman":
+        # podman 4.3 runs healthchecks from systemd timers, and no systemd runs here: run it.
+        return engine.run("healthcheck", "run", container, quiet=True, check=False).returncode == 0
+    status = engine.output("inspect", "--format", "{{.State.Health.Status}}", container)
+    return status.strip() == "healthy"
+
+
+def wait_healthy(engine: Engine, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = containers(engine)
+    while waiting:
+        waiting = [c for c in waiting if not healthy(engine, c)]
+        if waiting and time.monotonic() > deadline:
+            raise SystemExit(f"not healthy after {timeout:.0f} s: {', '.join(waiting)}")
+        time.sleep(2)
+
+
+def up(timeout: float) -> int:
+    engine = detect()
+    ensure_env_file()
+    ports = host_ports({**env_file_values(), **_environment()})
+    env = {name: str(port) for name, port in ports.items()}
+    if engine.name == "podman":
+        standins.ensure_images(engine)
+        build = ["--podman-build-args=" + shlex.join(engine.build_flags), "build"]
+    else:
+        build = ["build"]
+    started = time.monotonic()
+    engine.compose(*build, env=env, check=True)
+    started_up = engine.compose("up", "-d", env=env, stderr=subprocess.PIPE, text=True)
+    print(_without_systemd_noise(started_up.stderr), end="", file=sys.stderr)
+    if started_up.returncode != 0:
+        raise SystemExit(f"compose up failed ({started_up.returncode})")
+    wait_healthy(engine, timeout)
+    print(f"the compose stack is healthy ({time.monotonic() - started:.0f} s, {engine.name}):")
+    for name, port in ports.items():
+        print(f"  {SERVICE_OF_PORT[name]:<26} 127.0.0.1:{port}")
+    return 0
+
+
+def down(volumes: bool) -> int:
+    engine = detect()
+    if not ENV_FILE.exists():
+        ensure_env_file()  # compose reads it even to stop
+    engine.compose("down", *(["--volumes"] if volumes else []), check=True)
+    left = containers(engine)
+    if left:
+        raise SystemExit(f"still there after down: {', '.join(left)}")
+    print("the compose stack is down" + (", volumes removed" if volumes else ""))
+    return 0
+
+
+def _without_systemd_noise(output: str) -> str:
+    """podman 4.3 reports, for every container, that it cannot hand its healthcheck to systemd
+    (none runs here); `wait_healthy` runs the checks itself, so those lines are dropped."""
+    lines = output.splitlines(keepends=True)
+    return "".join(line for line in lines if "unable to get systemd connection" not in line)
+
+
+def _environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in {**APP_PORTS, **INFRA_PORTS} if name in os.environ}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.compose", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up")
+    up_parser.add_argument("--timeout", type=float, default=300)
+    down_parser = commands.add_parser("down")
+    down_parser.add_argument("--volumes", action="store_true")
+    args = parser.parse_args(argv)
+    return up(args.timeout) if args.command == "up" else down(args.volumes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

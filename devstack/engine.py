@@ -1,0 +1,114 @@
+"""The container engine: Docker where one answers, otherwise podman, installed when missing.
+
+podman runs with the project's own containers.conf (CONTAINERS_CONF; nothing under /etc changes)
+and `podman-compose` (PyPI, in the project's venv) reads the same docker-compose.yml.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+CONTAINERS_CONF = REPO / "docker" / "podman" / "containers.conf"
+# Where this machine's pip finds its certificates and settings: builds need them too.
+HOST_PIP_FILES = ("/etc/ssl/certs", "/etc/xdg/pip")
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str  # "docker" or "podman"
+    compose_command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    build_flags: tuple[str, ...] = ()
+
+    def run(
+        self, *args: str, stdin: IO[bytes] | None = None, quiet: bool = False, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        output = subprocess.DEVNULL if quiet else None
+        return subprocess.run(
+            [self.name, *args],
+            env={**os.environ, **self.env},
+            stdin=stdin,
+            stdout=output,
+            check=check,
+            text=True,
+        )
+
+    def output(self, *args: str) -> str:
+        return subprocess.run(
+            [self.name, *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+
+    def image_exists(self, image: str) -> bool:
+        found = subprocess.run(
+            [self.name, "image", "exists" if self.name == "podman" else "inspect", image],
+            env={**os.environ, **self.env},
+            capture_output=True,
+        )
+        return found.returncode == 0
+
+    def pull(self, image: str) -> bool:
+        pulled = subprocess.run(
+            [self.name, "pull", "-q", image],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            timeout=600,
+        )
+        return pulled.returncode == 0
+
+    def build(self, tag: str, context: Path) -> None:
+        built = subprocess.run(
+            [self.name, "build", *self.build_flags, "-t", tag, str(context)],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode != 0:
+            raise SystemExit(
+                f"building {tag} failed:\n{built.stdout[-3000:]}{built.stderr[-3000:]}"
+            )
+
+    def compose(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        return subprocess.run(
+            [*self.compose_command, *args],
+            env={**os.environ, **self.env, **(env or {})},
+            cwd=REPO,
+            **kwargs,
+        )
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False  # the client alone is no engine: only `docker info` answering is
+    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def podman() -> Engine:
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        print("podman: installing Debian's podman and runc (about 20 s)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "podman", "runc"], check=True)
+    mounts = [f"--volume={path}:{path}:ro" for path in HOST_PIP_FILES if Path(path).exists()]
+    return Engine(
+        "podman",
+        compose_command=(sys.executable, "-m", "podman_compose"),
+        env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
+        # The host network for downloads during builds only; `docker` format keeps HEALTHCHECK.
+        build_flags=("--network=host", "--format=docker", *mounts),
+    )
+
+
+def detect() -> Engine:
+    if docker_answers():
+        return Engine("docker", compose_command=("docker", "compose"))
+    return podman()

@@ -1,0 +1,189 @@
+"""The README's compose walkthrough, in real containers: `make compose-up`, an upload reaches
+PERMANENT, our containers run as non-root, a paused Storage Service is covered by the breaker, a
+killed processor is covered by its replica and brought back by the restart policy, and
+`make compose-down` leaves nothing (issue: the compose stack, run for real).
+
+With a Docker engine it runs `docker compose`; here, podman (devstack.engine). The stack's host
+ports are this test's own, so it never meets a `make run` or another stack on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from devstack.compose import APP_PORTS, ENV_FILE, INFRA_PORTS, PROJECT, containers, port_is_free
+from devstack.engine import Engine, detect
+from devstack.mp3 import make_mp3
+from devstack.stack import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a fresh machine builds images
+
+
+@dataclass
+class ComposeStack:
+    engine: Engine
+    env: dict[str, str]
+    http: httpx.Client
+
+    def url(self, port_variable: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_variable]}"
+
+    def container(self, service: str, number: int = 1) -> str:
+        found = [
+            c for c in containers(self.engine) if f"{service}" in c and c.endswith(str(number))
+        ]
+        assert len(found) == 1, (service, containers(self.engine))
+        return found[0]
+
+    def upload(self, title: str) -> httpx.Response:
+        return self.http.post(
+            f"{self.url('RESOURCE_HOST_PORT')}/resources",
+            content=make_mp3(1, title=title),
+            headers={"Content-Type": "audio/mpeg"},
+        )
+
+    def breaker_state(self) -> str:
+        health = self.http.get(f"{self.url('RESOURCE_HOST_PORT')}/health").json()
+        return health["checks"]["storageBreaker"]["state"]
+
+    def permanent_keys(self) -> set[str]:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.url("LOCALSTACK_HOST_PORT"),
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        listed = s3.list_objects_v2(Bucket="resources-permanent")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose_stack() -> Iterator[ComposeStack]:
+    ports = {name: str(free_port()) for name in {**APP_PORTS, **INFRA_PORTS}}
+    env = {**os.environ, **ports}
+    had_env_file = ENV_FILE.exists()
+    # A fresh machine builds the stand-ins and images (minutes); after that they are cached.
+    up = make("compose-up", env, timeout=1500)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        with httpx.Client(timeout=30) as http:
+            yield ComposeStack(detect(), env, http)
+    finally:
+        down = make("compose-down", {**env, "VOLUMES": "1"}, timeout=300)
+        if not had_env_file:
+            ENV_FILE.unlink()
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_compose_up_says_where_each_service_listens(compose_stack):
+    for service, variable in (("resource-service", "RESOURCE_HOST_PORT"),
+                              ("song-service", "SONG_HOST_PORT"),
+                              ("storage-service", "STORAGE_HOST_PORT")):  # fmt: skip
+        reply = compose_stack.http.get(f"{compose_stack.url(variable)}/health")
+        assert reply.status_code == 200, (service, reply.text)
+
+
+def test_an_upload_reaches_permanent_with_its_tags(compose_stack):
+    response = compose_stack.upload("in a container")
+    assert response.status_code == 200, response.text
+    resource_id = response.json()["id"]
+    song_url = f"{compose_stack.url('SONG_HOST_PORT')}/songs/{resource_id}"
+    song = wait_until(
+        lambda: (r := compose_stack.http.get(song_url)).status_code == 200 and r.json(), 60
+    )
+    assert song["name"] == "in a container"
+    wait_until(
+        lambda: any(k.endswith(".mp3") for k in compose_stack.permanent_keys()), 30, "PERMANENT"
+    )
+    download = compose_stack.http.get(
+        f"{compose_stack.url('RESOURCE_HOST_PORT')}/resources/{resource_id}"
+    )
+    assert download.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "service", ["storage-service", "song-service", "resource-service", "resource-processor"]
+)
+def test_our_containers_run_as_a_non_root_user(compose_stack, service):
+    uid = compose_stack.engine.output("exec", compose_stack.container(service), "id", "-u")
+    assert uid.strip() == "10001"
+
+
+def test_a_paused_storage_service_keeps_uploads_at_200_and_fast_once_the_breaker_opens(
+    compose_stack,
+):
+    storage = compose_stack.container("storage-service")
+    compose_stack.engine.run("pause", storage, quiet=True)
+    try:
+        for n in range(15):
+            response = compose_stack.upload(f"storage paused {n}")
+            assert response.status_code == 200, response.text
+            if compose_stack.breaker_state() == "OPEN":
+                break
+        assert compose_stack.breaker_state() == "OPEN"
+        started = time.perf_counter()
+        response = compose_stack.upload("breaker open")
+        assert response.status_code == 200, response.text
+        assert time.perf_counter() - started < 0.5  # no call waits for the frozen service
+    finally:
+        compose_stack.engine.run("unpause", storage, quiet=True)
+
+    def closed_again() -> bool:  # half-open lets a few calls through: uploads make them
+        assert compose_stack.upload("storage back").status_code == 200
+        return compose_stack.breaker_state() == "CLOSED"
+
+    wait_until(closed_again, 90, "the breaker closed")
+
+
+def test_a_killed_processor_is_covered_by_its_replica_and_restarted(compose_stack):
+    engine = compose_stack.engine
+    victim = compose_stack.container("resource-processor", 1)
+    pid = int(engine.output("inspect", "--format", "{{.State.Pid}}", victim))
+    os.kill(pid, signal.SIGKILL)  # a crash, not a stop: the restart policy applies
+    response = compose_stack.upload("one processor down")
+    assert response.status_code == 200, response.text
+    song_url = f"{compose_stack.url('SONG_HOST_PORT')}/songs/{response.json()['id']}"
+    wait_until(lambda: compose_stack.http.get(song_url).status_code == 200, 60, "processed")
+
+    def restarted() -> bool:
+        state = engine.output("inspect", "--format", "{{.State.Status}} {{.State.Pid}}", victim)
+        status, new_pid = state.split()
+        return status == "running" and int(new_pid) not in (0, pid)
+
+    wait_until(restarted, 60, "the restart policy")
+
+
+def test_compose_down_leaves_no_container_network_volume_or_listener(compose_stack):
+    """Last in the module: the fixture's own compose-down then finds nothing to do."""
+    down = make("compose-down", {**compose_stack.env, "VOLUMES": "1"}, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    engine = compose_stack.engine
+    assert containers(engine) == []
+    for kind in ("network", "volume"):
+        names = engine.output(kind, "ls", "--format", "{{.Name}}").split()
+        assert [n for n in names if n.startswith(PROJECT)] == [], kind
+    for variable in {**APP_PORTS, **INFRA_PORTS}:
+        assert port_is_free(int(compose_stack.env[variable])), variable
