@@ -2,7 +2,7 @@
 # The one image recipe for all four services; the build args say which. From the repository root
 # (docker-compose.yml passes them for each service):
 #   docker build --build-arg PACKAGE=storage_service --build-arg PORT=8082 .
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

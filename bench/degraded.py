@@ -49,7 +49,9 @@ class Phase:
 
 
 def breaker_state(stack: Stack) -> str:
-    breakers = stack.http.get(f"{stack.resource.url}/admin/breakers").json()
+    breakers = stack.http.get(
+        f"{stack.resource.url}/admin/breakers", headers=stack.admin_headers
+    ).json()
     return next(b["state"] for b in breakers if b["name"] == "storage")
 
 
@@ -82,7 +84,9 @@ def measure(stack: Stack) -> tuple[Phase, Phase, Phase]:
         killed = run_phase(stack, data, Phase("killed"), ids, faulty=True)
 
         storage.restart().wait_healthy()
-        stack.http.post(f"{stack.resource.url}/admin/breakers/storage/close").raise_for_status()
+        stack.http.post(
+            f"{stack.resource.url}/admin/breakers/storage/close", headers=stack.admin_headers
+        ).raise_for_status()
         upload(stack, data)  # a live answer again, so the last good one is fresh
         storage.signal(signal.SIGSTOP)
         try:

@@ -24,7 +24,15 @@ from devstack.engine import REPO, Engine, detect
 PROJECT = "song-platform"  # docker-compose.yml's `name:`
 ENV_FILE = REPO / ".env"
 ENV_EXAMPLE = REPO / ".env.example"
-SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "STORAGE_DB_PASSWORD",
+    "SONG_DB_PASSWORD",
+    "RESOURCE_DB_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "ADMIN_TOKEN",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 # The host ports compose publishes (on 127.0.0.1), by the variable that moves each.
 APP_PORTS = {"RESOURCE_HOST_PORT": 8080, "SONG_HOST_PORT": 8081, "STORAGE_HOST_PORT": 8082}
 INFRA_PORTS = {
@@ -46,18 +54,19 @@ SERVICE_OF_PORT = {
 
 def ensure_env_file() -> None:
     """A first `compose-up` writes .env from .env.example with fresh random secrets: the
-    example ships none, and compose refuses to start without them."""
-    if ENV_FILE.exists():
-        return
-    lines = []
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name in SECRETS and not value:
-            line = f"{name}={secrets.token_urlsafe(24)}"
-        lines.append(line)
-    ENV_FILE.write_text("\n".join(lines) + "\n")
-    ENV_FILE.chmod(0o600)
-    print(f"wrote {ENV_FILE.name} from {ENV_EXAMPLE.name}, with new random passwords")
+    example ships none, and compose refuses to start without them. An older .env gets the
+    secrets it lacks, and keeps everything else."""
+    if not ENV_FILE.exists():
+        ENV_FILE.write_text(ENV_EXAMPLE.read_text())
+        ENV_FILE.chmod(0o600)
+        print(f"wrote {ENV_FILE.name} from {ENV_EXAMPLE.name}")
+    values = env_file_values()
+    missing = [name for name in SECRETS if not values.get(name)]
+    lines = [ln for ln in ENV_FILE.read_text().splitlines() if ln.partition("=")[0] not in missing]
+    lines += [f"{name}={secrets.token_urlsafe(24)}" for name in missing]
+    if missing:
+        ENV_FILE.write_text("\n".join(lines) + "\n")
+        print(f"{ENV_FILE.name}: new random {', '.join(missing)}")
 
 
 def env_file_values() -> dict[str, str]:

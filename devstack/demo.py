@@ -81,9 +81,12 @@ def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
     for service in stack.services:
         console.print(f"  [green]✔[/] {service.package:<19} {service.url}")
     console.print(f"  service logs: {log_dir}")
+    console.print(f"  watch the breaker live: {stack.resource.url}/dashboard")
     settings = "\n".join(f"  {name}={value}" for name, value in BREAKER_ENV.items())
     console.print(f"Storage breaker settings (failure rate threshold: default 50%):\n{settings}")
-    for breaker in stack.http.get(f"{stack.resource.url}/admin/breakers").json():
+    for breaker in stack.http.get(
+        f"{stack.resource.url}/admin/breakers", headers=stack.admin_headers
+    ).json():
         console.print(f"GET /admin/breakers → {', '.join(f'{k}={v}' for k, v in breaker.items())}")
     return stack, Probe(stack.http, stack.resource.url, log_dir / "resource.log")
 

@@ -26,7 +26,7 @@ from typing import Any
 import aio_pika
 from sqlalchemy import Engine, create_engine, text
 
-from devstack.services import RunSettings
+from devstack.services import RunSettings, database_name
 from service_kit.config import S3Settings
 from service_kit.messaging import (
     RESOURCE_DELETED,
@@ -125,7 +125,7 @@ def fix(stores: Stores, findings: Findings) -> None:
 
 def stores_of(settings: RunSettings, prefix: str) -> Stores:
     def database(name: str) -> Engine:
-        url = f"{settings.postgres_url.rstrip('/')}/{settings.database_prefix}{name}_db"
+        url = f"{settings.postgres_url.rstrip('/')}/{database_name(settings, name)}"
         return create_engine(url)
 
     s3 = make_s3_client(S3Settings(s3_endpoint_url=f"http://127.0.0.1:{settings.s3_port}"))

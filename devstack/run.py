@@ -20,7 +20,14 @@ from pathlib import Path
 import psutil
 
 from devstack import child, supervisor
-from devstack.services import LOCALSTACK, Program, RunSettings, health, programs
+from devstack.services import (
+    LOCALSTACK,
+    Program,
+    RunSettings,
+    health,
+    programs,
+    provision_databases,
+)
 from devstack.supervisor import Event, RpcError, RunPaths, Supervisord, parse_event
 
 WATCH_SECONDS = 0.25
@@ -175,11 +182,15 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     code = 0
     try:
+        provision_databases(settings)
         run.start_supervisord()
         run.start_all()
         print(
             "All services are up. From another terminal: make ps, make logs SERVICE=<name>, "
-            "make stop|start|kill|pause|unpause SERVICE=<name>. Ctrl-C stops them all.",
+            "make stop|start|kill|pause|unpause SERVICE=<name>. Ctrl-C stops them all.\n"
+            f"The breaker, live: http://127.0.0.1:{settings.resource_port}/dashboard\n"
+            "Management (/admin/...) needs Authorization: Bearer <token>, the ADMIN_TOKEN you set"
+            f" or else the one in {run.settings.dir / 'admin-token'}.",
             flush=True,
         )
         run.watch()

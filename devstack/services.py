@@ -8,17 +8,21 @@ without touching what a person runs on this machine.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from devstack import localstack
-from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ
+from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
 
 REPO = Path(__file__).resolve().parent.parent
 LOCALSTACK = "localstack"
@@ -37,6 +41,46 @@ class RunSettings(BaseSettings):
     postgres_url: str = LOCAL_POSTGRES  # a server; each service gets `<prefix><service>_db`
     database_prefix: str = ""
     rabbitmq_url: str = LOCAL_RABBITMQ
+
+
+DATABASES = ("storage", "song", "resource")
+
+
+def database_name(settings: RunSettings, name: str) -> str:
+    return f"{settings.database_prefix}{name}_db"
+
+
+def database_role(settings: RunSettings, name: str) -> str:
+    return f"{settings.database_prefix}{name}_service"
+
+
+def service_database_url(settings: RunSettings, name: str) -> str:
+    """The service's database, as its own role (see `provision_databases`)."""
+    url = make_url(f"{settings.postgres_url.rstrip('/')}/{database_name(settings, name)}")
+    role = database_role(settings, name)
+    return url.set(username=role, password=None).render_as_string(hide_password=False)
+
+
+def provision_databases(settings: RunSettings) -> None:
+    """Each service's database owned by a role of its own, which the service logs in as: no
+    service can read another's (this machine's PostgreSQL trusts local logins, so no password)."""
+    for name in DATABASES:
+        provision_database(
+            settings.postgres_url, database_name(settings, name), database_role(settings, name)
+        )
+
+
+def admin_token(settings: RunSettings) -> str:
+    """The run's management token: ADMIN_TOKEN when set, else a random one kept in the run's
+    folder (mode 600), so `curl -H "Authorization: Bearer $(cat .run/admin-token)"` works."""
+    if os.environ.get("ADMIN_TOKEN"):
+        return os.environ["ADMIN_TOKEN"]
+    path = settings.dir / "admin-token"
+    if not path.exists():
+        settings.dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 @dataclass(frozen=True)
@@ -60,10 +104,8 @@ def programs(settings: RunSettings) -> list[Program]:
     def url(port: int) -> str:
         return f"http://127.0.0.1:{port}"
 
-    def database(name: str) -> str:
-        return f"{settings.postgres_url.rstrip('/')}/{settings.database_prefix}{name}_db"
-
     s3 = url(settings.s3_port)
+    database = partial(service_database_url, settings)
 
     def service(name: str, package: str, port: int, **env: str) -> Program:
         command = [sys.executable, "-m", package]
@@ -94,6 +136,7 @@ def programs(settings: RunSettings) -> list[Program]:
             S3_ENDPOINT_URL=s3,
             STORAGE_SERVICE_URL=url(settings.storage_port),
             SONG_SERVICE_URL=url(settings.song_port),
+            ADMIN_TOKEN=admin_token(settings),
         ),
         service(
             "resource-processor",

@@ -7,6 +7,7 @@ and kill or freeze parts of it.
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import time
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from devstack.processes import ServiceProcess
 from resource_service.models import Resource
@@ -36,6 +37,8 @@ class Stack:
     # This stack's own folder in the shared buckets ("staging/<folder>/", "permanent/<folder>/"),
     # so that what one stack stores is told apart from what another stores in the same S3.
     folder: str
+    # The Resource Service's ADMIN_TOKEN: `admin_headers` carry it to `/admin/...`.
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     _resource_db: Engine | None = None
 
@@ -46,6 +49,10 @@ class Stack:
     @property
     def permanent_prefix(self) -> str:
         return f"permanent/{self.folder}/"
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     @property
     def services(self) -> list[ServiceProcess]:
@@ -100,10 +107,18 @@ class Stack:
 
     def resource_row(self, resource_id: int) -> Any:
         """The Resource Service's row as stored (state, bucket, key, ...), or None."""
+        with self._resource_database().connect() as conn:
+            return conn.execute(select(Resource).where(Resource.id == resource_id)).first()
+
+    def resource_rows(self) -> int:
+        """How many resource rows are stored."""
+        with self._resource_database().connect() as conn:
+            return conn.execute(select(func.count()).select_from(Resource)).scalar_one()
+
+    def _resource_database(self) -> Engine:
         if self._resource_db is None:
             self._resource_db = create_engine(self.resource_database_url)
-        with self._resource_db.connect() as conn:
-            return conn.execute(select(Resource).where(Resource.id == resource_id)).first()
+        return self._resource_db
 
     def wait_permanent(self, resource_id: int, timeout: float = 5.0) -> Any:
         def permanent() -> Any:
@@ -136,10 +151,8 @@ def start_stack(
     resource_env: dict[str, str] | None = None,
 ) -> Stack:
     """Start every service on a free port; `new_database_url(name)` names each one's database.
-
     `resource_env` and `processor_env` add to or override those services' environment (a fault
-    test routes a connection through its proxy that way).
-    """
+    test routes a connection through its proxy that way)."""
     resource_db = resource_database_url or new_database_url("resource")
     s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
     folder = uuid.uuid4().hex[:8]
@@ -156,6 +169,7 @@ def start_stack(
     )
     resource_defaults = {
         **s3,
+        "ADMIN_TOKEN": (admin_token := secrets.token_urlsafe(24)),
         "DATABASE_URL": resource_db,
         "RABBITMQ_URL": rabbitmq_url,
         "STORAGE_SERVICE_URL": storage.url,
@@ -173,7 +187,7 @@ def start_stack(
         for i in range(processors)
     ]
     return Stack(
-        storage, song, resource, workers, resource_db, rabbitmq_url, log_dir, folder
+        storage, song, resource, workers, resource_db, rabbitmq_url, log_dir, folder, admin_token
     ).start()
 
 

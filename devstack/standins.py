@@ -28,9 +28,9 @@ BASE_PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # The image the compose file (or the test suite) names -> the folder of its stand-in recipe.
 STANDINS = {
-    "docker.io/library/python:3.11-slim-bookworm": "python",
-    "docker.io/library/postgres:16-alpine": "postgres",
-    "docker.io/library/rabbitmq:3.13-management": "rabbitmq",
+    "docker.io/library/python:3.11.11-slim-bookworm": "python",
+    "docker.io/library/postgres:16.6-alpine": "postgres",
+    "docker.io/library/rabbitmq:3.13.7-management": "rabbitmq",
     "docker.io/localstack/localstack:4.13.1": "localstack",
 }
 

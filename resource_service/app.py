@@ -4,12 +4,12 @@ from fastapi import FastAPI
 
 from resource_service.bootstrap import bootstrap
 from resource_service.config import Settings
+from resource_service.dashboard import router as dashboard_router
 from resource_service.routes import router
 from service_kit.resilience.admin import breaker_admin_router
 from service_kit.web import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
-        "Resource Service", settings or Settings(), bootstrap, [router, breaker_admin_router()]
-    )
+    routers = [router, breaker_admin_router(), dashboard_router]
+    return create_service_app("Resource Service", settings or Settings(), bootstrap, routers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,7 @@ from resource_service import handlers, repository
 from resource_service.broker import broker_health, make_broker
 from resource_service.clients import SongClient, StorageClient
 from resource_service.config import Settings
+from resource_service.dashboard import Dashboard
 from resource_service.object_store import ObjectStore
 from resource_service.outbox import OutboxRelay
 from resource_service.schemas import STORAGE_LIST
@@ -28,6 +30,8 @@ from service_kit.db import ping, prepare_database
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED
 from service_kit.resilience import CircuitBreaker
 from service_kit.resilience.admin import breaker_health
+from service_kit.resilience.bulkhead import Bulkhead
+from service_kit.resilience.dashboard import BreakerWatch, sampling
 from service_kit.resilience.metrics import track
 from service_kit.s3 import make_s3_client
 from service_kit.web import HealthCheck, sync_check
@@ -42,13 +46,15 @@ class Parts:
     dependencies: handlers.Dependencies
     breakers: dict[str, CircuitBreaker]
     health_checks: dict[str, HealthCheck]
+    dashboard: Dashboard
 
 
 @asynccontextmanager
 async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
     stub = STORAGE_LIST.validate_json(settings.storage_stub_json)  # a bad stub stops the start
     breaker = CircuitBreaker("storage", settings.storage_breaker)
-    track(breaker)  # the exporter binds to the breaker from outside
+    track(breaker)  # the exporter and the dashboard bind to the breaker from outside
+    watch = BreakerWatch(breaker)
     async with AsyncExitStack() as stack:
         engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
         stack.callback(engine.dispose)
@@ -61,15 +67,18 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             StorageClient(storage_http), breaker, stub, settings.storage_last_good_max_age_seconds
         )
         broker = make_broker(settings)
+        s3_threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
+        stack.callback(s3_threads.shutdown, wait=False, cancel_futures=True)
         relay = OutboxRelay(
             session_factory, broker, settings.outbox_poll_seconds, settings.outbox_claim_seconds
         )
         dependencies = handlers.Dependencies(
             session_factory=session_factory,
-            objects=ObjectStore(make_s3_client(settings), settings.upload_part_bytes),
+            objects=ObjectStore(make_s3_client(settings), settings.upload_part_bytes, s3_threads),
             storage=lookup,
             songs=SongClient(song_http),
             relay=relay,
+            uploads=Bulkhead("uploads", settings.max_concurrent_uploads),
             max_upload_bytes=settings.max_upload_bytes,
             upload_idle_seconds=settings.upload_idle_seconds,
             upload_max_seconds=settings.upload_max_seconds,
@@ -82,7 +91,9 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         relay.start()
         stack.push_async_callback(relay.stop)
         health_checks = _health_checks(engine, dependencies, broker)
-        yield Parts(dependencies, {"storage": breaker}, health_checks)
+        await stack.enter_async_context(sampling([watch]))
+        dashboard = Dashboard([watch], dependencies, broker)
+        yield Parts(dependencies, {"storage": breaker}, health_checks, dashboard)
 
 
 def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx.AsyncClient:
@@ -96,7 +107,9 @@ def _health_checks(
 ) -> dict[str, HealthCheck]:
     return {
         "database": sync_check(partial(ping, engine)),
-        "s3": sync_check(dependencies.objects.s3.list_buckets),
+        "s3": sync_check(
+            dependencies.objects.s3.list_buckets, threads=dependencies.objects.threads
+        ),
         "broker": broker_health(
             broker, partial(dependencies.run_in_session, repository.count_pending_outbox)
         ),

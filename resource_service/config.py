@@ -33,6 +33,10 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     upload_part_bytes: int = 5 * 1024 * 1024  # the smallest part S3 accepts
     # A client that sends nothing for this long has abandoned its upload.
     upload_idle_seconds: float = 30.0
+    # Uploads at once; one more gets 503 with Retry-After at once (each holds ~2 parts of memory).
+    max_concurrent_uploads: int = 16
+    # The S3 calls' own thread pool, apart from the database's and the health checks'.
+    s3_threads: int = 32
     # The whole upload, however steadily it sends: 250 MiB at about 150 KB/s.
     upload_max_seconds: float = 1800.0
     # Time after the body for the last S3 write and the row's commit.

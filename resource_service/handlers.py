@@ -21,6 +21,7 @@ from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
 from resource_service.storage_lookup import StorageLookup
 from service_kit.messaging import DeadLetter, ResourceEvent
+from service_kit.resilience.bulkhead import Bulkhead
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,7 @@ class Dependencies:
     storage: StorageLookup
     songs: SongClient
     relay: OutboxRelay
+    uploads: Bulkhead
     max_upload_bytes: int
     upload_idle_seconds: float
     upload_max_seconds: float

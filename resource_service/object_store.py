@@ -1,16 +1,20 @@
 """The resource bytes in S3: a streaming upload with flat memory, ranged reads, the move, delete.
 
 Only I/O: what may be uploaded (type, size, pace) is decided where the body passes
-(`upload_body`). boto3 is blocking, so every call runs in a worker thread (`asyncio.to_thread`),
-and nothing of boto3's leaves this module: a read returns our own `StoredObject`.
+(`upload_body`). boto3 is blocking, so every call runs in a worker thread of the store's own
+pool, not asyncio's default one: a hanging S3 then cannot starve the database calls and health
+checks that use the default pool. Nothing of boto3's leaves this module: a read returns our own
+`StoredObject`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 from botocore.exceptions import ClientError
@@ -21,6 +25,7 @@ from service_kit.s3 import MISSING_KEY, S3Client, error_code, object_exists
 log = structlog.get_logger(__name__)
 
 READ_CHUNK_BYTES = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ def _is_missing(exc: ClientError) -> bool:
 class ObjectStore:
     s3: S3Client
     part_bytes: int
+    threads: ThreadPoolExecutor
+
+    def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(
+            self.threads, partial(fn, *args, **kwargs)
+        )
 
     async def upload(self, bucket: str, key: str, chunks: AsyncIterator[bytes]) -> int:
         """Stream `chunks` into bucket/key; returns the size. Nothing is left behind on failure.
@@ -51,7 +62,7 @@ class ObjectStore:
         size = 0
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
-        in_flight: asyncio.Task[dict[str, Any]] | None = None
+        in_flight: asyncio.Future[dict[str, Any]] | None = None  # the part being sent
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -59,30 +70,28 @@ class ObjectStore:
                 if len(buffer) < self.part_bytes:
                     continue
                 if upload_id is None:
-                    upload_id = await asyncio.to_thread(self._start_multipart, bucket, key)
+                    upload_id = await self._in_thread(self._start_multipart, bucket, key)
                 if in_flight is not None:
                     parts.append(await in_flight)
                 part, buffer = buffer, bytearray()  # hand the part over without copying it
-                in_flight = asyncio.create_task(
-                    asyncio.to_thread(
-                        self._upload_part, bucket, key, upload_id, len(parts) + 1, part
-                    )
+                in_flight = self._in_thread(
+                    self._upload_part, bucket, key, upload_id, len(parts) + 1, part
                 )
             if upload_id is None:
-                await asyncio.to_thread(
+                await self._in_thread(
                     self.s3.put_object, Bucket=bucket, Key=key, Body=bytes(buffer)
                 )
                 return size
             if in_flight is not None:
                 parts.append(await in_flight)
-            await asyncio.to_thread(self._complete_multipart, bucket, key, upload_id, parts, buffer)
+            await self._in_thread(self._complete_multipart, bucket, key, upload_id, parts, buffer)
             return size
         except BaseException:
             # Client gone or refused mid-stream, S3 failing: leave no part and no object behind.
             if in_flight is not None:
                 in_flight.cancel()
             if upload_id is not None:
-                await asyncio.to_thread(self._abort_quietly, bucket, key, upload_id)
+                await self._in_thread(self._abort_quietly, bucket, key, upload_id)
             raise
 
     def _start_multipart(self, bucket: str, key: str) -> str:
@@ -117,7 +126,7 @@ class ObjectStore:
         """The whole object, or the range (`bytes=0-99`), ready to stream."""
         extra = {"Range": byte_range} if byte_range else {}
         try:
-            reply = await asyncio.to_thread(self.s3.get_object, Bucket=bucket, Key=key, **extra)
+            reply = await self._in_thread(self.s3.get_object, Bucket=bucket, Key=key, **extra)
         except ClientError as exc:
             if _is_missing(exc):
                 raise ObjectMissing(key) from exc
@@ -125,12 +134,12 @@ class ObjectStore:
                 raise RangeNotSatisfiable(await self._size(bucket, key)) from exc
             raise
         return StoredObject(
-            _iterate(reply["Body"]), reply["ContentLength"], reply.get("ContentRange")
+            self._iterate(reply["Body"]), reply["ContentLength"], reply.get("ContentRange")
         )
 
     async def _size(self, bucket: str, key: str) -> int:
         try:
-            reply = await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
+            reply = await self._in_thread(self.s3.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 raise ObjectMissing(key) from exc
@@ -140,7 +149,7 @@ class ObjectStore:
     async def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> None:
         """Copy; when the source is gone but the target exists, an earlier copy already ran."""
         try:
-            await asyncio.to_thread(
+            await self._in_thread(
                 self.s3.copy_object,
                 Bucket=bucket,
                 Key=key,
@@ -153,16 +162,15 @@ class ObjectStore:
                 raise ObjectMissing(source_key) from exc
 
     async def exists(self, bucket: str, key: str) -> bool:
-        return await asyncio.to_thread(object_exists, self.s3, bucket, key)
+        return await self._in_thread(object_exists, self.s3, bucket, key)
 
     async def delete(self, bucket: str, key: str) -> None:
         """Idempotent: deleting what is not there succeeds."""
-        await asyncio.to_thread(self.s3.delete_object, Bucket=bucket, Key=key)
+        await self._in_thread(self.s3.delete_object, Bucket=bucket, Key=key)
 
-
-async def _iterate(body: Any) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await asyncio.to_thread(body.read, READ_CHUNK_BYTES):
-            yield chunk
-    finally:
-        body.close()
+    async def _iterate(self, body: Any) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self._in_thread(body.read, READ_CHUNK_BYTES):
+                yield chunk
+        finally:
+            body.close()

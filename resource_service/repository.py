@@ -154,6 +154,11 @@ def finish_outbox_claim(session: Session, published: list[int], unpublished: lis
     session.commit()
 
 
+def count_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Resource.state, func.count()).group_by(Resource.state)).all()
+    return {STAGING: 0, PERMANENT: 0, **{state: count for state, count in rows}}
+
+
 def count_pending_outbox(session: Session) -> int:
     pending = (
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))

@@ -21,6 +21,7 @@ from resource_service.upload_body import (
 )
 from service_kit.deps import CsvIds, PathId
 from service_kit.errors import ApiError, NotFound, Unavailable, error_response
+from service_kit.resilience.bulkhead import BulkheadFull
 from service_kit.schemas import CreatedId, DeletedIds
 
 log = structlog.get_logger(__name__)
@@ -50,8 +51,14 @@ async def upload_resource(
     chunks = with_idle_timeout(request.stream(), deps.upload_idle_seconds)
     chunks = with_deadline(chunks, deps.upload_max_seconds)
     try:
-        body = await mp3_body(with_size_limit(chunks, deps.max_upload_bytes))
-        return CreatedId(id=await handlers.upload_resource(deps, body))
+        with deps.uploads.slot():
+            body = await mp3_body(with_size_limit(chunks, deps.max_upload_bytes))
+            return CreatedId(id=await handlers.upload_resource(deps, body))
+    except BulkheadFull:
+        log.info("upload_refused", reason="too many uploads at once")
+        raise ApiError(
+            503, "Too many uploads at once, try again later", headers={"Retry-After": "1"}
+        ) from None
     except StorageUnavailable as exc:
         raise Unavailable(str(exc)) from None
     except UploadExpired:

@@ -35,6 +35,12 @@ class StorageLookup:
     clock: Callable[[], float] = time.monotonic
     # storage type -> (location, when it was seen); from live answers only
     _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
+    last_source: str | None = None  # which source served the latest lookup
+
+    def last_good_ages(self) -> dict[str, float]:
+        """Seconds since each storage type's last live answer."""
+        now = self.clock()
+        return {kind: round(now - seen, 1) for kind, (_, seen) in self._last_good.items()}
 
     async def location(self, storage_type: str) -> StorageLocation:
         served = await call_with_fallback(
@@ -42,6 +48,7 @@ class StorageLookup:
         )
         location, source = served.value
         LOOKUPS.labels(source).inc()
+        self.last_source = source
         if served.used_fallback:
             log.warning(
                 "storage_lookup_fallback",

@@ -204,6 +204,20 @@ class BrokerLink:
                         )
             await asyncio.sleep(PARKED_CHECK_SECONDS)
 
+    async def queue_stats(self, queues: list[str]) -> dict[str, dict[str, int]]:
+        """Each queue's depth and consumer count (passive declares); {} while the link is down."""
+        if not self.is_up or self._connection is None:
+            return {}
+        stats = {}
+        async with self._connection.channel() as channel:
+            for name in queues:
+                declared = (await channel.declare_queue(name, passive=True)).declaration_result
+                stats[name] = {
+                    "depth": declared.message_count or 0,
+                    "consumers": declared.consumer_count or 0,
+                }
+        return stats
+
     async def _parked(self, dlq: str) -> Parked:
         """Depth, and the age of the head message (read and put back; no one consumes a DLQ)."""
         assert self._connection is not None

@@ -5,6 +5,7 @@ pydantic-settings reads the environment here and in the services' `config.py` fi
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,10 @@ class ServiceSettings(BaseSettings):
     port: int
     log_level: str = "INFO"
     log_format: str = "json"  # "json" for machines, "console" for people at a terminal
+    # Bearer token for the management endpoints (`/admin/...`); unset or empty: they are refused.
+    admin_token: SecretStr | None = None
+    # Request bodies other than uploads (JSON): larger ones get 413 before they are parsed.
+    max_json_bytes: int = 1024 * 1024
 
 
 class DatabaseSettings(BaseSettings):
@@ -33,6 +38,9 @@ class S3Settings(BaseSettings):
     aws_secret_access_key: str = "test"
     aws_region: str = "us-east-1"
     s3_timeout_seconds: float = 5.0
+    # The account that must own every bucket we touch: S3 refuses a call on another's bucket
+    # (ExpectedBucketOwner). LocalStack's account by default; empty turns the check off.
+    s3_expected_bucket_owner: str = "000000000000"
 
 
 class BrokerSettings(BaseSettings):

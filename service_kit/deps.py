@@ -1,14 +1,20 @@
-"""FastAPI dependencies every service uses: a database session and validated ids."""
+"""FastAPI dependencies every service uses: a database session, validated ids, the admin token."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+import structlog
+from fastapi import Depends, Header, Path, Query, Request
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from service_kit.errors import ApiError
 from service_kit.ids import MAX_CSV_LENGTH, parse_id, parse_id_csv
+
+log = structlog.get_logger(__name__)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,6 +45,32 @@ def valid_csv_ids(
     ],
 ) -> list[int]:
     return parse_id_csv(id)
+
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def require_admin_token(
+    request: Request,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """`/admin/*` changes behaviour: only `Authorization: Bearer <ADMIN_TOKEN>` may use it, and
+    with no ADMIN_TOKEN configured nobody may. The token never reaches a log."""
+    expected: SecretStr | None = request.app.state.admin_token
+    where = {"method": request.method, "path": request.url.path}
+    if expected is None:
+        log.warning("admin_refused", reason="no ADMIN_TOKEN configured", **where)
+        raise ApiError(403, "Management is disabled: no ADMIN_TOKEN is configured")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        log.warning("admin_refused", reason="no bearer token", **where)
+        raise ApiError(
+            401, "Management needs Authorization: Bearer <ADMIN_TOKEN>", headers=BEARER_CHALLENGE
+        )
+    # Constant time: how much of a guess matched must not show in the answer's timing.
+    if not hmac.compare_digest(token.strip().encode(), expected.get_secret_value().encode()):
+        log.warning("admin_refused", reason="wrong token", **where)
+        raise ApiError(403, "The admin token is not valid")
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

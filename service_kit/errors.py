@@ -25,11 +25,18 @@ log = structlog.get_logger(__name__)
 class ApiError(Exception):
     """An error the client should see, with its status and message."""
 
-    def __init__(self, status: int, message: str, details: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 class NotFound(ApiError):
@@ -94,7 +101,7 @@ def _allowed_methods(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.details)
+        return error_response(exc.status, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

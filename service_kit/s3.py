@@ -15,7 +15,7 @@ S3Client = Any
 
 
 def make_s3_client(settings: S3Settings) -> S3Client:
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         aws_access_key_id=settings.aws_access_key_id,
@@ -29,6 +29,21 @@ def make_s3_client(settings: S3Settings) -> S3Client:
             max_pool_connections=32,
         ),
     )
+    if settings.s3_expected_bucket_owner:
+        _expect_owner(client, settings.s3_expected_bucket_owner)
+    return client
+
+
+def _expect_owner(client: S3Client, account: str) -> None:
+    """Every call that can name the bucket's expected owner names it (a copy, its source's too),
+    so no call reaches a bucket of another account, whatever a storage location says."""
+
+    def add_owner(params: dict[str, Any], model: Any, **_: Any) -> None:
+        for name in ("ExpectedBucketOwner", "ExpectedSourceBucketOwner"):
+            if name in model.input_shape.members:
+                params.setdefault(name, account)
+
+    client.meta.events.register("provide-client-params.s3.*", add_owner)
 
 
 # S3's ways of saying "not there": GET and COPY name the key or bucket, HEAD has no body.
@@ -69,6 +84,10 @@ def expire_incomplete_uploads(client: S3Client, bucket: str) -> None:
     )
 
 
+class BucketNotOwned(ValueError):
+    """The bucket exists under another account: no location may send files there."""
+
+
 class BucketNameRejected(ValueError):
     """S3 refused the bucket's name: S3 has the last word on names, and it is the caller's error."""
 
@@ -76,14 +95,32 @@ class BucketNameRejected(ValueError):
 def ensure_bucket(client: S3Client, bucket: str) -> bool:
     """Create the bucket unless it exists; True when this call created it.
 
-    Raises `BucketNameRejected` when S3 refuses the name.
+    Raises `BucketNameRejected` when S3 refuses the name, `BucketNotOwned` when the bucket is
+    another account's.
     """
     try:
         client.head_bucket(Bucket=bucket)
-        return False
     except ClientError as exc:
+        if error_code(exc) in ("403", "AccessDenied"):  # ExpectedBucketOwner did not match
+            raise BucketNotOwned(bucket) from None
         if error_code(exc) not in MISSING_BUCKET:
             raise
+    else:
+        # S3 servers that ignore ExpectedBucketOwner (LocalStack) still list only our own.
+        if bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+            raise BucketNotOwned(bucket)
+        return False
+    try:
+        client.create_bucket(Bucket=bucket)
+        return True
+    except ClientError as exc:
+        if error_code(exc) == "BucketAlreadyOwnedByYou":
+            return False
+        if error_code(exc) == "BucketAlreadyExists":  # taken, by another account
+            raise BucketNotOwned(bucket) from None
+        if error_code(exc) == "InvalidBucketName":
+            raise BucketNameRejected(bucket) from None
+        raise
     try:
         client.create_bucket(Bucket=bucket)
         return True

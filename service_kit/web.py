@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_kit.config import ServiceSettings
-from service_kit.errors import install_error_handlers
+from service_kit.errors import error_response, install_error_handlers
 from service_kit.schemas import ErrorPublic
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorPublic, "description": "The request was rejected"},
     "5XX": {"model": ErrorPublic, "description": "The service or a dependency failed"},
 }
+
+# Metric labels come from a closed set: a client's made-up method must not add a time series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The checks that say a service can do its job (`/health/ready`): its own database. An open
+# breaker with a fallback, or a broker outage the outbox absorbs, leaves it ready.
+READINESS_CHECKS = ("database",)
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -69,8 +76,60 @@ class RequestMetrics:
         finally:
             # The route template, not the raw path: ids in paths would explode the label set.
             route = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+
+class BodyLimit:
+    """413 in the error format for a request body over `max_bytes`, before anything parses it:
+    at once for a declared Content-Length, at the byte that crosses the limit otherwise.
+
+    Such bodies are JSON, which FastAPI reads whole anyway, so the body is read here (never more
+    than the limit) and handed on. MP3 uploads (`audio/mpeg`) pass untouched: the upload route
+    enforces MAX_UPLOAD_BYTES as it streams.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        if not headers or headers.get(b"content-type", b"").lower().startswith(b"audio/mpeg"):
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the app see it
+                await self.app(scope, _replay([message], receive), send)
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
+
+    def _too_large(self) -> JSONResponse:
+        return error_response(413, f"Request body is too large: at most {self.max_bytes} bytes")
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`messages` first, then the connection's own (a later disconnect, say)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 # A service's composition root: builds its parts from its settings, closes them on the way out.
@@ -92,9 +151,12 @@ def create_service_app(
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
     app.state.health_checks = {}
+    token = settings.admin_token
+    app.state.admin_token = token if token and token.get_secret_value() else None
     app.include_router(_ops_router())
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
@@ -102,11 +164,15 @@ def create_service_app(
     return app
 
 
-def sync_check(fn: Callable[[], Any], timeout: float = 3.0) -> HealthCheck:
-    """Wrap a blocking probe (a DB ping, an S3 head_bucket) as a health check with a deadline."""
+def sync_check(
+    fn: Callable[[], Any], timeout: float = 3.0, threads: Executor | None = None
+) -> HealthCheck:
+    """Wrap a blocking probe (a DB ping, an S3 head_bucket) as a health check with a deadline;
+    it runs on `threads` (the dependency's own pool) or asyncio's default one."""
 
     async def check() -> dict[str, Any]:
-        await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+        probe = asyncio.get_running_loop().run_in_executor(threads, fn)
+        await asyncio.wait_for(probe, timeout)
         return {"status": "UP"}
 
     return check
@@ -122,20 +188,35 @@ async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
         return {"status": "DOWN"}
 
 
+async def _health_answer(checks: dict[str, HealthCheck]) -> JSONResponse:
+    results = await asyncio.gather(*(_run_check(n, c) for n, c in checks.items()))
+    components = dict(zip(checks, results, strict=True))
+    statuses = {c["status"] for c in components.values()}
+    status: Status = (
+        "DOWN" if "DOWN" in statuses else "DEGRADED" if "DEGRADED" in statuses else "UP"
+    )
+    body = {"status": status, "checks": components}
+    return JSONResponse(body, status_code=503 if status == "DOWN" else 200)
+
+
 def _ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/health")
     async def health(request: Request) -> JSONResponse:
+        return await _health_answer(request.app.state.health_checks)
+
+    @router.get("/health/live")
+    async def live() -> dict[str, str]:
+        """The process serves: no dependency is checked (a liveness probe restarts on DOWN)."""
+        return {"status": "UP"}
+
+    @router.get("/health/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """It can do its job: the readiness checks (its own database) pass."""
         checks: dict[str, HealthCheck] = request.app.state.health_checks
-        results = await asyncio.gather(*(_run_check(n, c) for n, c in checks.items()))
-        components = dict(zip(checks, results, strict=True))
-        statuses = {c["status"] for c in components.values()}
-        status: Status = (
-            "DOWN" if "DOWN" in statuses else "DEGRADED" if "DEGRADED" in statuses else "UP"
-        )
-        body = {"status": status, "checks": components}
-        return JSONResponse(body, status_code=503 if status == "DOWN" else 200)
+        needed = {n: c for n, c in checks.items() if n in READINESS_CHECKS}
+        return await _health_answer(needed)
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:

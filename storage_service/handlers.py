@@ -17,7 +17,8 @@ def create_storage(
 ) -> int:
     """Create the bucket before the row: a location whose bucket does not exist is useless.
 
-    Raises `BucketNameRejected` when S3 refuses the name, `DuplicateLocation` for a known one.
+    Raises `BucketNameRejected` when S3 refuses the name, `BucketNotOwned` for another
+    account's bucket, `DuplicateLocation` for a known one.
     """
     ensure_bucket(s3, bucket)
     return repository.create_storage(session, storage_type, bucket, path)

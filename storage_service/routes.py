@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from service_kit.deps import CsvIds, SessionDep
 from service_kit.errors import ApiError, BadRequest
-from service_kit.s3 import BucketNameRejected
+from service_kit.s3 import BucketNameRejected, BucketNotOwned
 from service_kit.schemas import CreatedId, DeletedIds
 from storage_service import handlers, repository
 from storage_service.errors import DuplicateLocation
@@ -20,6 +20,10 @@ def create_storage(body: StorageCreate, session: SessionDep, request: Request) -
         new_id = handlers.create_storage(session, s3, body.storage_type, body.bucket, body.path)
     except BucketNameRejected:
         raise BadRequest("Validation error", {"bucket": BUCKET_MESSAGE}) from None
+    except BucketNotOwned:
+        raise BadRequest(
+            "Validation error", {"bucket": "belongs to another account: not usable here"}
+        ) from None
     except DuplicateLocation:
         raise ApiError(
             409, f"Storage with bucket '{body.bucket}' and path '{body.path}' already exists"

@@ -65,8 +65,8 @@ def containers() -> Iterator[Infrastructure]:
     from testcontainers.rabbitmq import RabbitMqContainer
 
     with (
-        PostgresContainer("postgres:16-alpine", driver="psycopg") as pg,
-        RabbitMqContainer("rabbitmq:3.13-management") as mq,
+        PostgresContainer("postgres:16.6-alpine", driver="psycopg") as pg,
+        RabbitMqContainer("rabbitmq:3.13.7-management") as mq,
         LocalStackContainer("localstack/localstack:4.13.1").with_services("s3") as s3,
     ):
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from service_kit.deps import require_admin_token
 from service_kit.errors import NotFound
 from service_kit.resilience.breaker import CircuitBreaker
 from service_kit.resilience.state import State
@@ -26,21 +27,24 @@ def breaker_health(breaker: CircuitBreaker) -> HealthCheck:
 
 def breaker_admin_router() -> APIRouter:
     """`/admin/breakers` over the breakers a composition root put in `app.state.breakers`."""
-    router = APIRouter(prefix="/admin/breakers", tags=["admin"])
+    router = APIRouter(
+        prefix="/admin/breakers", tags=["admin"], dependencies=[Depends(require_admin_token)]
+    )
 
     def breakers(request: Request) -> dict[str, CircuitBreaker]:
         return cast(dict[str, CircuitBreaker], request.app.state.breakers)
 
     @router.get("")
-    def list_breakers(request: Request) -> list[dict[str, Any]]:
+    async def list_breakers(request: Request) -> list[dict[str, Any]]:
         """Each breaker's state and counts, and the settings it runs with."""
         return [
             {**breaker.snapshot(), "settings": breaker.settings.model_dump()}
             for breaker in breakers(request).values()
         ]
 
+    # async: the state changes on the event loop, where the calls through the breaker run.
     @router.post("/{name}/{action}")
-    def change_state(
+    async def change_state(
         name: str, action: Literal["force-open", "close", "disable"], request: Request
     ) -> dict[str, Any]:
         found = breakers(request)

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import inspect
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -88,6 +89,8 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         self._half_open_permits = 0
         self.window = self._new_window(State.CLOSED)
         self.stats = CallStats()
+        # The latest permitted calls' durations, for the dashboard's percentiles.
+        self.durations: deque[float] = deque(maxlen=500)
         circuitbreaker.CircuitBreakerMonitor.register(self)
 
     # -- calling --------------------------------------------------------------------------
@@ -157,6 +160,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         stats = self.stats
         stats.successful += 1
         stats.successful_seconds += elapsed
+        self.durations.append(elapsed)
         if token == self._generation:
             self.window.record(False, elapsed > self._slow_threshold)
             self._evaluate()
@@ -165,6 +169,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         if token == _UNRECORDED:
             return
         stats = self.stats
+        self.durations.append(elapsed)
         if self.classify(error) is Outcome.FAILURE:
             stats.failed += 1
             stats.failed_seconds += elapsed

@@ -21,7 +21,15 @@ import boto3
 import httpx
 import pytest
 
-from devstack.compose import APP_PORTS, ENV_FILE, INFRA_PORTS, PROJECT, containers, port_is_free
+from devstack.compose import (
+    APP_PORTS,
+    ENV_FILE,
+    INFRA_PORTS,
+    PROJECT,
+    containers,
+    env_file_values,
+    port_is_free,
+)
 from devstack.engine import Engine, detect
 from devstack.mp3 import make_mp3
 from devstack.stack import free_port, wait_until
@@ -130,6 +138,33 @@ def test_an_upload_reaches_permanent_with_its_tags(compose_stack):
 def test_our_containers_run_as_a_non_root_user(compose_stack, service):
     uid = compose_stack.engine.output("exec", compose_stack.container(service), "id", "-u")
     assert uid.strip() == "10001"
+
+
+def test_each_service_role_reaches_its_own_database_only(compose_stack):
+    """Over the network, as the services log in (scram passwords from .env)."""
+    secrets = env_file_values()
+    postgres = compose_stack.container("postgres")
+
+    def connects(role: str, database: str) -> bool:
+        password = secrets[f"{role.split('_')[0].upper()}_DB_PASSWORD"]
+        probe = compose_stack.engine.run(
+            "exec", "-e", f"PGPASSWORD={password}", postgres, "psql", "-h", "127.0.0.1",
+            "-U", role, "-d", database, "-c", "SELECT 1", quiet=True, check=False,
+        )  # fmt: skip
+        return probe.returncode == 0
+
+    assert connects("storage_service", "storage_db")
+    assert not connects("storage_service", "song_db")
+    assert not connects("song_service", "resource_db")
+    assert not connects("resource_service", "storage_db")
+
+
+def test_the_rabbitmq_user_has_the_platform_vhost_only_and_is_no_administrator(compose_stack):
+    rabbitmq = compose_stack.container("rabbitmq")
+    users = compose_stack.engine.output("exec", rabbitmq, "rabbitmqctl", "-q", "list_users")
+    assert "platform\t[management]" in users, users
+    vhosts = compose_stack.engine.output("exec", rabbitmq, "rabbitmqctl", "-q", "list_vhosts")
+    assert vhosts.split() == ["name", "platform"], vhosts
 
 
 def test_a_paused_storage_service_keeps_uploads_at_200_and_fast_once_the_breaker_opens(

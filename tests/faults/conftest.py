@@ -50,7 +50,9 @@ def healthy_storage_after_each_test(stack, storage_proxy):
     else:
         storage.start()
     storage.wait_healthy()
-    stack.http.post(f"{stack.resource.url}/admin/breakers/storage/close").raise_for_status()
+    stack.http.post(
+        f"{stack.resource.url}/admin/breakers/storage/close", headers=stack.admin_headers
+    ).raise_for_status()
 
 
 def breaker(stack) -> dict:

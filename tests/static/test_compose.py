@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 BUCKETS_HOOK = ROOT / "localstack-init" / "ready.d" / "create_buckets.py"
-POSTGRES_INIT = ROOT / "docker" / "postgres-init" / "01-databases.sql"
+POSTGRES_INIT = ROOT / "docker" / "postgres-init" / "01-databases.sh"
 # The Compose Specification's JSON schema, vendored because tests have no network. Copied unchanged
 # from the PyPI wheel docker-compose==1.29.2 (compose/config/compose_spec.json; sha256
 # 0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac), the compose-spec schema as of
@@ -108,7 +108,7 @@ def services(compose: dict) -> dict[str, dict]:
 
 def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(services) -> None:
     entries = [(name, e) for name, s in services.items() for e in s.get("ports", [])]
-    assert len(entries) == 7
+    assert len(entries) == 9  # the services, the infrastructure, Prometheus and Grafana
     for name, entry in entries:
         assert with_defaults(entry).split(":")[0] == "127.0.0.1", (name, entry)
 
@@ -125,7 +125,11 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
 
 
 def test_compose_runs_exactly_the_platform(services: dict) -> None:
-    assert set(services) == set(APP_SERVICES) | INFRA_SERVICES
+    """By default: the platform; with `--profile observability`, Prometheus and Grafana too."""
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == set(APP_SERVICES) | INFRA_SERVICES
+    observability = {n for n, s in services.items() if "observability" in s.get("profiles", [])}
+    assert observability == {"prometheus", "grafana"}
 
 
 def test_every_service_has_a_healthcheck_and_a_restart_policy(services: dict) -> None:
@@ -186,13 +190,40 @@ def test_only_the_worker_keeps_no_database(services: dict) -> None:
 @pytest.mark.parametrize(
     ("name", "package"), [(n, p) for n, p in APP_SERVICES.items() if n != "resource-processor"]
 )
-def test_each_database_is_created_by_the_postgres_init_script(
+def test_each_database_is_created_by_the_postgres_init_script_for_its_own_role(
     services: dict, name: str, package: str
 ) -> None:
-    database = services[name]["environment"]["DATABASE_URL"].rsplit("/", 1)[-1]
-    created = re.findall(r"CREATE DATABASE (\w+);", POSTGRES_INIT.read_text())
-    assert database in created
+    url = services[name]["environment"]["DATABASE_URL"]
+    role, database = re.fullmatch(
+        r"postgresql\+psycopg://(\w+):\$\{\w+\}@postgres:5432/(\w+)", url
+    ).groups()
+    looped = re.search(r"for service in ([\w ]+); do", POSTGRES_INIT.read_text()).group(1).split()
+    assert (role, database) in {(f"{s}_service", f"{s}_db") for s in looped}
     assert setting_default(package, "database_url").rsplit("/", 1)[-1] == database
+    script = POSTGRES_INIT.read_text()
+    assert 'CREATE DATABASE :"database" OWNER :"role";' in script
+    assert 'REVOKE ALL ON DATABASE :"database" FROM PUBLIC;' in script
+
+
+@pytest.mark.parametrize("name", list(APP_SERVICES))
+def test_our_services_run_read_only_without_capabilities(services: dict, name: str) -> None:
+    service = services[name]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert any(str(t).startswith("/tmp") for t in service["tmpfs"])
+
+
+def test_every_container_drops_capabilities_and_every_image_is_pinned(services: dict) -> None:
+    for name, service in services.items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        if "image" in service:
+            tag = service["image"].rsplit(":", 1)[-1]
+            assert re.match(r"v?\d+\.\d+", tag), (
+                name,
+                service["image"],
+            )  # a minor version at least
 
 
 # --- the Dockerfiles -------------------------------------------------------------------------

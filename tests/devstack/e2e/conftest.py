@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devstack.services import Program, RunSettings, health, programs
+from devstack.services import DATABASES, Program, RunSettings, health, programs
 from devstack.stack import free_port, wait_until
 from devstack.supervisor import RunPaths, Supervisord
 
@@ -108,7 +108,8 @@ def start_make_run(
 
     def start(*make_args: str, s3_port: int | None = None, **env: str) -> MakeRun:
         prefix = f"test_run_{sandbox.token}_{len(started)}_"
-        sandbox.databases.extend(f"{prefix}{name}_db" for name in ("storage", "song", "resource"))
+        sandbox.databases.extend(f"{prefix}{name}_db" for name in DATABASES)
+        sandbox.roles.extend(f"{prefix}{name}_service" for name in DATABASES)
         run_env = {
             "RUN_DIR": str(tmp_path_factory.mktemp("run")),
             "RUN_RESOURCE_PORT": str(free_port()),

@@ -69,7 +69,10 @@ def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path)
     storage = next(s for s in sections if s.startswith("[program:storage-service]"))
     assert f"autorestart={autorestart}" in storage
     assert "-m devstack.child" in storage  # dies with supervisord, whatever kills it
-    assert 'DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/x_storage_db"' in storage
+    assert (
+        'DATABASE_URL="postgresql+psycopg://x_storage_service@127.0.0.1:5432/x_storage_db"'
+        in storage
+    )
     assert "programs=localstack,storage-service,song-service,resource-service," in config
 
 

@@ -9,12 +9,20 @@ def admin(stack, path: str = ""):
     return f"{stack.resource.url}/admin/breakers{path}"
 
 
+def admin_get(stack):
+    return stack.http.get(admin(stack), headers=stack.admin_headers)
+
+
+def admin_post(stack, path: str):
+    return stack.http.post(admin(stack, path), headers=stack.admin_headers)
+
+
 def storage_breaker(stack) -> dict:
     return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["storageBreaker"]
 
 
 def test_breakers_are_listed_with_their_settings(stack):
-    [listed] = stack.http.get(admin(stack)).json()
+    [listed] = admin_get(stack).json()
     assert listed["name"] == "storage"
     assert listed["settings"]["minimum_number_of_calls"] == 5
     assert listed["settings"]["attempt_timeout"] == 2.0
@@ -22,7 +30,7 @@ def test_breakers_are_listed_with_their_settings(stack):
 
 def test_forced_open_uploads_are_served_by_the_fallback_and_health_is_degraded(stack):
     try:
-        forced = stack.http.post(admin(stack, "/storage/force-open")).json()
+        forced = admin_post(stack, "/storage/force-open").json()
         assert forced["state"] == "FORCED_OPEN"
         health = stack.http.get(f"{stack.resource.url}/health")
         assert health.status_code == 200
@@ -33,21 +41,23 @@ def test_forced_open_uploads_are_served_by_the_fallback_and_health_is_degraded(s
         assert storage_breaker(stack)["not_permitted_calls"] > before
         stack.wait_permanent(resource_id, timeout=10)
     finally:
-        closed = stack.http.post(admin(stack, "/storage/close")).json()
+        closed = admin_post(stack, "/storage/close").json()
     assert closed["state"] == "CLOSED"
     wait_until(lambda: stack.http.get(f"{stack.resource.url}/health").json()["status"] == "UP", 5)
 
 
 def test_disabled_breaker_reports_up(stack):
     try:
-        assert stack.http.post(admin(stack, "/storage/disable")).json()["state"] == "DISABLED"
+        assert admin_post(stack, "/storage/disable").json()["state"] == "DISABLED"
         assert storage_breaker(stack)["status"] == "UP"
     finally:
-        stack.http.post(admin(stack, "/storage/close"))
+        admin_post(stack, "/storage/close")
 
 
 def test_unknown_breaker_or_action(stack):
     assert_error(
-        stack.http.post(admin(stack, "/nope/close")), 404, "Circuit breaker 'nope' not found"
+        admin_post(stack, "/nope/close"),
+        404,
+        "Circuit breaker 'nope' not found",
     )
-    assert_error(stack.http.post(admin(stack, "/storage/explode")), 400)
+    assert_error(admin_post(stack, "/storage/explode"), 400)

@@ -1,0 +1,30 @@
+"""One stack for the security suite: its Resource Service reaches S3 through a fault proxy, so a
+test can make S3 hang (hold its requests) while it watches what else still answers."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from devstack.faultproxy import FaultProxy
+
+
+@pytest.fixture(scope="module")
+def s3_proxy(infra):
+    proxy = FaultProxy(urlsplit(infra.s3_endpoint_url).port, http=True).start()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def stack(infra, start_module_stack, s3_proxy):
+    return start_module_stack(
+        "security", resource_env={"S3_ENDPOINT_URL": s3_proxy.via(infra.s3_endpoint_url)}
+    )
+
+
+@pytest.fixture(autouse=True)
+def s3_released(s3_proxy):
+    yield
+    s3_proxy.hold(None)

@@ -1,0 +1,80 @@
+"""Management behind a token (DESIGN §3): `/admin/*` needs `Authorization: Bearer <ADMIN_TOKEN>`;
+without it nothing changes, and the token never reaches a log."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from service_kit.errors import install_error_handlers
+from service_kit.resilience import BreakerSettings, CircuitBreaker
+from service_kit.resilience.admin import breaker_admin_router
+from tests.contract import assert_error
+
+FORCE_OPEN = "/admin/breakers/storage/force-open"
+
+
+def breaker_state(stack) -> str:
+    health = stack.http.get(f"{stack.resource.url}/health").json()
+    return health["checks"]["storageBreaker"]["state"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "Management needs Authorization: Bearer <ADMIN_TOKEN>"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, None),
+        ({"Authorization": "Bearer"}, 401, None),
+        ({"Authorization": "Bearer made-up-token"}, 403, "The admin token is not valid"),
+    ],
+    ids=["none", "basic", "empty", "made-up"],
+)
+def test_no_management_action_without_the_token(stack, headers, status, message):
+    for method, path in (("POST", FORCE_OPEN), ("POST", "/admin/breakers/storage/disable"),
+                         ("GET", "/admin/breakers")):  # fmt: skip
+        response = stack.http.request(method, f"{stack.resource.url}{path}", headers=headers)
+        assert_error(response, status, message)
+        if status == 401:
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert breaker_state(stack) == "CLOSED"
+
+
+def test_the_right_token_changes_the_breaker_and_the_refusals_are_logged_without_tokens(stack):
+    stack.http.post(f"{stack.resource.url}{FORCE_OPEN}", headers={"Authorization": "Bearer x1y2"})
+    try:
+        forced = stack.http.post(f"{stack.resource.url}{FORCE_OPEN}", headers=stack.admin_headers)
+        assert forced.status_code == 200, forced.text
+        assert breaker_state(stack) == "FORCED_OPEN"
+    finally:
+        closed = stack.http.post(
+            f"{stack.resource.url}/admin/breakers/storage/close", headers=stack.admin_headers
+        )
+    assert closed.json()["state"] == "CLOSED"
+    assert stack.logged("resource", "admin_refused", reason="wrong token", path=FORCE_OPEN) >= 1
+    log = (stack.log_dir / "resource.log").read_text()
+    assert "x1y2" not in log
+    assert stack.admin_token not in log
+
+
+def test_health_and_metrics_stay_open(stack):
+    for path in ("/health", "/health/live", "/health/ready", "/metrics"):
+        assert stack.http.get(f"{stack.resource.url}{path}").status_code == 200, path
+
+
+def test_with_no_admin_token_configured_management_is_refused_to_everyone():
+    """In process: only the admin router and the error handlers, as the service mounts them."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(breaker_admin_router())
+    app.state.breakers = {"storage": CircuitBreaker("storage", BreakerSettings())}
+    for configured in (None, SecretStr("the-token")):
+        app.state.admin_token = configured
+        with TestClient(app) as client:
+            response = client.post(FORCE_OPEN, headers={"Authorization": "Bearer the-token"})
+        if configured is None:
+            assert_error(response, 403, "Management is disabled: no ADMIN_TOKEN is configured")
+        else:
+            assert response.status_code == 200
+    assert app.state.breakers["storage"].state.name == "FORCED_OPEN"
