@@ -126,3 +126,18 @@ def test_the_admin_buttons_appear_only_with_a_token_the_service_accepts(stack, p
     expect(page.locator('[data-breaker="storage"] [data-field="state"]')).to_have_text(
         "CLOSED", timeout=2000
     )
+
+
+def test_an_open_episode_of_200_ms_still_reaches_the_timeline(stack, page):
+    """Snapshots come once a second; the transitions are pushed as they happen."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{stack.resource.url}/dashboard")
+    expect(page.locator('[data-breaker="storage"] [data-field="state"]')).to_have_text("CLOSED")
+    url = f"{stack.resource.url}/admin/breakers/storage"
+    stack.http.post(f"{url}/force-open", headers=stack.admin_headers).raise_for_status()
+    page.wait_for_timeout(200)  # the episode's length, not a wait for a condition
+    stack.http.post(f"{url}/close", headers=stack.admin_headers).raise_for_status()
+    timeline = page.locator('[data-breaker="storage"] [data-field="transitions"] li')
+    expect(timeline.nth(0)).to_contain_text("FORCED_OPEN → CLOSED", timeout=1000)
+    expect(timeline.nth(1)).to_contain_text("CLOSED → FORCED_OPEN")

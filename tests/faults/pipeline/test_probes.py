@@ -1,0 +1,50 @@
+"""The probes (DESIGN §3): `/health/live` checks nothing but that the process serves;
+`/health/ready` checks its own database only, so an open breaker with a fallback, or a broker
+outage the outbox absorbs, leaves a service ready. Real faults: the proxies in front of the
+Resource Service's PostgreSQL and RabbitMQ are cut."""
+
+from __future__ import annotations
+
+from devstack.faultproxy import Mode
+from devstack.stack import wait_until
+
+
+def probe(stack, path: str):
+    return stack.http.get(f"{stack.resource.url}{path}")
+
+
+def test_every_service_is_live_and_ready_when_all_is_well(stack):
+    for service in stack.services:
+        for path in ("/health/live", "/health/ready"):
+            reply = stack.http.get(f"{service.url}{path}")
+            assert reply.status_code == 200, (service.package, path, reply.text)
+            assert reply.json()["status"] == "UP"
+
+
+def test_live_whatever_the_dependencies_and_not_ready_without_its_database(stack, proxies):
+    proxies.postgres.set_mode(Mode.CUT)
+    proxies.rabbitmq.set_mode(Mode.CUT)
+    live = probe(stack, "/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "UP"}
+    ready = probe(stack, "/health/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "DOWN", "checks": {"database": {"status": "DOWN"}}}
+    assert probe(stack, "/health").status_code == 503
+
+
+def test_still_ready_while_the_broker_is_down(stack, proxies):
+    proxies.rabbitmq.set_mode(Mode.CUT)
+    wait_until(lambda: probe(stack, "/health").json()["checks"]["broker"]["status"] != "UP", 10)
+    ready = probe(stack, "/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "UP"
+
+
+def test_still_ready_while_the_breaker_is_open(stack):
+    url = f"{stack.resource.url}/admin/breakers/storage"
+    stack.http.post(f"{url}/force-open", headers=stack.admin_headers).raise_for_status()
+    try:
+        assert probe(stack, "/health").json()["status"] == "DEGRADED"
+        ready = probe(stack, "/health/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "UP"
+    finally:
+        stack.http.post(f"{url}/close", headers=stack.admin_headers).raise_for_status()
