@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Render the diagrams in this folder from their sources:
 #   fault_tolerance.dot                   -> fault_tolerance.png                   (Graphviz)
+#   deployment.dot                        -> deployment.png                        (Graphviz)
 #   fault_tolerance_sequence_diagram.puml -> fault_tolerance_sequence_diagram.png  (PlantUML)
 # Installs Graphviz and PlantUML from Debian's packages when they are missing.
 set -euo pipefail
@@ -17,5 +18,6 @@ if ((${#missing[@]})); then
 fi
 
 dot -Tpng -Gdpi=110 fault_tolerance.dot -o fault_tolerance.png
+dot -Tpng -Gdpi=110 deployment.dot -o deployment.png
 plantuml -tpng fault_tolerance_sequence_diagram.puml
 echo "rendered: fault_tolerance.png fault_tolerance_sequence_diagram.png"

@@ -35,3 +35,11 @@ def test_architecture_diagram_shows_the_dead_letter_queues() -> None:
 def test_each_source_has_its_rendered_png(source: str) -> None:
     png = IMAGES / Path(source).with_suffix(".png")
     assert png.read_bytes()[:8] == PNG_MAGIC, f"{png.name} is missing or not a PNG"
+
+
+def test_the_deployment_diagram_names_each_service_and_port_and_is_rendered() -> None:
+    text = (IMAGES / "deployment.dot").read_text()
+    for name, port in [("resource-service", 8080), ("song-service", 8081),
+                       ("storage-service", 8082), ("resource-processor", 8083)]:  # fmt: skip
+        assert name in text and f":{port}" in text, name
+    assert (IMAGES / "deployment.png").read_bytes().startswith(PNG_MAGIC)

@@ -1,0 +1,147 @@
+"""deploy/k8s, checked offline (no cluster here): both overlays render with kustomize; every
+object validates strictly against the three newest Kubernetes versions kubernetes-validate
+knows; the KEDA objects against KEDA's own CRD schemas; checkov finds nothing (each skip is
+justified in an annotation); and the manifests agree with the services they run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+TOOLS = REPO / ".tools" / "k8s"
+CRDS = Path(__file__).parent / "keda-crds"
+OVERLAYS = ["local", "production"]
+PACKAGES = {
+    "storage-service": "storage_service",
+    "song-service": "song_service",
+    "resource-service": "resource_service",
+    "resource-processor": "resource_processor",
+}
+pytestmark = pytest.mark.timeout(600)  # a fresh machine installs the tools first
+
+
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    """kubectl, kubernetes-validate and checkov, in a venv of their own."""
+    bin_dir = TOOLS / "bin"
+    marker = TOOLS / ".installed"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
+        requirements = Path(__file__).parent / "requirements.txt"
+        subprocess.run([str(bin_dir / "pip"), "install", "-q", "-r", str(requirements)], check=True)
+        marker.touch()
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def rendered(tools, tmp_path_factory) -> dict[str, Path]:
+    """Each overlay, rendered from a copy where the local overlay's env files are its examples."""
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, copy)
+    for example in (copy / "overlays" / "local").glob("*.env.example"):
+        shutil.copy(example, example.with_suffix(""))
+    out = {}
+    for overlay in OVERLAYS:
+        built = subprocess.run(
+            [str(tools / "kubectl"), "kustomize", str(copy / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out[overlay] = copy / f"{overlay}.yaml"
+        out[overlay].write_text(built.stdout)
+    return out
+
+
+def objects(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def newest_versions(tools: Path, count: int = 3) -> list[str]:
+    listed = subprocess.run(
+        [str(tools / "python"), "-c", "import kubernetes_validate, os;"
+         "print(os.listdir(os.path.join(os.path.dirname(kubernetes_validate.__file__),"
+         " 'kubernetes-json-schema')))"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found = {tuple(map(int, v)) for v in re.findall(r"v(\d+)\.(\d+)\.(\d+)-local-strict", listed)}
+    return [".".join(map(str, v)) for v in sorted(found)[-count:]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_validates_strictly_on_the_newest_kubernetes(tools, rendered, overlay):
+    versions = newest_versions(tools)
+    assert len(versions) == 3
+    for version in versions:
+        checked = subprocess.run(
+            [str(tools / "kubernetes-validate"), "--strict", "-k", version, str(rendered[overlay])],
+            capture_output=True,
+            text=True,
+        )
+        output = checked.stdout + checked.stderr
+        assert checked.returncode == 0, output
+        unknown = [ln for ln in output.splitlines() if "Couldn't find schema" in ln]
+        assert all("keda.sh" in line for line in unknown), unknown  # KEDA's: checked below
+
+
+def test_the_keda_objects_validate_against_kedas_crds(rendered):
+    schemas = {}
+    for crd_file in CRDS.glob("keda.sh_*.yaml"):
+        crd = yaml.safe_load(crd_file.read_text())
+        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
+        schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    keda = [o for o in objects(rendered["production"]) if o["apiVersion"].startswith("keda.sh/")]
+    assert sorted(o["kind"] for o in keda) == ["ScaledObject", "TriggerAuthentication"]
+    for obj in keda:
+        jsonschema.validate(obj, schemas[obj["kind"]])
+
+
+def test_checkov_finds_nothing(tools, rendered):
+    checked = subprocess.run(
+        [str(tools / "checkov"), "--framework", "kubernetes", "--skip-download", "--compact",
+         "--quiet", "--output", "json", *(f"--file={p}" for p in rendered.values())],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    report = json.loads(checked.stdout)
+    summaries = [r["summary"] for r in (report if isinstance(report, list) else [report])]
+    assert sum(s["failed"] for s in summaries) == 0, checked.stdout[-3000:]
+    assert sum(s["passed"] for s in summaries) > 500
+
+
+def settings_of(package: str):
+    return importlib.import_module(f"{package}.config").Settings
+
+
+PROBES = {
+    "startupProbe": "/health/live",
+    "livenessProbe": "/health/live",
+    "readinessProbe": "/health/ready",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_manifests_agree_with_the_services(rendered, overlay):
+    deployments = [o for o in objects(rendered[overlay]) if o["kind"] == "Deployment"]
+    found = {o["metadata"]["name"]: o for o in deployments}
+    for name, package in PACKAGES.items():
+        settings = settings_of(package)
+        container = found[name]["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"].startswith(f"song-platform/{name}:")
+        assert container["ports"][0]["containerPort"] == settings.model_fields["port"].default
+        assert {k: container[k]["httpGet"]["path"] for k in PROBES} == PROBES
+        names = {e["name"] for e in container["env"]}
+        fields = {f.upper() for f in settings.model_fields}
+        assert names <= fields, names - fields
+        if overlay == "production":
+            assert found[name]["spec"]["replicas"] >= 2
