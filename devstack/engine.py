@@ -27,51 +27,28 @@ class Engine:
     env: dict[str, str] = field(default_factory=dict)
     build_flags: tuple[str, ...] = ()
 
+    def _command(self, *args: str, **options: Any) -> subprocess.CompletedProcess[Any]:
+        return subprocess.run([self.name, *args], env={**os.environ, **self.env}, **options)
+
     def run(
         self, *args: str, stdin: IO[bytes] | None = None, quiet: bool = False, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         output = subprocess.DEVNULL if quiet else None
-        return subprocess.run(
-            [self.name, *args],
-            env={**os.environ, **self.env},
-            stdin=stdin,
-            stdout=output,
-            check=check,
-            text=True,
-        )
+        return self._command(*args, stdin=stdin, stdout=output, check=check, text=True)
 
     def output(self, *args: str) -> str:
-        return subprocess.run(
-            [self.name, *args],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            check=True,
-            text=True,
-        ).stdout
+        return self._command(*args, capture_output=True, check=True, text=True).stdout
 
     def image_exists(self, image: str) -> bool:
-        found = subprocess.run(
-            [self.name, "image", "exists" if self.name == "podman" else "inspect", image],
-            env={**os.environ, **self.env},
-            capture_output=True,
-        )
-        return found.returncode == 0
+        how = "exists" if self.name == "podman" else "inspect"
+        return self._command("image", how, image, capture_output=True).returncode == 0
 
     def pull(self, image: str) -> bool:
-        pulled = subprocess.run(
-            [self.name, "pull", "-q", image],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            timeout=600,
-        )
-        return pulled.returncode == 0
+        return self._command("pull", "-q", image, capture_output=True, timeout=600).returncode == 0
 
     def build(self, tag: str, context: Path) -> None:
-        built = subprocess.run(
-            [self.name, "build", *self.build_flags, "-t", tag, str(context)],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
+        built = self._command(
+            "build", *self.build_flags, "-t", tag, str(context), capture_output=True, text=True
         )
         if built.returncode != 0:
             raise SystemExit(

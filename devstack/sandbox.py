@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -112,30 +113,38 @@ class Sandbox:
 
     def close(self) -> list[str]:
         """Remove everything, going on past a step that fails; says what it did."""
-        done = []
         admin = make_url(f"{self.postgres_url}/postgres").set(drivername="postgresql")
-        for database in self.databases:
+
+        def run_sql(statement: str) -> None:
+            with psycopg.connect(admin.render_as_string(hide_password=False)) as conn:
+                conn.autocommit = True
+                conn.execute(statement)
+
+        steps: list[tuple[str, Callable[[], object]]] = [
+            *(
+                (
+                    f"dropped database {d}",
+                    partial(run_sql, f'DROP DATABASE IF EXISTS "{d}" WITH (FORCE)'),
+                )
+                for d in self.databases
+            ),
+            # after the databases they own
+            *(
+                (f"dropped role {r}", partial(run_sql, f'DROP ROLE IF EXISTS "{r}"'))
+                for r in self.roles
+            ),
+            *(
+                (f"deleted vhost {v}", partial(self.rabbitmqctl, "delete_vhost", v))
+                for v in self.vhosts
+            ),
+        ]
+        done = []
+        for description, step in steps:
             try:
-                with psycopg.connect(admin.render_as_string(hide_password=False)) as conn:
-                    conn.autocommit = True
-                    conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-                done.append(f"dropped database {database}")
+                step()
+                done.append(description)
             except Exception as exc:
-                done.append(f"FAILED to drop database {database}: {exc!r}")
-        for role in self.roles:  # after the databases they own
-            try:
-                with psycopg.connect(admin.render_as_string(hide_password=False)) as conn:
-                    conn.autocommit = True
-                    conn.execute(f'DROP ROLE IF EXISTS "{role}"')
-                done.append(f"dropped role {role}")
-            except Exception as exc:
-                done.append(f"FAILED to drop role {role}: {exc!r}")
-        for vhost in self.vhosts:
-            try:
-                self.rabbitmqctl("delete_vhost", vhost)
-                done.append(f"deleted vhost {vhost}")
-            except Exception as exc:
-                done.append(f"FAILED to delete vhost {vhost}: {exc!r}")
+                done.append(f"FAILED: {description.split(' ', 1)[1]}: {exc!r}")
         self.databases.clear()
         self.roles.clear()
         self.vhosts.clear()
