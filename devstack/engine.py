@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from devstack.apt import ensure_commands
+
 REPO = Path(__file__).resolve().parent.parent
 CONTAINERS_CONF = REPO / "docker" / "podman" / "containers.conf"
 # Where this machine's pip finds its certificates and settings: builds need them too.
@@ -72,9 +74,7 @@ def docker_answers() -> bool:
 
 
 def podman() -> Engine:
-    if shutil.which("podman") is None or shutil.which("runc") is None:
-        print("podman: installing Debian's podman and runc (about 20 s)")
-        subprocess.run(["apt-get", "install", "-y", "-q", "podman", "runc"], check=True)
+    ensure_commands({"podman": "podman", "runc": "runc"})
     mounts = [f"--volume={path}:{path}:ro" for path in HOST_PIP_FILES if Path(path).exists()]
     return Engine(
         "podman",

@@ -12,12 +12,12 @@ say what each one is). With a registry or a Docker engine, the official images a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from devstack.apt import ensure_commands
 from devstack.engine import Engine, podman
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,8 +48,7 @@ def ensure_images(engine: Engine) -> None:
 def ensure_base(engine: Engine) -> None:
     if engine.image_exists(BASE_IMAGE):
         return
-    if shutil.which("debootstrap") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], check=True)
+    ensure_commands({"debootstrap": "debootstrap"})
     print(f"{BASE_IMAGE}: debootstrap of Debian bookworm (about a minute)")
     with tempfile.TemporaryDirectory(prefix="standin-rootfs-") as rootfs:
         subprocess.run(

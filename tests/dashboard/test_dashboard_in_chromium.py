@@ -9,13 +9,12 @@ picture is one); otherwise it goes to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from devstack.apt import ensure_commands
 from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
 
@@ -35,8 +34,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    if shutil.which("chromium") is None:  # Debian's, installed once per machine
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True)
+    ensure_commands({"chromium": "chromium"})  # Debian's, installed once per machine
     return CHROMIUM
 
 

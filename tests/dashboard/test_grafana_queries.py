@@ -80,7 +80,10 @@ def promtool() -> Path:
     binary = TOOLS / "usr" / "bin" / "promtool"
     if not binary.exists():
         TOOLS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "prometheus"], cwd=TOOLS, check=True)
+        download = ["apt-get", "download", "prometheus"]
+        if subprocess.run(download, cwd=TOOLS).returncode != 0:  # no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], check=True)
+            subprocess.run(download, cwd=TOOLS, check=True)
         package = next(TOOLS.glob("prometheus_*.deb"))
         subprocess.run(["dpkg", "-x", str(package), str(TOOLS)], check=True)
         package.unlink()

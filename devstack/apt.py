@@ -1,0 +1,21 @@
+"""Debian packages a command needs, installed when missing (the machine's own apt, as root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+
+def ensure_commands(packages_by_command: dict[str, str]) -> None:
+    """Install the package of each command that is not on PATH; a failed install is retried
+    once after `apt-get update` (a fresh machine may have no package lists yet)."""
+    missing = sorted({p for c, p in packages_by_command.items() if shutil.which(c) is None})
+    if not missing:
+        return
+    print(f"installing Debian's {', '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *missing]
+    if subprocess.run(install, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
