@@ -12,4 +12,8 @@ from service_kit.web import create_service_app
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     routers = [router, breaker_admin_router(), dashboard_router]
-    return create_service_app("Resource Service", settings or Settings(), bootstrap, routers)
+    # The upload checks its type, then streams and bounds its bytes itself (routes, upload_body).
+    uploads = frozenset({("POST", "/resources")})
+    return create_service_app(
+        "Resource Service", settings or Settings(), bootstrap, routers, streamed_bodies=uploads
+    )

@@ -85,20 +85,24 @@ class BodyLimit:
     """413 in the error format for a request body over `max_bytes`, before anything parses it:
     at once for a declared Content-Length, at the byte that crosses the limit otherwise.
 
-    Such bodies are JSON, which FastAPI reads whole anyway, so the body is read here (never more
-    than the limit) and handed on. MP3 uploads (`audio/mpeg`) pass untouched: the upload route
-    enforces MAX_UPLOAD_BYTES as it streams.
+    Such bodies are JSON, which FastAPI reads whole anyway (whatever their Content-Type), so the
+    body is read here (never more than the limit) and handed on. The routes in `streamed`
+    (method, path) pass untouched: the upload route checks the type first and enforces
+    MAX_UPLOAD_BYTES itself as it streams.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, streamed: frozenset[tuple[str, str]] = frozenset()
+    ):
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
-        if not headers or headers.get(b"content-type", b"").lower().startswith(b"audio/mpeg"):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large()(scope, receive, send)
@@ -138,9 +142,15 @@ Bootstrap = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 def create_service_app(
-    title: str, settings: ServiceSettings, bootstrap: Bootstrap, routers: list[APIRouter]
+    title: str,
+    settings: ServiceSettings,
+    bootstrap: Bootstrap,
+    routers: list[APIRouter],
+    streamed_bodies: frozenset[tuple[str, str]] = frozenset(),
 ) -> FastAPI:
-    """Mount the routes, and a lifespan that runs the service's composition root."""
+    """Mount the routes, and a lifespan that runs the service's composition root.
+
+    `streamed_bodies`: the (method, path) routes that read and bound their own bodies."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,7 +161,7 @@ def create_service_app(
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes, streamed=streamed_bodies)
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
     app.state.health_checks = {}

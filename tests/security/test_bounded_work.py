@@ -131,3 +131,13 @@ def test_metric_labels_take_no_made_up_method(stack):
     metrics = stack.http.get(f"{stack.resource.url}/metrics").text
     assert 'method="BREW"' not in metrics
     assert re.search(r'^http_requests_total\{method="OTHER",', metrics, re.M)
+
+
+def test_an_upload_of_the_wrong_type_is_judged_by_its_type_not_by_the_json_limit(stack):
+    """The upload route bounds its own body: a 2 MiB PDF is the wrong format, not too large."""
+    response = stack.http.post(
+        f"{stack.resource.url}/resources",
+        content=b"%PDF-1.7" + bytes(2 * MIB),
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert_error(response, 400, "Invalid file format: application/pdf. Only MP3 files are allowed")
