@@ -123,6 +123,13 @@ async def remove_deleted(deps: Dependencies, event: ResourceEvent) -> None:
     log.info("resource_removed", objects=len(event.objects))
 
 
+async def _forget_deleted(deps: Dependencies, resource_id: int) -> None:
+    """A `resource.processed` for a resource deleted while it was processed (or moved): the
+    delete removed its objects; the worker may have saved its song after the delete."""
+    await deps.songs.delete_songs([resource_id])
+    log.warning("processed_event_for_unknown_resource", resource_id=resource_id)
+
+
 async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
     """copy -> update the row -> delete the STAGING object; every step safe to repeat.
 
@@ -131,9 +138,7 @@ async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
     resource_id = event.resource_id
     resource = await find_resource(deps, resource_id)
     if resource is None:
-        # Deleted while it was processed: the worker may have saved its song after the delete.
-        await deps.songs.delete_songs([resource_id])
-        log.warning("processed_event_for_unknown_resource", resource_id=resource_id)
+        await _forget_deleted(deps, resource_id)
         return
     if resource.state == PERMANENT:
         # Already moved; a crash may have come before the STAGING object was deleted.
@@ -145,6 +150,9 @@ async def move_to_permanent(deps: Dependencies, event: ResourceEvent) -> None:
     try:
         await deps.objects.copy(resource.bucket, resource.key, location.bucket, key)
     except ObjectMissing as exc:
+        if await find_resource(deps, resource_id) is None:  # deleted during the move
+            await _forget_deleted(deps, resource_id)
+            return
         raise DeadLetter(f"resource {resource_id} has no object to move") from exc
     if await deps.run_in_session(repository.mark_permanent, resource_id, location.bucket, key):
         await deps.objects.delete(resource.staging_bucket, resource.staging_key)

@@ -468,3 +468,37 @@ def test_a_delete_racing_the_processing_leaves_no_song_behind(stack, infra):
     wait_until(lambda: stack.song_of(resource_id).status_code == 404, 30, "no song left")
     assert stack.resource_row(resource_id) is None
     assert parked(stack) == before  # nothing parked
+
+
+def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(stack, proxies, s3):
+    """Found by `make chaos` (seed 8): the move read the row, the delete then removed the row and
+    the STAGING object, and the move's copy found no source. The proxy holds the copy (a PUT)
+    while the test deletes; the move must see that the resource is gone, not park it."""
+    before = parked(stack)
+    for processor in stack.processors:
+        processor.stop()  # the upload's own PUT must pass before the hold
+    resource_id = upload_ok(stack, "deleted mid-move")
+    row = stack.resource_row(resource_id)
+    proxies.s3.hold(b"PUT")
+    for processor in stack.processors:
+        processor.start()
+    wait_until(proxies.s3.holding.is_set, 30, lambda: f"the move's copy held\n{stack.logs()}")
+    deleted = stack.http.delete(f"{stack.resource.url}/resources?id={resource_id}")
+    assert deleted.json() == {"ids": [resource_id]}
+    wait_until(
+        lambda: not object_exists(s3, row.staging_bucket, row.staging_key), 30, "STAGING removed"
+    )
+    proxies.s3.hold(None)
+    proxies.s3.set_mode(Mode.CUT)  # the held copy fails over and is sent again: no source now
+    proxies.s3.set_mode(Mode.PASS)
+    wait_until(
+        lambda: stack.logged(
+            "resource", "processed_event_for_unknown_resource", resource_id=resource_id
+        ),
+        30,
+        lambda: f"the move giving up on the deleted resource\n{stack.logs()}",
+    )
+    assert parked(stack) == before
+    assert stack.song_of(resource_id).status_code == 404
+    copy = f"{stack.permanent_prefix}{row.staging_key.rsplit('/', 1)[-1]}"
+    assert not object_exists(s3, PERMANENT_BUCKET, copy)
