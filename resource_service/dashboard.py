@@ -102,12 +102,13 @@ def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
+# A page and an endless event stream for people, not API operations: not in the OpenAPI.
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 async def dashboard_page() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text())
 
 
-@router.get("/dashboard/stream")
+@router.get("/dashboard/stream", include_in_schema=False)
 async def dashboard_stream(request: Request) -> StreamingResponse:
     dashboard: Dashboard = request.app.state.dashboard
     return StreamingResponse(
