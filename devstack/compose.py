@@ -143,7 +143,8 @@ def up(timeout: float) -> int:
     env = {name: str(port) for name, port in ports.items()}
     if engine.name == "podman":
         standins.ensure_images(engine)
-        build = ["--podman-build-args=" + shlex.join(engine.build_flags), "build"]
+        flags = (*engine.build_flags, *engine.pip_flags)  # our Dockerfile installs from PyPI
+        build = ["--podman-build-args=" + shlex.join(flags), "build"]
     else:
         build = ["build"]
     started = time.monotonic()

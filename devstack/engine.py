@@ -28,6 +28,9 @@ class Engine:
     compose_command: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     build_flags: tuple[str, ...] = ()
+    # For builds that install from PyPI: this machine's certificates and pip settings. Only
+    # those: mounted read-only, they break a Debian package that writes /etc/ssl (ssl-cert).
+    pip_flags: tuple[str, ...] = ()
 
     def _command(self, *args: str, **options: Any) -> subprocess.CompletedProcess[Any]:
         return subprocess.run([self.name, *args], env={**os.environ, **self.env}, **options)
@@ -48,9 +51,10 @@ class Engine:
     def pull(self, image: str) -> bool:
         return self._command("pull", "-q", image, capture_output=True, timeout=600).returncode == 0
 
-    def build(self, tag: str, context: Path) -> None:
+    def build(self, tag: str, context: Path, pip: bool = False) -> None:
+        flags = (*self.build_flags, *(self.pip_flags if pip else ()))
         built = self._command(
-            "build", *self.build_flags, "-t", tag, str(context), capture_output=True, text=True
+            "build", *flags, "-t", tag, str(context), capture_output=True, text=True
         )
         if built.returncode != 0:
             raise SystemExit(
@@ -81,7 +85,8 @@ def podman() -> Engine:
         compose_command=(sys.executable, "-m", "podman_compose"),
         env={"CONTAINERS_CONF": str(CONTAINERS_CONF)},
         # The host network for downloads during builds only; `docker` format keeps HEALTHCHECK.
-        build_flags=("--network=host", "--format=docker", *mounts),
+        build_flags=("--network=host", "--format=docker"),
+        pip_flags=tuple(mounts),
     )
 
 

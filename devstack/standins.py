@@ -26,6 +26,8 @@ RECIPES = REPO / "docker" / "standins"
 BASE_IMAGE = "localhost/standin-base:bookworm"
 BASE_PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# The recipes that install from PyPI (the others take Debian's packages only).
+PIP_RECIPES = {"localstack"}
 # The image the compose file (or the test suite) names -> the folder of its stand-in recipe.
 STANDINS = {
     "docker.io/library/python:3.11.11-slim-bookworm": "python",
@@ -42,7 +44,7 @@ def ensure_images(engine: Engine) -> None:
             continue
         ensure_base(engine)
         print(f"{image}: no registry answers; building its stand-in (docker/standins/{recipe})")
-        engine.build(image, RECIPES / recipe)
+        engine.build(image, RECIPES / recipe, pip=recipe in PIP_RECIPES)
 
 
 def ensure_base(engine: Engine) -> None:
