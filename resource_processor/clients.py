@@ -9,9 +9,9 @@ fixes: the message is parked.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,8 +29,8 @@ from service_kit.retries import log_retry
 
 log = structlog.get_logger(__name__)
 
-DOWNLOAD_CHUNK_BYTES = 1 << 20  # what one download holds in memory at a time
-
+# `bytes 0-65535/1000000`, or `bytes */0` on a 416
+_TOTAL_SIZE = re.compile(r"^bytes (?:\d+-\d+|\*)/(\d+)$")
 
 TRANSIENT_ERRORS = (httpx.TransportError, PeerUnavailable)  # TransportError covers timeouts
 
@@ -57,23 +57,31 @@ class PeerServices:
         self._songs_url = f"{song_service_url.rstrip('/')}/songs"
         self._retry = retry
 
-    async def download_resource(self, resource_id: int, target: Path) -> bool:
-        """Stream the resource's bytes into `target`; False if the resource no longer exists."""
+    async def read_range(self, resource_id: int, offset: int, length: int) -> ByteRange | None:
+        """`length` bytes of the resource from `offset` (fewer at its end), and its size;
+        None if the resource no longer exists."""
         return await self._with_retries(
-            "resource_service", self._download_once, resource_id, target
+            "resource_service", self._range_once, resource_id, offset, length
         )
 
     async def save_song(self, metadata: dict[str, Any]) -> bool:
         """POST the metadata; False if the song already existed (a redelivery: already done)."""
         return await self._with_retries("song_service", self._save_once, metadata)
 
-    async def _download_once(self, resource_id: int, target: Path) -> bool:
-        async with self._http.stream("GET", f"{self._resources_url}/{resource_id}") as response:
+    async def _range_once(self, resource_id: int, offset: int, length: int) -> ByteRange | None:
+        url = f"{self._resources_url}/{resource_id}"
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        async with self._http.stream("GET", url, headers=headers) as response:
             if response.status_code == 404:
-                return False
+                return None
+            if response.status_code == 416:  # an offset at or past the end: nothing there
+                return ByteRange(b"", _total_size(response))
             await _raise_for_status(response, "resource_service")
-            await _write_body(response, target)  # a retry rewrites the file from the start
-            return True
+            if response.status_code == 206:
+                return ByteRange(await response.aread(), _total_size(response))
+            # 200: a server (or proxy) that ignores Range; read as far as the range, no further.
+            head = await _read_prefix(response, offset + length)
+            return ByteRange(head[offset:], int(response.headers["Content-Length"]))
 
     async def _save_once(self, metadata: dict[str, Any]) -> bool:
         response = await self._http.post(self._songs_url, json=metadata)
@@ -110,11 +118,23 @@ async def _raise_for_status(response: httpx.Response, peer: str) -> None:
     raise DeadLetter(detail)
 
 
-async def _write_body(response: httpx.Response, target: Path) -> None:
-    # Chunk by chunk, so memory stays flat for a 200 MB file; disk writes block, hence the thread.
-    file = await asyncio.to_thread(target.open, "wb")
-    try:
-        async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK_BYTES):
-            await asyncio.to_thread(file.write, chunk)
-    finally:
-        await asyncio.to_thread(file.close)
+@dataclass(frozen=True)
+class ByteRange:
+    data: bytes
+    total_size: int  # of the whole resource
+
+
+def _total_size(response: httpx.Response) -> int:
+    match = _TOTAL_SIZE.match(response.headers.get("Content-Range", ""))
+    if match is None:
+        raise PeerUnavailable(f"no usable Content-Range: {response.headers.get('Content-Range')}")
+    return int(match.group(1))
+
+
+async def _read_prefix(response: httpx.Response, size: int) -> bytes:
+    head = bytearray()
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= size:
+            break
+    return bytes(head[:size])

@@ -6,7 +6,7 @@ from service_kit.config import BrokerSettings, ServiceSettings
 class Settings(ServiceSettings, BrokerSettings):
     port: int = 8083  # serves /health and /metrics only
 
-    prefetch_count: int = 4  # messages in flight at once; each may hold a large temp file
+    prefetch_count: int = 4  # messages in flight at once
 
     resource_service_url: str = "http://127.0.0.1:8080"
     song_service_url: str = "http://127.0.0.1:8081"
@@ -15,5 +15,4 @@ class Settings(ServiceSettings, BrokerSettings):
     retry_min_wait_seconds: float = 0.2
     retry_max_wait_seconds: float = 3.0
 
-    download_dir: str | None = None  # where downloads are spooled; None: the system temp dir
     shutdown_grace_seconds: float = 5.0  # how long shutdown waits for messages in flight

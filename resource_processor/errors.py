@@ -9,3 +9,7 @@ class PeerUnavailable(Exception):
 
 class UnreadableAudio(Exception):
     """The bytes are not audio mutagen can read: no retry will change that."""
+
+
+class ResourceGone(Exception):
+    """The resource was deleted before (or while) its tags were read: nothing left to do."""

@@ -1,4 +1,8 @@
-"""The worker's handler: `resource.uploaded` → bytes → tags → Song Service → `resource.processed`.
+"""The worker's handler: `resource.uploaded` → tags → Song Service → `resource.processed`.
+
+The tags are read where the file lies: mutagen parses a `RemoteFile` whose bytes are fetched
+in ranges from the Resource Service as it reads them, so a file costs a few small requests
+whatever its size, and nothing is spooled to disk.
 
 Delivery is at least once, so every step may run twice for one resource: the Song Service's 409
 counts as done, and `resource.processed` may be published twice (its consumer is idempotent).
@@ -8,17 +12,14 @@ The handler returns only after the publish is confirmed; `message_handler` then 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import structlog
 from prometheus_client import Counter
 
-from resource_processor.clients import PeerServices
-from resource_processor.errors import UnreadableAudio
+from resource_processor.clients import ByteRange, PeerServices
+from resource_processor.errors import ResourceGone, UnreadableAudio
+from resource_processor.remote_file import BLOCK_BYTES, RemoteFile
 from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
 
@@ -30,20 +31,18 @@ MESSAGES = Counter(
     "dead_lettered (parked), failed (retried later from a delayed-retry queue)",
     ["outcome"],
 )
+FETCHED_BYTES = Counter(
+    "resource_processor_fetched_bytes_total",
+    "Bytes of resources fetched to read their tags (a few ranges per file, whatever its size)",
+)
 
 PublishEvent = Callable[[ResourceEvent], Awaitable[None]]
 
 
 class ResourceProcessor:
-    def __init__(
-        self,
-        peers: PeerServices,
-        publish_processed: PublishEvent,
-        download_dir: str | None = None,
-    ) -> None:
+    def __init__(self, peers: PeerServices, publish_processed: PublishEvent) -> None:
         self._peers = peers
         self._publish_processed = publish_processed
-        self._download_dir = download_dir
 
     async def process_uploaded(self, event: ResourceEvent) -> None:
         """Handle one `resource.uploaded`; raises DeadLetter for what no retry can fix."""
@@ -59,34 +58,43 @@ class ResourceProcessor:
             MESSAGES.labels(outcome).inc()
 
     async def _process(self, resource_id: int) -> str:
-        async with _temporary_path(self._download_dir) as download:
-            if not await self._peers.download_resource(resource_id, download):
-                # Deleted since the upload (its `resource.deleted` cleans up): nothing to do.
-                log.info("resource_gone_before_processing")
-                return "gone"
-            metadata = await _read_metadata(download, resource_id)
+        try:
+            metadata, fetched = await self._read_metadata(resource_id)
+        except ResourceGone:
+            # Deleted since the upload (its `resource.deleted` cleans up): nothing to do.
+            log.info("resource_gone_before_processing")
+            return "gone"
         created = await self._peers.save_song(metadata)
         await self._publish_processed(ResourceEvent(resource_id))
-        log.info("resource_processed", song_created=created, duration=metadata["duration"])
+        log.info(
+            "resource_processed",
+            song_created=created,
+            duration=metadata["duration"],
+            bytes_fetched=fetched,
+        )
         return "processed"
 
+    async def _read_metadata(self, resource_id: int) -> tuple[dict, int]:
+        """The song metadata, and how many bytes of the file it took to read it."""
+        head = self._found(await self._peers.read_range(resource_id, 0, BLOCK_BYTES))
+        loop = asyncio.get_running_loop()
 
-async def _read_metadata(path: Path, resource_id: int) -> dict:
-    try:
-        return await asyncio.to_thread(extract_song_metadata, path, resource_id)
-    except UnreadableAudio as exc:
-        raise DeadLetter(f"unreadable audio: {exc}") from exc
+        def fetch(offset: int, length: int) -> bytes:
+            # mutagen reads in a worker thread; the request runs on the loop, with its retries.
+            reading = self._peers.read_range(resource_id, offset, length)
+            return self._found(asyncio.run_coroutine_threadsafe(reading, loop).result()).data
 
+        file = RemoteFile(head.total_size, fetch, blocks={0: head.data})
+        try:
+            metadata = await asyncio.to_thread(extract_song_metadata, file, resource_id)
+        except UnreadableAudio as exc:
+            raise DeadLetter(f"unreadable audio: {exc}") from exc
+        finally:
+            FETCHED_BYTES.inc(file.bytes_fetched)
+        return metadata, file.bytes_fetched
 
-@contextlib.asynccontextmanager
-async def _temporary_path(directory: str | None) -> AsyncIterator[Path]:
-    """A fresh file path, removed afterwards: downloads go to disk, never to memory."""
-    handle, name = await asyncio.to_thread(
-        tempfile.mkstemp, prefix="resource-", suffix=".mp3", dir=directory
-    )
-    os.close(handle)
-    try:
-        yield Path(name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(os.unlink, name)
+    @staticmethod
+    def _found(part: ByteRange | None) -> ByteRange:
+        if part is None:
+            raise ResourceGone()
+        return part

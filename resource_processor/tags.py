@@ -42,15 +42,18 @@ _PARSE_ERRORS = (MutagenError, ValueError, IndexError, EOFError, struct.error)
 
 
 def extract_song_metadata(
-    data: bytes | bytearray | memoryview | str | os.PathLike[str], resource_id: int
+    data: bytes | bytearray | memoryview | str | os.PathLike[str] | io.IOBase, resource_id: int
 ) -> dict[str, Any]:
-    """Song metadata for resource `resource_id` from MP3 bytes or an MP3 file path.
+    """Song metadata for resource `resource_id` from MP3 bytes, an MP3 file path, or a
+    seekable binary file object (such as a `RemoteFile`).
 
     Returns exactly the keys id, name, artist, album, duration ("mm:ss") and year ("YYYY").
     Raises UnreadableAudio when no MPEG audio can be parsed; OSError if a path can't be read.
     """
     if isinstance(data, bytes | bytearray | memoryview):
         tags, length = _parse(io.BytesIO(data))
+    elif isinstance(data, io.IOBase):
+        tags, length = _parse(cast(BinaryIO, data))
     else:
         with open(data, "rb") as file:
             tags, length = _parse(file)

@@ -1,17 +1,16 @@
 """The `resource.uploaded` handler against scripted peers and a recording publisher.
 
 The peers are httpx.MockTransport routes, so no sockets; the backoff's sleep is injected and
-only recorded, so no waiting.
+only recorded, so no waiting. A scripted success to a ranged GET is a 206 with that range.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import tracemalloc
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from devstack.mp3 import iter_mp3_chunks, make_mp3, not_mp3
 from resource_processor.clients import PeerServices, RetryPolicy
 from resource_processor.errors import PeerUnavailable
 from resource_processor.handlers import ResourceProcessor
+from resource_processor.remote_file import BLOCK_BYTES
 from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
 
@@ -46,8 +46,20 @@ class ScriptedPeer:
         if isinstance(reply, httpx.Response):
             return reply
         if 200 <= reply < 300:
-            return httpx.Response(reply, content=self.body)
+            return self._success(reply, request.headers.get("Range"))
         return httpx.Response(reply, json={"errorMessage": "scripted", "errorCode": str(reply)})
+
+    def _success(self, status: int, byte_range: str | None) -> httpx.Response:
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", byte_range or "")
+        if match is None:
+            return httpx.Response(status, content=self.body)
+        first, last = int(match[1]), min(int(match[2]), len(self.body) - 1)
+        headers = {"Content-Range": f"bytes {first}-{last}/{len(self.body)}"}
+        return httpx.Response(206, content=self.body[first : last + 1], headers=headers)
+
+    @property
+    def ranges(self) -> list[str | None]:
+        return [request.headers.get("Range") for request in self.requests]
 
 
 @dataclass
@@ -56,7 +68,6 @@ class Harness:
 
     resources: ScriptedPeer
     songs: ScriptedPeer
-    download_dir: Path
     attempts: int = 5
     publish_error: Exception | None = None
     published: list[ResourceEvent] = field(default_factory=list)
@@ -82,7 +93,7 @@ class Harness:
         retry = RetryPolicy(self.attempts, 0.2, 3.0, sleep=record_wait)
         async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
             peers = PeerServices(http, "http://resources.test", "http://songs.test", retry)
-            processor = ResourceProcessor(peers, publish, str(self.download_dir))
+            processor = ResourceProcessor(peers, publish)
             await processor.process_uploaded(ResourceEvent(resource_id))
 
     @property
@@ -91,9 +102,9 @@ class Harness:
 
 
 @pytest.fixture
-def make_harness(tmp_path):
+def make_harness():
     def make(resources: list[Reply], songs: list[Reply], body: bytes = SONG, **kw) -> Harness:
-        return Harness(ScriptedPeer(resources, body), ScriptedPeer(songs), tmp_path, **kw)
+        return Harness(ScriptedPeer(resources, body), ScriptedPeer(songs), **kw)
 
     return make
 
@@ -107,7 +118,13 @@ def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness)
     harness = make_harness([200], [200])
     before = messages_counted("processed")
     harness.process(7)
-    assert [r.url.path for r in harness.resources.requests] == ["/resources/7"]
+    # The first block (the ID3 tag and the first frames), then the last (a possible ID3v1 tag).
+    tail = (len(SONG) - 1) // BLOCK_BYTES * BLOCK_BYTES
+    assert [r.url.path for r in harness.resources.requests] == ["/resources/7"] * 2
+    assert harness.resources.ranges == [
+        f"bytes=0-{BLOCK_BYTES - 1}",
+        f"bytes={tail}-{len(SONG) - 1}",
+    ]
     assert harness.posted == [extract_song_metadata(SONG, 7)]
     assert harness.posted[0] == {
         "id": 7,
@@ -119,7 +136,6 @@ def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness)
     }
     assert harness.published == [ResourceEvent(7)]
     assert messages_counted("processed") == before + 1
-    assert list(harness.download_dir.iterdir()) == []  # the temporary download is gone
 
 
 def test_song_already_saved_counts_as_done(make_harness) -> None:
@@ -140,6 +156,16 @@ def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None
     assert messages_counted("gone") == before + 1
 
 
+def test_a_resource_deleted_while_its_tags_are_read_is_done_with(make_harness) -> None:
+    harness = make_harness([200, 404], [200])  # the first range is there, the next is not
+    before = messages_counted("gone")
+    harness.process(7)
+    assert len(harness.resources.requests) == 2
+    assert harness.songs.requests == []
+    assert harness.published == []
+    assert messages_counted("gone") == before + 1
+
+
 @pytest.mark.parametrize(
     ("resources", "songs"), [([200], [400]), ([400], [200]), ([403], [200]), ([200], [422])]
 )
@@ -150,7 +176,7 @@ def test_other_4xx_from_either_peer_is_dead_lettered_without_retry(
     before = messages_counted("dead_lettered")
     with pytest.raises(DeadLetter, match="answered 4"):
         harness.process(7)
-    assert len(harness.resources.requests) + len(harness.songs.requests) <= 2
+    assert len(harness.resources.requests) + len(harness.songs.requests) <= 3  # 2 ranges, 1 POST
     assert harness.waits == []
     assert harness.published == []
     assert messages_counted("dead_lettered") == before + 1
@@ -166,7 +192,8 @@ def test_transient_failure_is_retried_then_succeeds(make_harness, transient, fai
     scripts = {"resources": [200], "songs": [200], failing_peer: [transient, 200]}
     harness = make_harness(scripts["resources"], scripts["songs"])
     harness.process(7)
-    assert len(getattr(harness, failing_peer).requests) == 2
+    extra = 1 if failing_peer == "resources" else 0  # the range after the first
+    assert len(getattr(harness, failing_peer).requests) == 2 + extra
     assert len(harness.waits) == 1 and 0.2 <= harness.waits[0] <= 0.4
     assert harness.posted[-1] == extract_song_metadata(SONG, 7)
     assert harness.published == [ResourceEvent(7)]
@@ -195,7 +222,6 @@ def test_unreadable_audio_is_dead_lettered_without_saving_a_song(make_harness) -
         harness.process(7)
     assert harness.songs.requests == []
     assert harness.published == []
-    assert list(harness.download_dir.iterdir()) == []
 
 
 def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(make_harness) -> None:
@@ -207,7 +233,7 @@ def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(make_harness) 
 
 
 class BrokenMidway(httpx.AsyncByteStream):
-    """A body that stops after its first chunk, as when the peer dies mid-download."""
+    """A body that stops after its first half, as when the peer dies mid-answer."""
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -217,34 +243,40 @@ class BrokenMidway(httpx.AsyncByteStream):
         raise httpx.RemoteProtocolError("peer closed connection mid-body")
 
 
-def test_a_download_cut_off_midway_is_fetched_again_from_the_start(make_harness) -> None:
-    cut_off = httpx.Response(200, stream=BrokenMidway(SONG))
+def test_a_range_cut_off_midway_is_fetched_again(make_harness) -> None:
+    head = SONG[:BLOCK_BYTES]
+    cut_off = httpx.Response(
+        206,
+        stream=BrokenMidway(head),
+        headers={"Content-Range": f"bytes 0-{BLOCK_BYTES - 1}/{len(SONG)}"},
+    )
     harness = make_harness([cut_off, 200], [200])
     harness.process(7)
-    assert len(harness.resources.requests) == 2
-    assert harness.posted == [extract_song_metadata(SONG, 7)]  # not the half file plus the whole
+    assert harness.resources.ranges[:2] == [f"bytes=0-{BLOCK_BYTES - 1}"] * 2
+    assert harness.posted == [extract_song_metadata(SONG, 7)]  # not the half range
 
 
-class ChunkedMp3(httpx.AsyncByteStream):
-    def __init__(self, total_bytes: int) -> None:
-        self._total = total_bytes
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in iter_mp3_chunks(self._total, title="Big"):
-            yield chunk
+def test_a_server_that_ignores_range_gives_the_same_tags(make_harness) -> None:
+    whole = httpx.Response(200, content=SONG, headers={"Content-Length": str(len(SONG))})
+    harness = make_harness([whole], [200])
+    harness.process(7)
+    assert harness.posted == [extract_song_metadata(SONG, 7)]
 
 
-def test_a_large_download_streams_to_disk_in_flat_memory(make_harness) -> None:
-    size = 40_000_000
-    harness = make_harness([httpx.Response(200, stream=ChunkedMp3(size))], [200])
-    tracemalloc.start()
-    try:
-        harness.process(7)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
+@pytest.mark.parametrize("size", [1_000_000, 100_000_000], ids=["1MB", "100MB"])
+def test_a_file_costs_the_same_few_requests_whatever_its_size(make_harness, size) -> None:
+    body = b"".join(iter_mp3_chunks(size, title="Big"))
+    harness = make_harness([200], [200], body=body)
+    before = fetched_bytes()
+    harness.process(7)
+    assert harness.posted == [extract_song_metadata(body, 7)]
     assert harness.posted[0]["name"] == "Big"
+    assert len(harness.resources.requests) == 2
+    assert fetched_bytes() - before <= 2 * BLOCK_BYTES <= 256 * 1024
+
+
+def fetched_bytes() -> float:
+    return REGISTRY.get_sample_value("resource_processor_fetched_bytes_total") or 0.0
 
 
 def test_every_log_line_names_the_resource(make_harness) -> None:

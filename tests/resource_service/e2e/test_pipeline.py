@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devstack.mp3 import make_mp3, truncated_mp3
 from devstack.stack import wait_until
+from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import (
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
@@ -13,6 +16,7 @@ from service_kit.messaging import (
 )
 from service_kit.s3 import object_exists
 from tests.amqp import message_count, publish_event, queue_depth, take_without_ack
+from tests.mp3_fixtures import mp3_fixtures
 
 
 def assert_only_in_permanent(s3, row) -> None:
@@ -64,6 +68,32 @@ def test_a_truncated_mp3_is_processed_from_the_frames_it_has(stack, s3):
     resource_id = stack.upload(truncated_mp3()).json()["id"]
     assert_only_in_permanent(s3, stack.wait_permanent(resource_id))
     assert stack.song_of(resource_id).status_code == 200
+
+
+def bytes_fetched(stack, resource_id: int) -> list[int]:
+    """What each `resource_processed` log line of the resource says it fetched."""
+    fetched = []
+    for path in stack.log_dir.glob("processor*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"resource_processed"' in line and (record := json.loads(line))["resource_id"] == (
+                resource_id
+            ):
+                fetched.append(record["bytes_fetched"])
+    return fetched
+
+
+def test_every_fixture_gets_the_tags_read_from_the_whole_file_for_a_few_ranges(stack):
+    ids = {}
+    for name, data in mp3_fixtures().items():
+        response = stack.upload(data)
+        assert response.status_code == 200, (name, response.text)
+        ids[name] = response.json()["id"]
+    for name, resource_id in ids.items():
+        data = mp3_fixtures()[name]
+        stack.wait_permanent(resource_id, timeout=30)
+        assert stack.song_of(resource_id).json() == extract_song_metadata(data, resource_id), name
+        fetched = bytes_fetched(stack, resource_id)
+        assert fetched and max(fetched) <= min(len(data), 256 * 1024), (name, fetched)
 
 
 def handled_and_acked(stack, infra, event: str, resource_id: int) -> None:
