@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 
@@ -23,50 +24,62 @@ class AttemptDeadlines:
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # key -> (task, deadline, task.cancelling() at start); insertion order is deadline order
-        self._in_flight: dict[int, tuple[asyncio.Task[Any], float, int]] = {}
-        self._expired: dict[int, int] = {}  # key -> task.cancelling() at start
+        # key -> (task, deadline); insertion order is deadline order
+        self._in_flight: dict[int, tuple[asyncio.Task[Any], float]] = {}
+        self._expired: dict[int, int] = {}  # key -> task.cancelling() just before our cancel
         self._keys = itertools.count()
 
     def start(self) -> int:
         """Register the current task's call; returns the key to pass to `finish`."""
+        # `current_task(loop)` is a dict lookup; `get_running_loop()` costs a getpid() system
+        # call, so it runs only when this loop has no current task (a new loop, or none).
+        task = asyncio.current_task(self._loop) if self._loop is not None else None
+        if task is None:
+            task = self._task_on_new_loop()
+        key = next(self._keys)
+        # The loop's own clock, without its Python-level `time()` method (asyncio's loops use
+        # time.monotonic; uvloop's is the same clock, read once per loop iteration).
+        deadline = time.monotonic() + self.timeout
+        self._in_flight[key] = (task, deadline)
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expire_due)  # type: ignore[union-attr]
+        return key
+
+    def _task_on_new_loop(self) -> asyncio.Task[Any]:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._use_loop(loop)
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a breaker call must run inside an asyncio task")
-        key = next(self._keys)
-        deadline = loop.time() + self.timeout
-        self._in_flight[key] = (task, deadline, task.cancelling())
-        if self._timer is None:
-            self._timer = loop.call_at(deadline, self._expire_due)
-        return key
+        return task
 
     def finish(self, key: int) -> bool:
         """Forget call `key`. True if its deadline cancelled the task and nobody else did."""
         if self._in_flight.pop(key, None) is not None:
             return False
-        cancelling_at_start = self._expired.pop(key, None)
-        if cancelling_at_start is None:  # forgotten when the breaker moved to another loop
+        cancelling_before = self._expired.pop(key, None)
+        if cancelling_before is None:  # forgotten when the breaker moved to another loop
             return False
         task = asyncio.current_task()
         assert task is not None
-        return task.uncancel() <= cancelling_at_start
+        return task.uncancel() <= cancelling_before
 
     def _expire_due(self) -> None:
         assert self._loop is not None
         self._timer = None
-        now = self._loop.time()
+        now = time.monotonic()
         due = []
-        for key, (task, deadline, cancelling_at_start) in self._in_flight.items():
+        for key, (task, deadline) in self._in_flight.items():
             if deadline > now:  # the oldest call still in time: wake up again for it
                 self._timer = self._loop.call_at(deadline, self._expire_due)
                 break
-            due.append((key, task, cancelling_at_start))
-        for key, task, cancelling_at_start in due:
+            due.append((key, task))
+        for key, task in due:
             del self._in_flight[key]
-            self._expired[key] = cancelling_at_start
+            # Counted here rather than at the start, which would cost every call: the same
+            # unless someone cancelled the task before us and it swallowed that cancellation.
+            self._expired[key] = task.cancelling()
             task.cancel()
 
     def _use_loop(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -23,17 +23,24 @@ class CountWindow:
         self.slow = 0
 
     def record(self, failed: bool, slow: bool) -> None:
+        # Written for the common call, a fast success evicting another: no total changes.
         index = self._next
+        slots = self._slots
         if self.size == self.capacity:  # full: the oldest call drops out
-            evicted = self._slots[index]
-            self.failed -= evicted & _FAILED
-            self.slow -= evicted >> 1
+            evicted = slots[index]
+            if evicted:
+                self.failed -= evicted & _FAILED
+                self.slow -= evicted >> 1
         else:
             self.size += 1
-        self._slots[index] = failed | (slow << 1)
-        self.failed += failed
-        self.slow += slow
-        self._next = index + 1 if index + 1 < self.capacity else 0
+        if failed or slow:
+            slots[index] = failed | (slow << 1)
+            self.failed += failed
+            self.slow += slow
+        else:
+            slots[index] = 0
+        index += 1
+        self._next = 0 if index == self.capacity else index
 
     def exceeds(self, failure_rate_threshold: float, slow_call_rate_threshold: float) -> bool:
         """True once enough calls are recorded and either rate is at or above its threshold."""
