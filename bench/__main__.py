@@ -2,8 +2,8 @@
 figures as JSON in bench/results.json.
 
     .venv/bin/python -m bench                  # everything (a few minutes)
-    .venv/bin/python -m bench --only degraded  # some groups: throughput memory profile
-                                               #   pipeline degraded breaker
+    .venv/bin/python -m bench --only degraded  # some groups: throughput curves download
+                                               #   memory profile pipeline degraded breaker
 
 Each stack is a whole platform of its own (fresh databases and RabbitMQ vhost, dropped at the
 end); S3 is the LocalStack on this machine, started when none answers. Services' logs and the
@@ -24,13 +24,33 @@ from pathlib import Path
 
 import structlog
 
-from bench import breaker_overhead, degraded, memory, pipeline, throughput, transfer_profile
+from bench import (
+    breaker_overhead,
+    curves,
+    degraded,
+    download_path,
+    memory,
+    pipeline,
+    throughput,
+    transfer_profile,
+)
 from bench.env import BenchEnv
 from bench.report import Figure, print_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("throughput", "memory", "profile", "pipeline", "degraded", "breaker")
-BUDGET_SECONDS = 600
+GROUPS = (
+    "throughput",
+    "curves",
+    "download",
+    "memory",
+    "profile",
+    "pipeline",
+    "degraded",
+    "breaker",
+)
+BUDGET_SECONDS = 900
+# The transfer stack lets 64 uploads in at once, so the concurrency curve reaches 64 clients.
+TRANSFER_ENV = {"MAX_CONCURRENT_UPLOADS": "64"}
 
 
 def measure(name: str, selected: set[str], work: Callable[[], list[Figure]]) -> list[Figure]:
@@ -60,7 +80,7 @@ def measure(name: str, selected: set[str], work: Callable[[], list[Figure]]) -> 
 def run(selected: set[str], run_dir: Path) -> list[Figure]:
     figures: list[Figure] = []
     stacks = {
-        "transfer": {"throughput", "memory", "profile"},
+        "transfer": {"throughput", "curves", "download", "memory", "profile"},
         "pipeline": {"pipeline"},
         "degraded": {"degraded"},
     }
@@ -68,15 +88,19 @@ def run(selected: set[str], run_dir: Path) -> list[Figure]:
         s3 = env.s3_client()
         if selected & stacks["transfer"]:
             # No processors: nothing but the measured transfer runs in the Resource Service.
-            with env.stack("transfer", processors=0) as stack:
-                figures += measure("throughput", selected, lambda: throughput.figures(stack, s3))
+            with env.stack("transfer", processors=0, resource_env=TRANSFER_ENV) as stack:
+                # Memory first: a process that has already held big bodies grows no more.
                 figures += measure("memory", selected, lambda: memory.figures(stack))
+                figures += measure(
+                    "throughput", selected, lambda: throughput.figures(stack, s3, env.s3_client)
+                )
+                figures += measure("curves", selected, lambda: curves.figures(stack, s3))
+                figures += measure("download", selected, lambda: download_path.figures(s3))
                 figures += measure(
                     "profile", selected, lambda: transfer_profile.figures(stack, s3, run_dir)
                 )
         if selected & stacks["pipeline"]:
-            with env.stack("pipeline", processors=2) as stack:
-                figures += measure("pipeline", selected, lambda: pipeline.figures(stack))
+            figures += measure("pipeline", selected, lambda: pipeline.figures(env))
         if selected & stacks["degraded"]:
             with env.stack("degraded", processors=0, resource_env=degraded.BREAKER_ENV) as stack:
                 figures += measure("degraded", selected, lambda: degraded.figures(stack))

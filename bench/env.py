@@ -41,12 +41,17 @@ class BenchEnv:
     def s3_endpoint_url(self) -> str:
         return localstack.endpoint()
 
-    def s3_client(self):
-        return make_s3_client(S3Settings(s3_endpoint_url=self.s3_endpoint_url))
+    def s3_client(self, endpoint_url: str | None = None):
+        """A client made as the services make theirs, for LocalStack or another endpoint."""
+        return make_s3_client(S3Settings(s3_endpoint_url=endpoint_url or self.s3_endpoint_url))
 
     @contextlib.contextmanager
     def stack(
-        self, label: str, processors: int = 1, resource_env: dict[str, str] | None = None
+        self,
+        label: str,
+        processors: int = 1,
+        resource_env: dict[str, str] | None = None,
+        processor_env: dict[str, str] | None = None,
     ) -> Iterator[Stack]:
         """A whole platform of its own; every process is stopped (and thawed) when it ends."""
         log_dir = self.run_dir / label
@@ -58,6 +63,7 @@ class BenchEnv:
             log_dir,
             processors=processors,
             resource_env={"MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES), **(resource_env or {})},
+            processor_env=processor_env,
         )
         try:
             yield stack

@@ -1,12 +1,18 @@
-"""The whole pipeline under load: 200 uploads of 1 MB from 16 concurrent clients, each timed
-from the start of its upload until its row is PERMANENT (processed, tags saved, moved).
+"""The whole pipeline under load: uploads from 16 concurrent clients, each timed from the start
+of its upload until its row is PERMANENT (processed, tags saved, moved).
 
-Run with 2 processors, then with 1 (one stopped): how far a second worker helps on this machine.
+Files of 1 MB and of 10 MB, with 4 processors, then 3, 2 and 1 (one stopped each time); then
+10 MB files with 2 processors that fetch every whole file (TAGS_BLOCK_BYTES past the file
+size): how the pipeline did before the processor read only the tags' ranges. That baseline
+holds each file in memory, where the old processor streamed it to disk, so it flatters the
+old way. The processors' logs say how many bytes each file cost (`bytes_fetched`); one 100 MB
+file adds the largest size. Plotted to images/bench-pipeline.png.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -15,23 +21,30 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import create_engine, select
 
+from bench.env import BenchEnv
 from bench.payloads import MB, delete, mp3_bytes, upload
+from bench.plots import two_panels
 from bench.proc import cpu_seconds, machine_busy_seconds, s3_server_pid
 from bench.report import Figure, percentile
-from devstack.stack import Stack
+from devstack.stack import Stack, wait_until
 from resource_service.models import PERMANENT, Resource
 
-FILES = 200
-FILE_BYTES = 1 * MB
+FILES = {1 * MB: 100, 10 * MB: 40}  # file size -> uploads per run
+PROCESSORS = (4, 3, 2, 1)
 CLIENTS = 16
 POLL_SECONDS = 0.02
 DEADLINE_SECONDS = 180.0
-GROUP = f"pipeline, {FILES} x 1 MB, {CLIENTS} clients"
+GROUP = f"pipeline, {CLIENTS} clients"
+TARGET_SPEEDUP = 3.0  # 10 MB files, 2 processors, against the whole-file baseline
+MAX_FETCHED_BYTES = 256 * 1024
+WHOLE_FILE_ENV = {"TAGS_BLOCK_BYTES": str(16 * 1024 * 1024)}  # one range: the whole 10 MB file
 
 
 @dataclass
 class Run:
     processors: int
+    files: int
+    file_bytes: int
     started: dict[int, float] = field(default_factory=dict)  # resource id -> upload start
     permanent: dict[int, float] = field(default_factory=dict)  # resource id -> first seen
     first_start: float = 0.0
@@ -49,7 +62,7 @@ class Run:
 
 async def _upload_all(stack: Stack, data: bytes, run: Run) -> None:
     todo: asyncio.Queue[int] = asyncio.Queue()
-    for number in range(FILES):
+    for number in range(run.files):
         todo.put_nowait(number)
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     async with httpx.AsyncClient(base_url=stack.resource.url, timeout=60, limits=limits) as http:
@@ -107,8 +120,11 @@ def _platform_pids(stack: Stack) -> dict[str, int]:
     return pids
 
 
-def run_pipeline(stack: Stack, data: bytes) -> Run:
-    run = Run(processors=sum(1 for p in stack.processors if p.running.poll() is None))
+def run_pipeline(stack: Stack, size: int, files: int) -> Run:
+    """`files` uploads of an MP3 of (just under) `size` bytes, each until it is PERMANENT."""
+    data = mp3_bytes(size)
+    running = sum(1 for p in stack.processors if p.running.poll() is None)
+    run = Run(processors=running, files=files, file_bytes=size)
     pids = _platform_pids(stack)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     busy_before, all_before = machine_busy_seconds()
@@ -147,38 +163,133 @@ def _warm_up(stack: Stack, data: bytes) -> None:
         delete(stack, ids)
 
 
-def figures(stack: Stack) -> list[Figure]:
-    data = mp3_bytes(FILE_BYTES)
-    _warm_up(stack, data)
-    runs = [run_pipeline(stack, data)]
-    for extra in stack.processors[1:]:
-        extra.stop()
-    runs.append(run_pipeline(stack, data))
-    two, one = runs
-    results = [
-        Figure(
-            f"throughput, {_processors(two)}",
-            "files/s",
-            FILES / two.seconds,
-            baseline=FILES / one.seconds,
-            group=GROUP,
-            note=f"baseline: {_processors(one)}; ratio: how it scales",
-        ),
-        Figure(f"throughput, {_processors(one)}", "files/s", FILES / one.seconds, group=GROUP),
+def figures(env: BenchEnv) -> list[Figure]:
+    with env.stack("pipeline", processors=max(PROCESSORS)) as stack:
+        runs = _runs_by_processors(stack)
+        fetched = list(_bytes_fetched(stack).values())
+        fetched_100mb = _one_file_fetched(stack, 100 * MB)
+    with env.stack("pipeline-whole-file", processors=2, processor_env=WHOLE_FILE_ENV) as stack:
+        _warm_up(stack, mp3_bytes(10 * MB))
+        baseline = run_pipeline(stack, 10 * MB, FILES[10 * MB])
+    _plot(runs, baseline)
+    return [
+        *_speedup_figures(runs, baseline),
+        *_fetched_figures(fetched, fetched_100mb),
+        *_run_figures(runs),
+        *_cpu_figures(next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)),
     ]
+
+
+def _runs_by_processors(stack: Stack) -> list[Run]:
+    runs = []
+    _warm_up(stack, mp3_bytes(1 * MB))
+    for count in PROCESSORS:
+        for extra in stack.processors[count:]:
+            extra.stop()
+        for size, files in FILES.items():
+            runs.append(run_pipeline(stack, size, files))
+    return runs
+
+
+def _one_file_fetched(stack: Stack, size: int) -> int:
+    """The bytes one file of `size` cost, once its processor has said so."""
+    resource_id = upload(stack, mp3_bytes(size))
+    try:
+        stack.wait_permanent(resource_id, timeout=120)
+        wait_until(lambda: resource_id in _bytes_fetched(stack), 10, "no resource_processed line")
+    finally:
+        delete(stack, [resource_id])
+    return _bytes_fetched(stack)[resource_id]
+
+
+def _bytes_fetched(stack: Stack) -> dict[int, int]:
+    """resource id -> the bytes its tags cost, from the processors' `resource_processed` lines."""
+    found = {}
+    for path in stack.log_dir.glob("processor*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"resource_processed"' in line:
+                record = json.loads(line)
+                found[record["resource_id"]] = record["bytes_fetched"]
+    return found
+
+
+def _speedup_figures(runs: list[Run], baseline: Run) -> list[Figure]:
+    ranged = next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)
+    return [
+        Figure(
+            "10 MB files/s, tags read by range vs whole files",
+            "files/s",
+            ranged.files / ranged.seconds,
+            baseline.files / baseline.seconds,
+            target=f">= {TARGET_SPEEDUP:g} x baseline",
+            met=ranged.files / ranged.seconds >= TARGET_SPEEDUP * baseline.files / baseline.seconds,
+            group=GROUP,
+            note="2 processors each; baseline: every whole file fetched, in memory",
+        )
+    ]
+
+
+def _fetched_figures(fetched: list[int], fetched_100mb: int) -> list[Figure]:
+    largest = max([*fetched, fetched_100mb])
+    return [
+        Figure(
+            "bytes fetched per file, the most of any file",
+            "KiB",
+            largest / 1024,
+            target=f"<= {MAX_FETCHED_BYTES // 1024} KiB",
+            met=largest <= MAX_FETCHED_BYTES,
+            group=GROUP,
+            note=f"{len(fetched)} files of 1 and 10 MB, and one of 100 MB: "
+            f"{fetched_100mb / 1024:.0f} KiB",
+        )
+    ]
+
+
+def _run_figures(runs: list[Run]) -> list[Figure]:
+    one = {r.file_bytes: r for r in runs if r.processors == 1}
+    results = []
     for run in runs:
-        for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-            latency_ms = percentile(run.latencies, fraction) * 1000
-            name = f"upload -> PERMANENT latency {label}, {_processors(run)}"
-            results.append(Figure(name, "ms", latency_ms, group=GROUP))
-    for run in runs:
-        results += _cpu_figures(run)
+        latency = ", ".join(
+            f"{label} {percentile(run.latencies, fraction) * 1000:.0f} ms"
+            for label, fraction in (("p50", 0.5), ("p99", 0.99))
+        )
+        base = one[run.file_bytes]
+        results.append(
+            Figure(
+                f"{run.file_bytes // MB} MB files, {_processors(run)}",
+                "files/s",
+                run.files / run.seconds,
+                base.files / base.seconds if run is not base else None,
+                group=GROUP,
+                note=f"upload -> PERMANENT {latency}; baseline: 1 processor",
+            )
+        )
     return results
+
+
+def _plot(runs: list[Run], baseline: Run) -> None:
+    rate: dict[str, list[tuple[float, float]]] = {}
+    latency: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        label = f"{run.file_bytes // MB} MB"
+        rate.setdefault(label, []).append((run.processors, run.files / run.seconds))
+        latency.setdefault(f"{label} p99", []).append(
+            (run.processors, percentile(run.latencies, 0.99) * 1000)
+        )
+    rate["10 MB, whole files (before)"] = [(2, baseline.files / baseline.seconds)]
+    two_panels(
+        "bench-pipeline",
+        f"Upload to PERMANENT, {CLIENTS} clients, by processors",
+        "processors",
+        ("files/s", rate),
+        ("upload -> PERMANENT p99 (ms)", latency),
+        log_x=False,
+    )
 
 
 def _cpu_figures(run: Run) -> list[Figure]:
     """What bounds the throughput: CPU per file of our processes, and how busy the CPUs were."""
-    per_file = {name: seconds / FILES * 1000 for name, seconds in run.cpu.items()}
+    per_file = {name: seconds / run.files * 1000 for name, seconds in run.cpu.items()}
     ranked = sorted(per_file.items(), key=lambda item: -item[1])
     cores = os.cpu_count() or 1
     total = sum(per_file.values())

@@ -210,6 +210,13 @@ def _profile(stack: Stack, kind: str, service, raw, run_dir: Path) -> list[Figur
             note="its process, every thread",
         ),
         Figure(
+            f"Resource Service CPU per MB {kind}ed",
+            "ms/MB",
+            service_cost.service * 1000 / (FILE_BYTES / MB),
+            group=group,
+            note=f"of {TRANSFERS} transfers of 10 MB; clock ticks of 10 ms bound its precision",
+        ),
+        Figure(
             "S3 server CPU (service vs straight to S3)",
             "ms",
             service_cost.s3_server * 1000,

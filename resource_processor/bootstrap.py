@@ -34,7 +34,9 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             max_wait_seconds=settings.retry_max_wait_seconds,
         )
         peers = PeerServices(http, settings.resource_service_url, settings.song_service_url, retry)
-        processor = ResourceProcessor(peers, partial(broker.publish, RESOURCE_PROCESSED))
+        processor = ResourceProcessor(
+            peers, partial(broker.publish, RESOURCE_PROCESSED), settings.tags_block_bytes
+        )
         broker.consume(RESOURCE_UPLOADED, processor.process_uploaded)
         broker.start()  # for as long as it takes; /health says DOWN until then
         try:

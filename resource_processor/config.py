@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from service_kit.config import BrokerSettings, ServiceSettings
 
 
@@ -15,4 +17,7 @@ class Settings(ServiceSettings, BrokerSettings):
     retry_min_wait_seconds: float = 0.2
     retry_max_wait_seconds: float = 3.0
 
+    # The tags are read in aligned ranges of this size: most files need the first and the last.
+    # As large as the file, it is fetched whole (the benchmark's baseline: how it once worked).
+    tags_block_bytes: int = Field(64 * 1024, gt=0)
     shutdown_grace_seconds: float = 5.0  # how long shutdown waits for messages in flight

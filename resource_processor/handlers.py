@@ -40,9 +40,12 @@ PublishEvent = Callable[[ResourceEvent], Awaitable[None]]
 
 
 class ResourceProcessor:
-    def __init__(self, peers: PeerServices, publish_processed: PublishEvent) -> None:
+    def __init__(
+        self, peers: PeerServices, publish_processed: PublishEvent, block_bytes: int = BLOCK_BYTES
+    ) -> None:
         self._peers = peers
         self._publish_processed = publish_processed
+        self._block_bytes = block_bytes
 
     async def process_uploaded(self, event: ResourceEvent) -> None:
         """Handle one `resource.uploaded`; raises DeadLetter for what no retry can fix."""
@@ -76,7 +79,8 @@ class ResourceProcessor:
 
     async def _read_metadata(self, resource_id: int) -> tuple[dict, int]:
         """The song metadata, and how many bytes of the file it took to read it."""
-        head = self._found(await self._peers.read_range(resource_id, 0, BLOCK_BYTES))
+        block = self._block_bytes
+        head = self._found(await self._peers.read_range(resource_id, 0, block))
         loop = asyncio.get_running_loop()
 
         def fetch(offset: int, length: int) -> bytes:
@@ -84,7 +88,7 @@ class ResourceProcessor:
             reading = self._peers.read_range(resource_id, offset, length)
             return self._found(asyncio.run_coroutine_threadsafe(reading, loop).result()).data
 
-        file = RemoteFile(head.total_size, fetch, blocks={0: head.data})
+        file = RemoteFile(head.total_size, fetch, blocks={0: head.data}, block_bytes=block)
         try:
             metadata = await asyncio.to_thread(extract_song_metadata, file, resource_id)
         except UnreadableAudio as exc:

@@ -6,8 +6,8 @@ this file instead of a downloaded copy, it costs the same few range requests for
 for a 1 MB one. Why hand-written: neither httpx nor mutagen offers a file object over HTTP ranges,
 and the one library that does (fsspec's HTTP file) brings aiohttp and its own event loop.
 
-Reads are served from aligned blocks of BLOCK_BYTES; the blocks a read lacks are fetched in one
-range request, and kept (a tag is read, then seeked past, then read again by another parser).
+Reads are served from aligned blocks (BLOCK_BYTES unless told); the blocks a read lacks are
+fetched in one range request, and kept (a tag is read, then seeked past, then read again).
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ FetchRange = Callable[[int, int], bytes]
 
 
 class RemoteFile(io.RawIOBase):
-    def __init__(self, size: int, fetch: FetchRange, blocks: dict[int, bytes] | None = None):
+    def __init__(
+        self,
+        size: int,
+        fetch: FetchRange,
+        blocks: dict[int, bytes] | None = None,
+        block_bytes: int = BLOCK_BYTES,
+    ):
         """A file of `size` bytes read through `fetch`; `blocks` are ones already fetched
         (block number -> its bytes), such as the first one, which told the size."""
         super().__init__()
         self.size = size
+        self.block_bytes = block_bytes
         self._fetch = fetch
         self._blocks = dict(blocks or {})
         self._position = 0
@@ -59,10 +66,10 @@ class RemoteFile(io.RawIOBase):
         end = self.size if size is None or size < 0 else min(start + size, self.size)
         if start >= end:
             return b""
-        first, last = start // BLOCK_BYTES, (end - 1) // BLOCK_BYTES
+        first, last = start // self.block_bytes, (end - 1) // self.block_bytes
         self._fetch_missing(first, last)
         joined = b"".join(self._blocks[number] for number in range(first, last + 1))
-        offset = start - first * BLOCK_BYTES
+        offset = start - first * self.block_bytes
         self._position = end
         return joined[offset : offset + end - start]
 
@@ -79,13 +86,14 @@ class RemoteFile(io.RawIOBase):
         missing = [number for number in range(first, last + 1) if number not in self._blocks]
         if not missing:
             return
-        offset = missing[0] * BLOCK_BYTES
-        length = min((missing[-1] + 1) * BLOCK_BYTES, self.size) - offset
+        block = self.block_bytes
+        offset = missing[0] * block
+        length = min((missing[-1] + 1) * block, self.size) - offset
         data = self._fetch(offset, length)
         if len(data) != length:  # not OSError: mutagen would take that for a damaged file
             raise PeerUnavailable(f"asked for {length} bytes at {offset}, got {len(data)}")
         self.requests += 1
         self.bytes_fetched += length
         for number in range(missing[0], missing[-1] + 1):
-            start = (number - missing[0]) * BLOCK_BYTES
-            self._blocks.setdefault(number, data[start : start + BLOCK_BYTES])
+            start = (number - missing[0]) * block
+            self._blocks.setdefault(number, data[start : start + block])

@@ -74,7 +74,12 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         )
         dependencies = handlers.Dependencies(
             session_factory=session_factory,
-            objects=ObjectStore(make_s3_client(settings), settings.upload_part_bytes, s3_threads),
+            objects=ObjectStore(
+                make_s3_client(settings),
+                settings.upload_single_put_bytes,
+                settings.upload_part_bytes,
+                s3_threads,
+            ),
             storage=lookup,
             songs=SongClient(song_http),
             relay=relay,

@@ -55,29 +55,67 @@ def object_key(path: str, file_name: str) -> str:
     return f"{prefix}/{file_name}" if prefix else file_name
 
 
-async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int:
-    """Reserve the id, store the bytes, then commit the row: a crash between the last two
-    leaves an intent that the relay expires into a delete (`repository.expire_upload_intents`)."""
+@dataclass(frozen=True)
+class Reservation:
+    resource_id: int
+    bucket: str
+    key: str
+
+
+async def _reserve(deps: Dependencies) -> Reservation:
+    """Where the upload goes (the Storage lookup), and its id and intent, recorded."""
     location = await deps.storage.location(STAGING)
     key = object_key(location.path, f"{uuid.uuid4()}.mp3")
     resource_id = await deps.run_in_session(
         repository.reserve_upload, location.bucket, key, deps.upload_intent_seconds
     )
+    return Reservation(resource_id, location.bucket, key)
+
+
+async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int:
+    """Reserve the id, store the bytes, then commit the row: a crash between the last two
+    leaves an intent that the relay expires into a delete (`repository.expire_upload_intents`).
+
+    The reservation runs while the body arrives: the object store awaits it only before its
+    first write, so the Storage lookup and the intent's commit cost no time of their own.
+    """
+    reserving = asyncio.ensure_future(_reserve(deps))
+
+    async def destination() -> tuple[str, str]:
+        reservation = await reserving
+        return reservation.bucket, reservation.key
+
     try:
-        size = await deps.objects.upload(location.bucket, key, body)
+        size = await deps.objects.upload(body, destination)
+        reservation = reserving.result()
         if not await deps.run_in_session(
-            repository.add_resource, resource_id, location.bucket, key
+            repository.add_resource, reservation.resource_id, reservation.bucket, reservation.key
         ):
-            raise UploadExpired(resource_id)
+            raise UploadExpired(reservation.resource_id)
     except BaseException:
-        # No row, no event: the object must not outlive the failed request either.
-        await asyncio.shield(deps.objects.delete(location.bucket, key))
+        await _undo_upload(deps, reserving)
         raise
     deps.relay.nudge()
     log.info(
-        "resource_uploaded", resource_id=resource_id, bucket=location.bucket, key=key, size=size
+        "resource_uploaded",
+        resource_id=reservation.resource_id,
+        bucket=reservation.bucket,
+        key=reservation.key,
+        size=size,
     )
-    return resource_id
+    return reservation.resource_id
+
+
+async def _undo_upload(deps: Dependencies, reserving: asyncio.Future[Reservation]) -> None:
+    """No row, no event: the object must not outlive the failed request either. An intent
+    that was recorded stays, and expires into a delete of nothing."""
+    if not reserving.done():
+        reserving.cancel()
+        return
+    if reserving.cancelled() or reserving.exception() is not None:
+        return
+    reservation = reserving.result()
+    await asyncio.shield(deps.objects.delete(reservation.bucket, reservation.key))
 
 
 async def find_resource(deps: Dependencies, resource_id: int) -> Resource | None:

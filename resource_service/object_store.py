@@ -10,7 +10,7 @@ checks that use the default pool. Nothing of boto3's leaves this module: a read 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -44,7 +44,8 @@ def _is_missing(exc: ClientError) -> bool:
 @dataclass
 class ObjectStore:
     s3: S3Client
-    part_bytes: int
+    single_put_bytes: int  # a body up to this size is one PUT
+    part_bytes: int  # the size of a multipart upload's parts after the first
     threads: ThreadPoolExecutor
 
     def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
@@ -52,14 +53,23 @@ class ObjectStore:
             self.threads, partial(fn, *args, **kwargs)
         )
 
-    async def upload(self, bucket: str, key: str, chunks: AsyncIterator[bytes]) -> int:
-        """Stream `chunks` into bucket/key; returns the size. Nothing is left behind on failure.
+    async def upload(
+        self, chunks: AsyncIterator[bytes], destination: Callable[[], Awaitable[tuple[str, str]]]
+    ) -> int:
+        """Stream `chunks` into the (bucket, key) that `destination()` gives; returns the size.
+        Nothing is left behind on failure.
 
-        Small bodies are one PUT; larger ones a multipart upload that sends one part while the
-        next is being received, so memory stays about two parts whatever the file size.
+        `destination()` is awaited once, just before the first write, so whatever decides it
+        runs while the first bytes arrive.
+
+        A body up to `single_put_bytes` is one PUT. A larger one is a multipart upload: the
+        bytes buffered so far are its first part, then parts of `part_bytes`, one sent while the
+        next is received, so memory stays bounded whatever the file size. The buffer is handed
+        to boto3 as it is (a bytearray): no copy of the body is made.
         """
         buffer = bytearray()
         size = 0
+        bucket = key = ""
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         in_flight: asyncio.Future[dict[str, Any]] | None = None  # the part being sent
@@ -67,9 +77,10 @@ class ObjectStore:
             async for chunk in chunks:
                 size += len(chunk)
                 buffer += chunk
-                if len(buffer) < self.part_bytes:
+                if not self._part_ready(len(buffer), first=upload_id is None):
                     continue
                 if upload_id is None:
+                    bucket, key = await destination()
                     upload_id = await self._in_thread(self._start_multipart, bucket, key)
                 if in_flight is not None:
                     parts.append(await in_flight)
@@ -78,9 +89,8 @@ class ObjectStore:
                     self._upload_part, bucket, key, upload_id, len(parts) + 1, part
                 )
             if upload_id is None:
-                await self._in_thread(
-                    self.s3.put_object, Bucket=bucket, Key=key, Body=bytes(buffer)
-                )
+                bucket, key = await destination()
+                await self._in_thread(self.s3.put_object, Bucket=bucket, Key=key, Body=buffer)
                 return size
             if in_flight is not None:
                 parts.append(await in_flight)
@@ -93,6 +103,10 @@ class ObjectStore:
             if upload_id is not None:
                 await self._in_thread(self._abort_quietly, bucket, key, upload_id)
             raise
+
+    def _part_ready(self, buffered: int, first: bool) -> bool:
+        """The first part goes once the body is too big for one PUT; later ones at part size."""
+        return buffered > self.single_put_bytes if first else buffered >= self.part_bytes
 
     def _start_multipart(self, bucket: str, key: str) -> str:
         reply = self.s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="audio/mpeg")

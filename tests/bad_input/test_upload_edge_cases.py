@@ -23,7 +23,8 @@ from resource_service.models import Resource
 from tests.contract import assert_error
 
 MIB = 1024 * 1024
-# Over one S3 part (5 MiB): a multipart upload has started when the limit is hit.
+# Over one S3 part (5 MiB, also the stack's UPLOAD_SINGLE_PUT_BYTES): a multipart upload has
+# started when the limit is hit.
 MAX_UPLOAD_BYTES = 6 * MIB
 IDLE_SECONDS = 1
 MAX_SECONDS = 3
@@ -41,6 +42,8 @@ def stack(start_module_stack):
             "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
             "UPLOAD_IDLE_SECONDS": str(IDLE_SECONDS),
             "UPLOAD_MAX_SECONDS": str(MAX_SECONDS),
+            # The least S3 allows, so that a multipart upload is under way past one part.
+            "UPLOAD_SINGLE_PUT_BYTES": str(5 * MIB),
         },
     )
 
