@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -118,7 +119,10 @@ class Control:
 
     def logs(self, program: Program) -> str:
         log = self.paths.service_log(program.name)
-        os.execvp("tail", ["tail", "-n", "50", "-F", str(log)])  # follows until Ctrl-C
+        # Follows until Ctrl-C, even when started from a background job (a CI script, `cmd &`):
+        # a shell without job control starts those with SIGINT ignored, and exec keeps that.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execvp("tail", ["tail", "-n", "50", "-F", str(log)])
         return ""  # not reached
 
     def down(self) -> str:

@@ -161,6 +161,8 @@ def test_logs_follows_the_service_log(run):
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As a background job of a script starts it (CI's, say): Ctrl-C must still end it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert follower.stdout is not None
