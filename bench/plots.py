@@ -1,5 +1,6 @@
 """The benchmark curves as PNGs (matplotlib, no display): one figure of two panels per curve,
-throughput on the left and latency on the right, written where the README shows them."""
+throughput on the left and latency (log scale) on the right, written where the README shows
+them."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ def two_panels(
 ) -> Path:
     """Write images/<name>.png: `left` and `right` are (y label, series) panels."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    axes[1].set_yscale("log")  # latencies span milliseconds to seconds
     for axis, (ylabel, series) in zip(axes, (left, right), strict=True):
         for label, points in series.items():
             xs, ys = zip(*points, strict=True)
             axis.plot(xs, ys, marker="o", label=label)
         if log_x:
             axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
         axis.grid(True, which="both", alpha=0.3)

@@ -88,6 +88,8 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         self._listeners: list[TransitionListener] = []
         self._state = State.CLOSED
         self._generation = 0  # bumped on every transition; results of older calls are dropped
+        self._rejection = CallNotPermittedError(self)
+        self._rejection_generation = 0
         self._open_until = 0.0
         self._half_open_permits = 0
         self.window = self._new_window(State.CLOSED)
@@ -107,6 +109,14 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         if token is None:
             raise CallNotPermittedError(self)
         return await self.call_permitted(token, fn, *args, **kwargs)
+
+    def rejection(self) -> CallNotPermittedError:
+        """The error that says why calls are rejected now, for callers that answer a rejection
+        without raising it (`call_with_fallback`): one per state, not one per call."""
+        if self._rejection_generation != self._generation:
+            self._rejection = CallNotPermittedError(self)
+            self._rejection_generation = self._generation
+        return self._rejection
 
     def permit(self) -> int | None:
         """A permit for one call now (pass it to `call_permitted`), or None if the breaker

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from service_kit.resilience.breaker import CircuitBreaker
-from service_kit.resilience.state import CallNotPermittedError
 
 T = TypeVar("T")
 
@@ -47,7 +46,7 @@ async def call_with_fallback(
     token = breaker.permit()
     error: Exception
     if token is None:  # rejected: an answer without raising, the cheap path while OPEN
-        error = CallNotPermittedError(breaker)
+        error = breaker.rejection()
     else:
         try:
             return Served(await breaker.call_permitted(token, fn, *args, **kwargs), False)
