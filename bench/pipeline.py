@@ -177,6 +177,7 @@ def figures(env: BenchEnv) -> list[Figure]:
         *_fetched_figures(fetched, fetched_100mb),
         *_run_figures(runs),
         *_cpu_figures(next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)),
+        *_cpu_figures(baseline, "whole files, "),
     ]
 
 
@@ -287,7 +288,7 @@ def _plot(runs: list[Run], baseline: Run) -> None:
     )
 
 
-def _cpu_figures(run: Run) -> list[Figure]:
+def _cpu_figures(run: Run, what: str = "") -> list[Figure]:
     """What bounds the throughput: CPU per file of our processes, and how busy the CPUs were."""
     per_file = {name: seconds / run.files * 1000 for name, seconds in run.cpu.items()}
     ranked = sorted(per_file.items(), key=lambda item: -item[1])
@@ -295,7 +296,7 @@ def _cpu_figures(run: Run) -> list[Figure]:
     total = sum(per_file.values())
     return [
         Figure(
-            f"CPU per file, our processes, {_processors(run)}",
+            f"CPU per {run.file_bytes // MB} MB file, our processes, {what}{_processors(run)}",
             "ms",
             total,
             group=GROUP,
@@ -303,7 +304,7 @@ def _cpu_figures(run: Run) -> list[Figure]:
             + f"; {cores} CPUs allow <= {cores * 1000 / total:.0f} files/s",
         ),
         Figure(
-            f"CPUs busy during the run, {_processors(run)}",
+            f"CPUs busy during the run, {what}{_processors(run)}",
             "%",
             run.machine_busy * 100,
             group=GROUP,

@@ -34,10 +34,13 @@ def two_panels(
         if log_x:
             axis.set_xscale("log")
             axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        else:  # counts: processors, clients
+            axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
+    axes[0].set_ylim(bottom=0)  # a throughput axis that starts at zero does not exaggerate
     figure.suptitle(title, fontsize=11)
     IMAGES.mkdir(exist_ok=True)
     path = IMAGES / f"{name}.png"

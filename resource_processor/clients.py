@@ -80,8 +80,8 @@ class PeerServices:
             if response.status_code == 206:
                 return ByteRange(await response.aread(), _total_size(response))
             # 200: a server (or proxy) that ignores Range; read as far as the range, no further.
-            head = await _read_prefix(response, offset + length)
-            return ByteRange(head[offset:], int(response.headers["Content-Length"]))
+            data = await _read_range_of_whole(response, offset, length)
+            return ByteRange(data, int(response.headers["Content-Length"]))
 
     async def _save_once(self, metadata: dict[str, Any]) -> bool:
         response = await self._http.post(self._songs_url, json=metadata)
@@ -131,10 +131,14 @@ def _total_size(response: httpx.Response) -> int:
     return int(match.group(1))
 
 
-async def _read_prefix(response: httpx.Response, size: int) -> bytes:
-    head = bytearray()
+async def _read_range_of_whole(response: httpx.Response, offset: int, length: int) -> bytes:
+    """The range's bytes out of a whole body, keeping nothing before it in memory."""
+    kept = bytearray()
+    position = 0  # of the next chunk's first byte in the body
     async for chunk in response.aiter_bytes():
-        head += chunk
-        if len(head) >= size:
+        start = max(offset - position, 0)
+        kept += chunk[start : start + length - len(kept)]
+        position += len(chunk)
+        if len(kept) >= length:
             break
-    return bytes(head[:size])
+    return bytes(kept)
