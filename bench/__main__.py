@@ -35,6 +35,7 @@ from bench import (
     transfer_profile,
 )
 from bench.env import BenchEnv
+from bench.plots import IMAGES
 from bench.report import Figure, print_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -119,6 +120,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     load_before = os.getloadavg()[0]
+    started_at = time.time()  # plots written from now on are this run's
     started = time.monotonic()
     figures = run(set(args.only), run_dir)
     seconds = time.monotonic() - started
@@ -135,10 +137,12 @@ def main() -> None:
         )
     print_table(figures)
     write_json(figures, args.json)
+    plots = sorted(p for p in IMAGES.glob("bench-*.png") if p.stat().st_mtime >= started_at)
     print(
         f"{os.cpu_count()} CPUs; load average (1 min) {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end: other work on this machine makes the figures "
-        f"noisy.\nFigures: {args.json}\nLogs and profile: {run_dir}"
+        f"noisy.\nFigures: {args.json}\nPlots: {' '.join(map(str, plots)) or 'none this run'}"
+        f"\nLogs and profile: {run_dir}"
     )
     missed = [figure.name for figure in figures if figure.met is False]
     if missed:
