@@ -32,7 +32,7 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
 
     max_upload_bytes: int = 250 * 1024 * 1024
     # A body up to this size is one PUT: on LocalStack a multipart upload of the same bytes
-    # runs at 0.6-0.7 of a PUT's pace whatever the part size (`make bench`, "upload: the same
+    # runs at 0.5-0.85 of a PUT's pace whatever the part size (`make bench`, "upload: the same
     # S3 calls vs direct" at 50 MB), and real S3 gains from parts only when sent side by side.
     # 16 MiB keeps one upload's memory under the 40 MB bound; all MAX_CONCURRENT_UPLOADS at
     # once hold up to 256 MiB.

@@ -77,7 +77,8 @@ async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int
     leaves an intent that the relay expires into a delete (`repository.expire_upload_intents`).
 
     The reservation runs while the body arrives: the object store awaits it only before its
-    first write, so the Storage lookup and the intent's commit cost no time of their own.
+    first write, so the Storage lookup and the intent's commit overlap the body instead of
+    coming before it.
     """
     reserving = asyncio.ensure_future(_reserve(deps))
 
