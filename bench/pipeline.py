@@ -12,7 +12,6 @@ file adds the largest size. Plotted to images/bench-pipeline.png.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 import time
@@ -54,6 +53,10 @@ class Run:
     @property
     def seconds(self) -> float:
         return max(self.permanent.values()) - self.first_start
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds
 
     @property
     def latencies(self) -> list[float]:
@@ -172,11 +175,12 @@ def figures(env: BenchEnv) -> list[Figure]:
         _warm_up(stack, mp3_bytes(10 * MB))
         baseline = run_pipeline(stack, 10 * MB, FILES[10 * MB])
     _plot(runs, baseline)
+    ranged = next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)
     return [
-        *_speedup_figures(runs, baseline),
+        *_speedup_figures(ranged, baseline),
         *_fetched_figures(fetched, fetched_100mb),
         *_run_figures(runs),
-        *_cpu_figures(next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)),
+        *_cpu_figures(ranged),
         *_cpu_figures(baseline, "whole files, "),
     ]
 
@@ -205,13 +209,8 @@ def _one_file_fetched(stack: Stack, size: int) -> int:
 
 def _bytes_fetched(stack: Stack) -> dict[int, int]:
     """resource id -> the bytes its tags cost, from the processors' `resource_processed` lines."""
-    found = {}
-    for path in stack.log_dir.glob("processor*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if '"resource_processed"' in line:
-                record = json.loads(line)
-                found[record["resource_id"]] = record["bytes_fetched"]
-    return found
+    records = stack.log_records("processor*.log", "resource_processed")
+    return {record["resource_id"]: record["bytes_fetched"] for record in records}
 
 
 def _processor_ms_per_file(run: Run) -> float:
@@ -219,8 +218,8 @@ def _processor_ms_per_file(run: Run) -> float:
     return cpu / run.files * 1000
 
 
-def _speedup_figures(runs: list[Run], baseline: Run) -> list[Figure]:
-    ranged = next(r for r in runs if r.processors == 2 and r.file_bytes == 10 * MB)
+def _speedup_figures(ranged: Run, baseline: Run) -> list[Figure]:
+    """The 10 MB run with 2 processors, by range, against the same with whole files."""
     return [
         Figure(
             "processors' CPU per 10 MB file, by range vs whole files",
@@ -233,10 +232,10 @@ def _speedup_figures(runs: list[Run], baseline: Run) -> list[Figure]:
         Figure(
             "10 MB files/s, tags read by range vs whole files",
             "files/s",
-            ranged.files / ranged.seconds,
-            baseline.files / baseline.seconds,
+            ranged.files_per_second,
+            baseline.files_per_second,
             target=f">= {TARGET_SPEEDUP:g} x baseline",
-            met=ranged.files / ranged.seconds >= TARGET_SPEEDUP * baseline.files / baseline.seconds,
+            met=ranged.files_per_second >= TARGET_SPEEDUP * baseline.files_per_second,
             group=GROUP,
             note="2 processors each; baseline: every whole file fetched, in memory",
         ),
@@ -272,8 +271,8 @@ def _run_figures(runs: list[Run]) -> list[Figure]:
             Figure(
                 f"{run.file_bytes // MB} MB files, {_processors(run)}",
                 "files/s",
-                run.files / run.seconds,
-                base.files / base.seconds if run is not base else None,
+                run.files_per_second,
+                base.files_per_second if run is not base else None,
                 group=GROUP,
                 note=f"upload -> PERMANENT {latency}; baseline: 1 processor",
             )
@@ -286,11 +285,11 @@ def _plot(runs: list[Run], baseline: Run) -> None:
     latency: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
         label = f"{run.file_bytes // MB} MB"
-        rate.setdefault(label, []).append((run.processors, run.files / run.seconds))
+        rate.setdefault(label, []).append((run.processors, run.files_per_second))
         latency.setdefault(f"{label} p99", []).append(
             (run.processors, percentile(run.latencies, 0.99) * 1000)
         )
-    rate["10 MB, whole files (before)"] = [(2, baseline.files / baseline.seconds)]
+    rate["10 MB, whole files (before)"] = [(2, baseline.files_per_second)]
     two_panels(
         "bench-pipeline",
         f"Upload to PERMANENT, {CLIENTS} clients, by processors",

@@ -11,7 +11,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,17 +85,17 @@ class Stack:
 
     def logged(self, log_name: str, event: str, **fields: object) -> int:
         """How many times `<log_name>.log` has the event with these fields (JSON log lines)."""
-        path = self.log_dir / f"{log_name}.log"
-        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-        count = 0
-        for line in lines:
-            if f'"{event}"' not in line:
-                continue
-            record = json.loads(line)
-            count += record.get("event") == event and all(
-                record.get(k) == v for k, v in fields.items()
-            )
-        return count
+        return sum(
+            all(record.get(k) == v for k, v in fields.items())
+            for record in self.log_records(f"{log_name}.log", event)
+        )
+
+    def log_records(self, log_glob: str, event: str) -> Iterator[dict[str, Any]]:
+        """The JSON log lines of `event` in the logs named by `log_glob` (`processor*.log`)."""
+        for path in sorted(self.log_dir.glob(log_glob)):
+            for line in path.read_text(errors="replace").splitlines():
+                if f'"{event}"' in line and (record := json.loads(line)).get("event") == event:
+                    yield record
 
     def upload(self, data: bytes) -> httpx.Response:
         return self.http.post(

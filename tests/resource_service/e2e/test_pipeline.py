@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from devstack.mp3 import make_mp3, truncated_mp3
@@ -72,14 +70,8 @@ def test_a_truncated_mp3_is_processed_from_the_frames_it_has(stack, s3):
 
 def bytes_fetched(stack, resource_id: int) -> list[int]:
     """What each `resource_processed` log line of the resource says it fetched."""
-    fetched = []
-    for path in stack.log_dir.glob("processor*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if '"resource_processed"' in line and (record := json.loads(line))["resource_id"] == (
-                resource_id
-            ):
-                fetched.append(record["bytes_fetched"])
-    return fetched
+    records = stack.log_records("processor*.log", "resource_processed")
+    return [r["bytes_fetched"] for r in records if r["resource_id"] == resource_id]
 
 
 def test_every_fixture_gets_the_tags_read_from_the_whole_file_for_a_few_ranges(stack):
