@@ -23,7 +23,11 @@ KILL_AT = 20
 
 @pytest.fixture(scope="module")
 def cluster(start_module_stack):
-    stack = start_module_stack("scaleout", processors=3)
+    # A replica SIGKILLed between an upload's PUT and its row's commit leaves the object and
+    # its intent; the survivor's relay deletes it once the intent expires (2 + 1 + 3 s here,
+    # half an hour by default), so the test's wait for no STAGING leftovers covers that too.
+    expiry = {"UPLOAD_MAX_SECONDS": "2", "UPLOAD_IDLE_SECONDS": "1", "UPLOAD_COMMIT_SECONDS": "3"}
+    stack = start_module_stack("scaleout", processors=3, resource_env=expiry)
     logs = stack.log_dir  # beside the first replicas' logs, so `stack.logged` reads them too
     storage_b = ServiceProcess("storage_service", free_port(), dict(stack.storage.env),
                                logs / "storage-b.log")  # fmt: skip
