@@ -41,9 +41,11 @@ RETRY_JITTER = 0.2  # a message waits between 80 % and 100 % of its level's dela
 
 # Headers a retried or parked message carries.
 ATTEMPTS = "x-retry-attempts"
-FIRST_FAILURE = "x-first-failure"  # epoch seconds
+# Epoch seconds, whole: pamqp sends a Python float in a header table as a 32-bit float, which
+# holds today's epoch only to within about a minute.
+FIRST_FAILURE = "x-first-failure"
 PARK_REASON = "x-park-reason"
-PARKED_AT = "x-parked-at"  # epoch seconds
+PARKED_AT = "x-parked-at"  # epoch seconds, whole
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -204,7 +206,7 @@ async def _retry_later(
 ) -> None:
     headers = dict(message.headers or {})
     attempt = int(header_number(headers, ATTEMPTS, 0)) + 1
-    first_failure = header_number(headers, FIRST_FAILURE, policy.clock())
+    first_failure = round(header_number(headers, FIRST_FAILURE, policy.clock()))
     if policy.clock() - first_failure >= policy.horizon_seconds:
         reason = f"still failing after the {policy.horizon_seconds:.0f} s retry horizon: {error!r}"
         await _park(queue, message, reason, policy, send)
@@ -235,7 +237,7 @@ async def _park(
     send: Publisher,
 ) -> None:
     headers = dict(message.headers or {})
-    now = policy.clock()
+    now = round(policy.clock())
     headers.setdefault(FIRST_FAILURE, now)
     headers.update({PARK_REASON: reason[:500], PARKED_AT: now})
     headers.setdefault(ATTEMPTS, 0)

@@ -1,0 +1,155 @@
+"""The retry and park policy, where it is decided (`messaging.message_handler`): a fake message
+and a fake publisher, no broker. The ladder, the headers, the horizon, parking on `DeadLetter`
+and on a bad body, and the requeue when the copy cannot be published."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import pytest
+
+from service_kit.messaging import (
+    ATTEMPTS,
+    FIRST_FAILURE,
+    PARK_REASON,
+    PARKED_AT,
+    RETRY_DELAYS_SECONDS,
+    RETRY_JITTER,
+    DeadLetter,
+    ResourceEvent,
+    RetryPolicy,
+    dead_letter_queue,
+    message_handler,
+    retry_queue,
+)
+
+QUEUE = "resource.uploaded"
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class FakeMessage:
+    """What `message_handler` reads of an incoming message, and what it did with it."""
+
+    body: bytes = b'{"resourceId": 7}'
+    headers: dict[str, Any] = field(default_factory=dict)
+    acked: bool = False
+    requeued: bool = False
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.requeued = requeue
+
+
+@dataclass
+class FakePublisher:
+    sent: list[tuple[str, aio_pika.Message]] = field(default_factory=list)
+    fails: bool = False
+
+    async def __call__(self, queue: str, message: aio_pika.Message) -> None:
+        if self.fails:
+            raise ConnectionError("the broker is away")
+        self.sent.append((queue, message))
+
+
+def handle(failure: Exception | None, message: FakeMessage, publisher: FakePublisher, **kw):
+    seen: list[ResourceEvent] = []
+
+    async def handler(event: ResourceEvent) -> None:
+        seen.append(event)
+        if failure is not None:
+            raise failure
+
+    policy = RetryPolicy(clock=lambda: kw.get("now", NOW), **kw.get("policy", {}))
+    asyncio.run(message_handler(QUEUE, handler, policy, publisher)(message))  # type: ignore[arg-type]
+    return seen
+
+
+def test_a_handled_message_is_acked_and_nothing_is_published():
+    message, publisher = FakeMessage(), FakePublisher()
+    assert handle(None, message, publisher) == [ResourceEvent(7)]
+    assert message.acked and not message.requeued
+    assert publisher.sent == []
+
+
+@pytest.mark.parametrize(
+    ("attempts_before", "level"),
+    [(0, 1), (1, 2), (2, 5), (3, 10), (4, 20), (5, 30), (6, 30), (40, 30)],
+)
+def test_a_transient_failure_climbs_the_ladder_then_stays_on_its_last_rung(attempts_before, level):
+    headers = {ATTEMPTS: attempts_before, FIRST_FAILURE: NOW - 5} if attempts_before else {}
+    message, publisher = FakeMessage(headers=headers), FakePublisher()
+    handle(OSError("the peer is away"), message, publisher)
+    [(queue, copy)] = publisher.sent
+    assert queue == retry_queue(QUEUE, level)
+    assert copy.headers[ATTEMPTS] == attempts_before + 1
+    # The first failure is kept from the first attempt on, in whole epoch seconds.
+    assert copy.headers[FIRST_FAILURE] == (NOW - 5 if attempts_before else NOW)
+    assert isinstance(copy.headers[FIRST_FAILURE], int)
+    ttl = float(copy.expiration)
+    assert level * (1 - RETRY_JITTER) <= ttl <= level
+    assert copy.body == message.body
+    assert copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.acked  # after the copy was confirmed
+
+
+def test_the_ladder_is_the_documented_one():
+    assert RETRY_DELAYS_SECONDS == (1, 2, 5, 10, 20, 30)
+
+
+@pytest.mark.parametrize("past", [0, 1, 3000])
+def test_past_the_horizon_the_message_is_parked_with_its_reason(past):
+    horizon = 3600
+    headers = {ATTEMPTS: 9, FIRST_FAILURE: NOW - horizon - past}
+    message, publisher = FakeMessage(headers=headers), FakePublisher()
+    handle(OSError("still away"), message, publisher, policy={"horizon_seconds": horizon})
+    [(queue, copy)] = publisher.sent
+    assert queue == dead_letter_queue(QUEUE)
+    assert "still failing after the 3600 s retry horizon" in copy.headers[PARK_REASON]
+    assert "still away" in copy.headers[PARK_REASON]
+    assert copy.headers[PARKED_AT] == NOW
+    assert copy.headers[ATTEMPTS] == 9
+    assert message.acked
+
+
+def test_one_second_inside_the_horizon_is_still_retried():
+    headers = {ATTEMPTS: 9, FIRST_FAILURE: NOW - 3599}
+    message, publisher = FakeMessage(headers=headers), FakePublisher()
+    handle(OSError("away"), message, publisher, policy={"horizon_seconds": 3600})
+    assert publisher.sent[0][0] == retry_queue(QUEUE, 30)
+
+
+def test_dead_letter_parks_at_once_with_its_reason_and_no_attempts():
+    message, publisher = FakeMessage(), FakePublisher()
+    handle(DeadLetter("a 4xx no retry fixes"), message, publisher)
+    [(queue, copy)] = publisher.sent
+    assert queue == dead_letter_queue(QUEUE)
+    assert copy.headers[PARK_REASON] == "a 4xx no retry fixes"
+    assert copy.headers[ATTEMPTS] == 0
+    assert copy.headers[FIRST_FAILURE] == copy.headers[PARKED_AT] == NOW
+    assert message.acked
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"resourceId": 0}', b'{"resourceId": "7"}', b"[]", b'{"id": 7}']
+)
+def test_a_bad_body_is_parked_without_calling_the_handler(body):
+    message, publisher = FakeMessage(body=body), FakePublisher()
+    assert handle(None, message, publisher) == []
+    [(queue, copy)] = publisher.sent
+    assert queue == dead_letter_queue(QUEUE)
+    assert copy.body == body
+    assert "not a resource" in copy.headers[PARK_REASON]
+    assert message.acked
+
+
+@pytest.mark.parametrize("failure", [OSError("away"), DeadLetter("never")], ids=["retry", "park"])
+def test_a_copy_that_cannot_be_published_requeues_the_original(failure):
+    message, publisher = FakeMessage(), FakePublisher(fails=True)
+    handle(failure, message, publisher)
+    assert message.requeued and not message.acked
