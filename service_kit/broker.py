@@ -197,7 +197,7 @@ class BrokerLink:
             if self.is_up:
                 with contextlib.suppress(Exception):  # a broker going away: next round
                     for queue in self._handlers:
-                        self.parked[queue] = await self._parked(dead_letter_queue(queue))
+                        self.parked[queue] = await self.read_parked(dead_letter_queue(queue))
                         PARKED.labels(dead_letter_queue(queue)).set(self.parked[queue].depth)
                         PARKED_AGE.labels(dead_letter_queue(queue)).set(
                             self.parked[queue].oldest_age_seconds
@@ -218,8 +218,11 @@ class BrokerLink:
                 }
         return stats
 
-    async def _parked(self, dlq: str) -> Parked:
-        """Depth, and the age of the head message (read and put back; no one consumes a DLQ)."""
+    async def read_parked(self, dlq: str) -> Parked:
+        """Depth, and the age of the head message: read, then handed back with `basic.nack`,
+        which RabbitMQ counts as no delivery (its "Negative Acknowledgements" guide, 4.3; a
+        `basic.reject` counts one). The DLQ is a classic queue, which counts none at all, so a
+        parked message is never used up by being watched (`messaging`'s docstring)."""
         assert self._connection is not None
         async with self._connection.channel() as channel:
             queue = await channel.declare_queue(dlq, passive=True)
@@ -230,7 +233,7 @@ class BrokerLink:
             if head is None:
                 return Parked(depth, 0.0)
             parked_at = header_number(head.headers or {}, PARKED_AT, time.time())
-            await head.reject(requeue=True)
+            await head.nack(requeue=True)
             return Parked(depth, max(0.0, time.time() - parked_at))
 
     async def close(self, grace_seconds: float) -> None:

@@ -8,10 +8,19 @@ For each work queue `Q`:
   something transient (a peer down, a 5xx, a timeout, the database or S3 away) does not requeue
   at once: the message is republished to the level for its attempt, with jitter in its TTL, and
   when that expires RabbitMQ dead-letters it back to `Q`. The delay lives in the broker, so it
-  survives a restart of every process. Attempts and the first failure ride in headers.
+  survives a restart of every process. They are quorum queues that dead-letter at least once:
+  the broker keeps an expired message until `Q` has confirmed it, so one whose delay ends while
+  `Q` is missing waits and goes once `Q` is back (a classic queue would drop it).
 - `Q.dlq`: what no retry can fix (malformed, an invariant broken) or what still fails after the
   retry horizon is parked here, with the reason, the attempt count and the first failure time
-  in its headers. `make replay-dlq` moves parked messages back once their cause is fixed.
+  in its headers. `make replay-dlq` moves parked messages back once their cause is fixed. It is
+  a classic queue, declared as one explicitly (a vhost's default type may be quorum): classic
+  queues count no deliveries and have no delivery limit, so no broker default can drop a
+  parked message, however often it is looked at (a quorum queue drops a message returned 20
+  times from RabbitMQ 4.0 on, and counts a return before 4.3).
+
+`QUEUE_ARGUMENTS` is that topology as data: the services declare it, and `make migrate-queues`
+moves the messages of queues declared with older arguments into it.
 """
 
 from __future__ import annotations
@@ -91,40 +100,48 @@ class ResourceEvent:
         return cls(resource_id, objects)
 
 
+# Dead-letter at least once: the broker keeps the message until its target confirmed it.
+# RabbitMQ requires quorum queues and reject-publish overflow for that.
+AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
+def queue_arguments(name: str) -> dict[str, dict[str, Any]]:
+    """Every queue of work queue `name`'s topology, with the arguments it is declared with."""
+    retries = {
+        retry_queue(name, delay): {
+            "x-queue-type": "quorum",
+            "x-message-ttl": delay * 1000,
+            "x-dead-letter-exchange": "",  # the default exchange: back to `name`
+            "x-dead-letter-routing-key": name,
+            **AT_LEAST_ONCE,
+        }
+        for delay in RETRY_DELAYS_SECONDS
+    }
+    return {
+        dead_letter_queue(name): {"x-queue-type": "classic"},
+        **retries,
+        name: {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_queue(name),
+            **AT_LEAST_ONCE,
+        },
+    }
+
+
 async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
     """Declare `name`, its delayed-retry levels and its dead-letter queue; idempotent, so every
     process declares all of them."""
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    dlq = await channel.declare_queue(
-        dead_letter_queue(name), durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dlq.bind(dlx, routing_key=dead_letter_queue(name))
-    for delay in RETRY_DELAYS_SECONDS:
-        await channel.declare_queue(
-            retry_queue(name, delay),
-            durable=True,
-            arguments={
-                "x-message-ttl": delay * 1000,
-                "x-dead-letter-exchange": "",  # the default exchange: back to `name`
-                "x-dead-letter-routing-key": name,
-            },
-        )
-    return await channel.declare_queue(
-        name,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-            "x-dead-letter-routing-key": dead_letter_queue(name),
-            # Dead-letter at least once: the broker keeps the message until the DLQ confirmed
-            # it. RabbitMQ requires reject-publish overflow for that.
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
+    declared = {
+        queue: await channel.declare_queue(queue, durable=True, arguments=arguments)
+        for queue, arguments in queue_arguments(name).items()
+    }
+    await declared[dead_letter_queue(name)].bind(dlx, routing_key=dead_letter_queue(name))
+    return declared[name]
 
 
 def persistent(

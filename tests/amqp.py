@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
 
-from service_kit.messaging import ResourceEvent, declare_queue, publish
+from service_kit.broker import BrokerLink
+from service_kit.messaging import (
+    RESOURCE_UPLOADED,
+    ResourceEvent,
+    RetryPolicy,
+    declare_queue,
+    publish,
+)
 from tests.infra import Infrastructure
+
+Handle = Callable[[ResourceEvent], Awaitable[None]]
 
 
 def _run(coroutine):
     return asyncio.run(coroutine)
 
 
-def publish_body(url: str, queue: str, body: bytes) -> None:
+def publish_body(
+    url: str, queue: str, body: bytes, headers: dict[str, Any] | None = None, declared=True
+) -> None:
+    """Publish with confirms; `declared=False` publishes to a queue as it is, undeclared."""
+
     async def go() -> None:
         async with await aio_pika.connect(url) as connection:
-            channel = await connection.channel(publisher_confirms=True)
-            await declare_queue(channel, queue)
-            await channel.default_exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=queue,
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            if declared:
+                await declare_queue(channel, queue)
+            message = aio_pika.Message(
+                body, headers=headers or {}, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
             )
+            await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
     _run(go())
 
@@ -46,6 +65,26 @@ def publish_event(url: str, queue: str, resource_id: int) -> None:
             await publish(channel, queue, ResourceEvent(resource_id))
 
     _run(go())
+
+
+def delete_queue(url: str, queue: str) -> None:
+    async def go() -> None:
+        async with await aio_pika.connect(url) as connection:
+            await (await connection.channel()).queue_delete(queue)
+
+    _run(go())
+
+
+def take_one(url: str, queue: str) -> AbstractIncomingMessage:
+    """Take the head of `queue` (acked): it fails when the queue is empty."""
+
+    async def go() -> AbstractIncomingMessage:
+        async with await aio_pika.connect(url) as connection:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            return await declared.get(no_ack=True)
+
+    return _run(go())
 
 
 def queue_depth(infra: Infrastructure, url: str, queue: str) -> tuple[int, int]:
@@ -89,3 +128,32 @@ def take_without_ack(url: str, queue: str, timeout: float = 10.0) -> bytes:
         return body
 
     return _run(go())
+
+
+@contextlib.contextmanager
+def link_running(url: str, handle: Handle | None, horizon: float = 60) -> Iterator[BrokerLink]:
+    """A BrokerLink on its own event loop in a thread, so the test can poll the broker."""
+    declares = [RESOURCE_UPLOADED] if handle else []
+    link = BrokerLink(url, 4, declares, RetryPolicy(horizon_seconds=horizon))
+    if handle is not None:
+        link.consume(RESOURCE_UPLOADED, handle)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(_start(link), loop).result(5)
+    try:
+        yield link
+    finally:
+        asyncio.run_coroutine_threadsafe(link.close(grace_seconds=1), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _start(link: BrokerLink) -> None:
+    link.start()
+
+
+def on_loop_of(link: BrokerLink, coroutine: Awaitable[object]) -> object:
+    loop = link._tasks[0].get_loop()
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(10)

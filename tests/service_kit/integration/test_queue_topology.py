@@ -1,11 +1,31 @@
 """The queues every process declares, on the real broker: a message that keeps crashing its
-worker is redelivered until `x-delivery-limit`, then parked in the queue's `.dlq`."""
+worker is redelivered until `x-delivery-limit`, then parked in the queue's `.dlq`; watching a
+parked message never uses it up; a delayed retry outlives a missing work queue."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from devstack.stack import wait_until
-from service_kit.messaging import DELIVERY_LIMIT, RESOURCE_UPLOADED, dead_letter_queue
-from tests.amqp import message_count, publish_event, take_without_ack
+from service_kit.messaging import (
+    DELIVERY_LIMIT,
+    PARKED_AT,
+    RESOURCE_UPLOADED,
+    dead_letter_queue,
+    retry_queue,
+)
+from tests.amqp import (
+    declare,
+    delete_queue,
+    message_count,
+    publish_body,
+    publish_event,
+    take_one,
+    take_without_ack,
+)
+from tests.service_kit.integration.test_redelivery import link_running, on_loop_of
 
 
 def test_a_message_that_keeps_crashing_its_worker_ends_in_its_dlq(rabbitmq_vhost):
@@ -25,3 +45,42 @@ def test_a_message_that_keeps_crashing_its_worker_ends_in_its_dlq(rabbitmq_vhost
     assert deliveries == DELIVERY_LIMIT + 1
     assert message_count(url, RESOURCE_UPLOADED) == 0
     assert message_count(url, dlq) == 1
+
+
+def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost):
+    """The parked watch reads the head of each `.dlq` every 10 s. From RabbitMQ 4.0 a quorum
+    queue drops a message returned 20 times (its default `delivery-limit`), and before 4.3 any
+    return counts (rabbitmq.com/docs/4.3/nack, /docs/quorum-queues "Poison Message Handling"):
+    40 looks must leave the message where it was, with no delivery counted."""
+    url, dlq = rabbitmq_vhost.url, dead_letter_queue(RESOURCE_UPLOADED)
+    declare(url, RESOURCE_UPLOADED)
+    publish_body(
+        url, dlq, b'{"resourceId": 9}', {PARKED_AT: round(time.time()) - 60}, declared=False
+    )
+    with link_running(url, None) as link:
+        wait_until(lambda: link.is_up, 15, "the link connected")
+        for _ in range(40):
+            parked = on_loop_of(link, link.read_parked(dlq))
+            assert parked.depth == 1
+            assert 59 <= parked.oldest_age_seconds < 120
+    message = take_one(url, dlq)
+    assert message.body == b'{"resourceId": 9}'
+    assert "x-delivery-count" not in (message.headers or {})
+    assert set(message.headers or {}) == {PARKED_AT}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(rabbitmq_vhost):
+    """Retry queues dead-letter at least once (RabbitMQ's "Dead Lettering" guide, quorum
+    queues' at-least-once strategy): a message whose delay ends while its work queue is gone is
+    kept, and the broker's dead-letter worker sends it again later (about 3 min on RabbitMQ
+    3.10, its publisher-confirm timeout). A classic retry queue drops it at once."""
+    url, queue = rabbitmq_vhost.url, RESOURCE_UPLOADED
+    declare(url, queue)
+    delete_queue(url, queue)  # the work queue is missing when the delay ends
+    publish_body(url, retry_queue(queue, 1), b'{"resourceId": 11}', declared=False)
+    time.sleep(2)  # the TTL (1 s) is a fact of the broker: this only lets it pass
+    declare(url, queue)  # back, as a restarted service declares it
+    wait_until(lambda: message_count(url, queue) == 1, 240, "the retry delivered")
+    assert take_one(url, queue).body == b'{"resourceId": 11}'

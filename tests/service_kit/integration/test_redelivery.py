@@ -5,9 +5,6 @@ its reason; an unroutable publish raises."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-from collections.abc import Awaitable, Callable, Iterator
 
 import aio_pika
 import pytest
@@ -23,41 +20,9 @@ from service_kit.messaging import (
     RESOURCE_UPLOADED,
     DeadLetter,
     ResourceEvent,
-    RetryPolicy,
     dead_letter_queue,
 )
-from tests.amqp import message_count, publish_body
-
-Handle = Callable[[ResourceEvent], Awaitable[None]]
-
-
-@contextlib.contextmanager
-def link_running(url: str, handle: Handle | None, horizon: float = 60) -> Iterator[BrokerLink]:
-    """A BrokerLink on its own event loop in a thread, so the test can poll the broker."""
-    declares = [RESOURCE_UPLOADED] if handle else []
-    link = BrokerLink(url, 4, declares, RetryPolicy(horizon_seconds=horizon))
-    if handle is not None:
-        link.consume(RESOURCE_UPLOADED, handle)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(_start(link), loop).result(5)
-    try:
-        yield link
-    finally:
-        asyncio.run_coroutine_threadsafe(link.close(grace_seconds=1), loop).result(15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
-
-
-async def _start(link: BrokerLink) -> None:
-    link.start()
-
-
-def on_loop_of(link: BrokerLink, coroutine: Awaitable[object]) -> object:
-    loop = link._tasks[0].get_loop()
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(10)
+from tests.amqp import link_running, message_count, on_loop_of, publish_body
 
 
 def send_one(link: BrokerLink) -> None:
