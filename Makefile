@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format localstack bench demo images replay-dlq clean \
+.PHONY: install run test lint format localstack bench demo images replay-dlq migrate-queues clean \
 	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down
 
 # Re-install whenever pyproject.toml changes.
@@ -59,6 +59,11 @@ demo: install
 # Move the messages of a dead-letter queue back to their queue: make replay-dlq QUEUE=resource.uploaded
 replay-dlq: $(INSTALLED)
 	$(PY) -m service_kit.replay $(QUEUE)
+
+# Move the messages of queues an older version declared into today's declarations (stop the
+# older version's services first; the new ones can run).
+migrate-queues: $(INSTALLED)
+	$(PY) -m service_kit.migrate_queues
 
 # Jepsen-style: seeded real faults while clients upload and delete, then every invariant checked.
 SEED ?= 1

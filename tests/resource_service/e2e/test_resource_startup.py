@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -145,7 +147,6 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     resource_env, started, tmp_path, infra
 ):
     url = resource_env["RABBITMQ_URL"]
-    vhost = url.rsplit("/", 1)[1]
     classic(url, RESOURCE_PROCESSED)  # someone declared it otherwise: every declare gets a 406
     service = ServiceProcess("resource_service", free_port(), resource_env, tmp_path / "r.log")
     started.append(service)
@@ -161,8 +162,13 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     # The link is not dead: it keeps trying (and says so) while the declare is refused.
     wait_until(lambda: "PRECONDITION_FAILED" in (tmp_path / "r.log").read_text(), 15)
     assert broker()["status"] == "DEGRADED" and broker()["link"] == "connecting"
-    infra.rabbitmqctl("delete_queue", "-p", vhost, RESOURCE_PROCESSED)  # the fix
-    wait_until(lambda: broker() == {"status": "UP", "pendingEvents": 0, "link": "connected"}, 40)
+    # The fix the README gives: `make migrate-queues`, at this stack's broker.
+    migrate = [sys.executable, "-m", "service_kit.migrate_queues", "--url", url]
+    assert "migrated resource.processed" in subprocess.check_output(migrate, text=True)
+    wait_until(
+        lambda: broker() == {"status": "UP", "pendingEvents": 0, "link": "connected"},
+        40,
+    )
 
 
 def classic(url: str, queue: str) -> None:
