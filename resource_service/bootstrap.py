@@ -22,7 +22,7 @@ from resource_service.clients import SongClient, StorageClient
 from resource_service.config import Settings
 from resource_service.dashboard import Dashboard
 from resource_service.object_store import ObjectStore
-from resource_service.outbox import OutboxRelay
+from resource_service.outbox import OutboxRelay, OutboxTimes
 from resource_service.schemas import STORAGE_LIST
 from resource_service.storage_lookup import StorageLookup
 from service_kit.broker import BrokerLink, parked_check
@@ -69,9 +69,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         broker = make_broker(settings)
         s3_threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
         stack.callback(s3_threads.shutdown, wait=False, cancel_futures=True)
-        relay = OutboxRelay(
-            session_factory, broker, settings.outbox_poll_seconds, settings.outbox_claim_seconds
-        )
+        relay = OutboxRelay(session_factory, broker, _outbox_times(settings))
         dependencies = handlers.Dependencies(
             session_factory=session_factory,
             objects=ObjectStore(
@@ -101,6 +99,15 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         yield Parts(dependencies, {"storage": breaker}, health_checks, dashboard)
 
 
+def _outbox_times(settings: Settings) -> OutboxTimes:
+    return OutboxTimes(
+        settings.outbox_poll_seconds,
+        settings.outbox_claim_seconds,
+        settings.retry_horizon_seconds,
+        settings.outbox_retention_hours,
+    )
+
+
 def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=url, timeout=timeout)
     stack.push_async_callback(client.aclose)
@@ -116,7 +123,9 @@ def _health_checks(
             dependencies.objects.s3.list_buckets, threads=dependencies.objects.threads
         ),
         "broker": broker_health(
-            broker, partial(dependencies.run_in_session, repository.count_pending_outbox)
+            broker,
+            partial(dependencies.run_in_session, repository.count_pending_outbox),
+            partial(dependencies.run_in_session, repository.count_parked_outbox),
         ),
         "storageBreaker": breaker_health(dependencies.storage.breaker),
         "deadLetters": parked_check(broker),

@@ -29,12 +29,22 @@ def make_broker(settings: Settings) -> BrokerLink:
     )
 
 
-def broker_health(broker: BrokerLink, pending_events: Callable[[], Awaitable[int]]) -> HealthCheck:
-    """DEGRADED, never DOWN, while the broker is away: the outbox keeps the uploads' events."""
+def broker_health(
+    broker: BrokerLink,
+    pending_events: Callable[[], Awaitable[int]],
+    parked_events: Callable[[], Awaitable[int]],
+) -> HealthCheck:
+    """DEGRADED, never DOWN, while the broker is away (the outbox keeps the uploads' events) or
+    while an event the relay could not publish within the retry horizon is parked."""
 
     async def check() -> dict[str, Any]:
-        pending = await pending_events()
-        status = "UP" if broker.is_up else "DEGRADED"
-        return {"status": status, "pendingEvents": pending, **broker.status()}
+        pending, parked = await pending_events(), await parked_events()
+        status = "UP" if broker.is_up and not parked else "DEGRADED"
+        return {
+            "status": status,
+            "pendingEvents": pending,
+            "parkedEvents": parked,
+            **broker.status(),
+        }
 
     return check

@@ -53,6 +53,9 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
 
     outbox_poll_seconds: float = 1.0
     outbox_claim_seconds: float = 30.0
+    # Published events are kept this long (a `resource.deleted` names the objects of a
+    # resource that is gone, for a move that redelivers after the delete), then purged.
+    outbox_retention_hours: float = Field(24.0, gt=0)
     prefetch_count: int = 4
 
     @property

@@ -5,37 +5,49 @@ It also expires the intents of uploads that never committed their row, into dele
 Safe with several replicas (claims use `FOR UPDATE SKIP LOCKED`); a broker outage only delays
 events. Delivery is at least once: a relay that dies between publishing and marking publishes
 again, and every consumer is idempotent.
+
+An event that fails on its own (unroutable, refused, timed out while the link is up) backs off
+on its own (1, 2, 4 ... 30 s) while later events go out: nothing waits behind it. Past the retry
+horizon it is parked: `outbox_event_parked` in the log, `outbox_events_parked_total` in
+`/metrics`, `parkedEvents` (DEGRADED) in `/health`. Published events are purged once older than
+`OUTBOX_RETENTION_HOURS`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
-from service_kit.broker import BrokerLink
+from service_kit.broker import BrokerLink, BrokerUnavailable
 from service_kit.messaging import ResourceEvent
 
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 100
+PARKED = Counter(
+    "outbox_events_parked", "Outbox events that still failed to publish after the retry horizon"
+)
+
+
+@dataclass(frozen=True)
+class OutboxTimes:
+    poll_seconds: float = 1.0
+    claim_seconds: float = 30.0
+    horizon_seconds: float = 3600.0  # an event failing longer than this is parked
+    retention_hours: float = 24.0  # published events are purged after this
 
 
 class OutboxRelay:
-    def __init__(
-        self,
-        session_factory: sessionmaker,
-        broker: BrokerLink,
-        poll_seconds: float,
-        claim_seconds: float,
-    ):
+    def __init__(self, session_factory: sessionmaker, broker: BrokerLink, times: OutboxTimes):
         self._session_factory = session_factory
         self._broker = broker
-        self._poll_seconds = poll_seconds
-        self._claim_seconds = claim_seconds
+        self._times = times
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -57,6 +69,7 @@ class OutboxRelay:
             published = 0
             try:
                 await asyncio.to_thread(self._expire_abandoned_uploads)
+                await asyncio.to_thread(self._purge_published)
                 if self._broker.is_up:
                     published = await self.publish_pending()
             except Exception as exc:  # the database or broker is away: try again at the next poll
@@ -64,21 +77,43 @@ class OutboxRelay:
             if published == BATCH_SIZE:
                 continue  # more are waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), self._times.poll_seconds)
             self._wake.clear()
 
     async def publish_pending(self) -> int:
         events = await asyncio.to_thread(self._claim)
         published: list[int] = []
+        failed: dict[int, str] = {}
         try:
             for event_id, queue, event in events:
-                await self._broker.publish(queue, event)
-                published.append(event_id)
-                log.info("event_published", queue=queue, resource_id=event.resource_id)
+                if not await self._publish(event_id, queue, event, failed):
+                    break  # the link itself is down: the rest waits for it, uncounted
+                if event_id not in failed:
+                    published.append(event_id)
         finally:
-            unpublished = [e[0] for e in events if e[0] not in published]
-            await asyncio.to_thread(self._finish, published, unpublished)
+            unpublished = [e[0] for e in events if e[0] not in published and e[0] not in failed]
+            await asyncio.to_thread(self._finish, published, failed, unpublished)
         return len(published)
+
+    async def _publish(
+        self, event_id: int, queue: str, event: ResourceEvent, failed: dict[int, str]
+    ) -> bool:
+        """Publish one event; a failure of its own goes into `failed`. False when the link is
+        down, which is no event's fault."""
+        try:
+            await self._broker.publish(queue, event)
+        except BrokerUnavailable:
+            return False
+        except Exception as exc:
+            if not self._broker.is_up:
+                return False
+            failed[event_id] = repr(exc)[:500]
+            log.warning(
+                "event_publish_failed", queue=queue, resource_id=event.resource_id, error=repr(exc)
+            )
+            return True
+        log.info("event_published", queue=queue, resource_id=event.resource_id)
+        return True
 
     def _expire_abandoned_uploads(self) -> None:
         with self._session_factory() as session:
@@ -86,10 +121,21 @@ class OutboxRelay:
         for resource_id in expired:  # their `resource.deleted` events go out in this round
             log.warning("upload_intent_expired", resource_id=resource_id)
 
+    def _purge_published(self) -> None:
+        with self._session_factory() as session:
+            purged = repository.purge_published(session, self._times.retention_hours, BATCH_SIZE)
+        if purged:
+            log.info("outbox_purged", events=purged)
+
     def _claim(self) -> list[tuple[int, str, ResourceEvent]]:
         with self._session_factory() as session:
-            return repository.claim_outbox_batch(session, BATCH_SIZE, self._claim_seconds)
+            return repository.claim_outbox_batch(session, BATCH_SIZE, self._times.claim_seconds)
 
-    def _finish(self, published: list[int], unpublished: list[int]) -> None:
+    def _finish(self, published: list[int], failed: dict[int, str], unpublished: list[int]) -> None:
         with self._session_factory() as session:
-            repository.finish_outbox_claim(session, published, unpublished)
+            parked = repository.finish_outbox_claim(
+                session, published, failed, unpublished, self._times.horizon_seconds
+            )
+        for event_id in parked:
+            PARKED.inc()
+            log.error("outbox_event_parked", event_id=event_id, error=failed[event_id])

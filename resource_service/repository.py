@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource, UploadIntent
@@ -119,7 +119,9 @@ def claim_outbox_batch(
         select(OutboxEvent.id)
         .where(
             OutboxEvent.published_at.is_(None),
+            OutboxEvent.parked_at.is_(None),
             (OutboxEvent.claimed_until.is_(None)) | (OutboxEvent.claimed_until < func.now()),
+            (OutboxEvent.next_attempt_at.is_(None)) | (OutboxEvent.next_attempt_at <= func.now()),
         )
         .order_by(OutboxEvent.id)
         .limit(limit)
@@ -140,18 +142,64 @@ def _event(resource_id: int, payload: dict[str, Any] | None) -> ResourceEvent:
     return ResourceEvent(resource_id, tuple((o["bucket"], o["key"]) for o in objects))
 
 
-def finish_outbox_claim(session: Session, published: list[int], unpublished: list[int]) -> None:
+def finish_outbox_claim(
+    session: Session,
+    published: list[int],
+    failed: dict[int, str],
+    unpublished: list[int],
+    horizon_seconds: float,
+) -> list[int]:
+    """Mark what went out; back off each event that failed on its own (1, 2, 4 ... 30 s), or
+    park it once it is older than the horizon; release the rest at once. Returns the parked."""
     if published:
         session.execute(
             update(OutboxEvent)
             .where(OutboxEvent.id.in_(published))
             .values(published_at=func.now(), claimed_until=None)
         )
+    parked: list[int] = []
+    for event_id, error in failed.items():
+        parked += _back_off_or_park(session, event_id, error, horizon_seconds)
     if unpublished:  # released at once, not when the claim expires
         session.execute(
             update(OutboxEvent).where(OutboxEvent.id.in_(unpublished)).values(claimed_until=None)
         )
     session.commit()
+    return parked
+
+
+def _back_off_or_park(
+    session: Session, event_id: int, error: str, horizon_seconds: float
+) -> list[int]:
+    past_horizon = OutboxEvent.created_at < func.now() - timedelta(seconds=horizon_seconds)
+    delay = func.make_interval(
+        0, 0, 0, 0, 0, 0, func.least(30, func.power(2, OutboxEvent.attempts))
+    )
+    row = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_id)
+        .values(
+            attempts=OutboxEvent.attempts + 1,
+            next_attempt_at=func.now() + delay,
+            last_error=error,
+            claimed_until=None,
+            parked_at=case((past_horizon, func.now()), else_=None),
+        )
+        .returning(OutboxEvent.parked_at)
+    ).one()
+    return [event_id] if row.parked_at is not None else []
+
+
+def purge_published(session: Session, retention_hours: float, limit: int) -> int:
+    """Delete up to `limit` events published longer ago than the retention time."""
+    old = (
+        select(OutboxEvent.id)
+        .where(OutboxEvent.published_at < func.now() - timedelta(hours=retention_hours))
+        .limit(limit)
+    )
+    result = session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(old.scalar_subquery())))
+    session.commit()
+    return cast(CursorResult[Any], result).rowcount
 
 
 def count_by_state(session: Session) -> dict[str, int]:
@@ -161,6 +209,13 @@ def count_by_state(session: Session) -> dict[str, int]:
 
 def count_pending_outbox(session: Session) -> int:
     pending = (
-        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.parked_at.is_(None))
     )
     return session.execute(pending).scalar_one()
+
+
+def count_parked_outbox(session: Session) -> int:
+    parked = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.parked_at.isnot(None))
+    return session.execute(parked).scalar_one()

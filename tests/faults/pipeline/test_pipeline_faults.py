@@ -250,7 +250,7 @@ def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack,
     )
     assert claimed is not None
     proxies.rabbitmq.set_mode(Mode.PASS)
-    up = {"status": "UP", "pendingEvents": 1, "link": "connected"}
+    up = {"status": "UP", "pendingEvents": 1, "parkedEvents": 0, "link": "connected"}
     wait_until(lambda: broker_health(stack) == up, 20)
     # The precondition: the survivor is connected while the claim still holds.
     assert run_sql(stack, "SELECT now() < :until", until=claimed)

@@ -82,7 +82,7 @@ def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, 
         wait_until(
             lambda: (
                 httpx.get(f"{service.url}/health").json()["checks"]["broker"]
-                == {"status": "UP", "pendingEvents": 0, "link": "connected"}
+                == {"status": "UP", "pendingEvents": 0, "parkedEvents": 0, "link": "connected"}
             ),
             30,
             lambda: (tmp_path / "r.log").read_text()[-3000:],
@@ -166,7 +166,9 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     migrate = [sys.executable, "-m", "service_kit.migrate_queues", "--url", url]
     assert "migrated resource.processed" in subprocess.check_output(migrate, text=True)
     wait_until(
-        lambda: broker() == {"status": "UP", "pendingEvents": 0, "link": "connected"},
+        lambda: (
+            broker() == {"status": "UP", "pendingEvents": 0, "parkedEvents": 0, "link": "connected"}
+        ),
         40,
     )
 

@@ -1,0 +1,108 @@
+"""The outbox relay on real PostgreSQL and RabbitMQ: an event it cannot publish backs off on its
+own while the events after it go out, is parked past the horizon, and published events are
+purged after the retention time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+import resource_service
+from devstack.stack import wait_until
+from resource_service import repository
+from resource_service.models import OutboxEvent
+from resource_service.outbox import OutboxRelay, OutboxTimes
+from service_kit.db import ensure_database, make_engine, migrate_and_seed
+from service_kit.messaging import RESOURCE_UPLOADED
+from tests.amqp import declare, link_running, message_count, on_loop_of
+
+ALEMBIC = Path(resource_service.__file__).parent / "alembic"
+UNROUTABLE = "no.such.queue"
+
+
+@pytest.fixture
+def sessions(new_database_url):
+    url = new_database_url("outbox")
+    ensure_database(url)
+    engine = make_engine(url)
+    migrate_and_seed(engine, ALEMBIC)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def add_events(sessions, *queues: str) -> list[int]:
+    with sessions() as session:
+        events = [OutboxEvent(queue=q, resource_id=n) for n, q in enumerate(queues, 1)]
+        session.add_all(events)
+        session.commit()
+        return [e.id for e in events]
+
+
+def sql(sessions, statement: str, **params):
+    with sessions() as session:
+        result = session.execute(text(statement), params)
+        session.commit()
+        return result
+
+
+def row(sessions, event_id: int) -> OutboxEvent | None:
+    with sessions() as session:
+        return session.get(OutboxEvent, event_id)
+
+
+def test_one_unroutable_event_holds_back_none_of_the_events_after_it(sessions, rabbitmq_vhost):
+    url = rabbitmq_vhost.url
+    declare(url, RESOURCE_UPLOADED)
+    first, stuck, third = add_events(sessions, RESOURCE_UPLOADED, UNROUTABLE, RESOURCE_UPLOADED)
+    with link_running(url, None) as link:
+        relay = OutboxRelay(sessions, link, OutboxTimes(horizon_seconds=3600))
+        wait_until(lambda: link.is_up, 15, "the link connected")
+        assert on_loop_of(link, relay.publish_pending()) == 2
+        assert message_count(url, RESOURCE_UPLOADED) == 2
+        failed = row(sessions, stuck)
+        assert (failed.published_at, failed.parked_at, failed.attempts) == (None, None, 1)
+        assert "NO_ROUTE" in failed.last_error or "DeliveryError" in failed.last_error
+        assert sql(sessions, "SELECT next_attempt_at > now() FROM outbox WHERE id = :i", i=stuck)
+
+        # While it backs off, what comes after it goes out at once.
+        [later] = add_events(sessions, RESOURCE_UPLOADED)
+        assert on_loop_of(link, relay.publish_pending()) == 1
+        assert row(sessions, later).published_at is not None
+        assert row(sessions, stuck).attempts == 1  # not tried again before its time
+
+        # Its time comes, still unroutable, and it has been failing past the horizon: parked.
+        sql(
+            sessions,
+            "UPDATE outbox SET next_attempt_at = now(), created_at = now() - interval '2 hours'"
+            " WHERE id = :i",
+            i=stuck,
+        )
+        assert on_loop_of(link, relay.publish_pending()) == 0
+    parked = row(sessions, stuck)
+    assert parked.parked_at is not None and parked.attempts == 2
+    with sessions() as session:
+        assert repository.count_parked_outbox(session) == 1
+        assert repository.count_pending_outbox(session) == 0
+        assert repository.claim_outbox_batch(session, 10, 30) == []  # a parked one stays put
+    assert row(sessions, first).published_at and row(sessions, third).published_at
+
+
+def test_published_events_are_purged_after_the_retention_time(sessions):
+    old, recent, pending = add_events(sessions, *[RESOURCE_UPLOADED] * 3)
+    sql(
+        sessions,
+        "UPDATE outbox SET published_at = now() - interval '25 hours' WHERE id = :i",
+        i=old,
+    )
+    sql(
+        sessions,
+        "UPDATE outbox SET published_at = now() - interval '23 hours' WHERE id = :i",
+        i=recent,
+    )
+    with sessions() as session:
+        assert repository.purge_published(session, retention_hours=24, limit=100) == 1
+    assert row(sessions, old) is None
+    assert row(sessions, recent) is not None and row(sessions, pending) is not None
