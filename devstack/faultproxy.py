@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
@@ -50,7 +51,11 @@ class FaultProxy:
         self.http = http
         self.mode = Mode.PASS
         self.held_method: bytes | None = None
+        self.failed_method: bytes | None = None  # answered with a 500, never forwarded
         self.holding = threading.Event()  # set once a request is being held
+        self._released = asyncio.Event()  # set by release(): held requests go on
+        self.reply_to_lose: tuple[bytes, bytes] | None = None  # (after, to), see lose_reply
+        self.lost = threading.Event()  # set once a reply was lost
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -79,9 +84,34 @@ class FaultProxy:
             self._loop.call_soon_threadsafe(self._close_all)
 
     def hold(self, method: bytes | None) -> None:
-        """Stall every request of `method` (never forwarded, never answered); None releases."""
+        """Stall every request of `method` (not forwarded, not answered); None holds no more
+        (what is held stays so until `release` or the connection's end)."""
         self.holding.clear()
         self.held_method = method
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Forward the held requests after all, and hold no more."""
+        self.held_method = None
+        self._loop.call_soon_threadsafe(self._released.set)
+
+    def fail(self, method: bytes | None) -> None:
+        """Answer every request of `method` with a 500 (HTTP proxies); None stops."""
+        self.failed_method = method
+
+    def lose_reply(self, to: bytes, after: bytes) -> None:
+        """Once: on a connection where a client chunk holding `after` has passed, forward the
+        next chunk holding `to`, drop what the server answers, and cut the connection. The
+        server did the work; the client cannot know (a COMMIT whose outcome is unknown)."""
+        self.lost.clear()
+        self.reply_to_lose = (after, to)
+
+    def heal(self) -> None:
+        """Back to passing everything: no mode, hold, failure or lost reply left."""
+        self.hold(None)
+        self.fail(None)
+        self.reply_to_lose = None
+        self.set_mode(Mode.PASS)
 
     def close(self) -> None:
         """Stop accepting, end every connection and task, then the loop: nothing left pending."""
@@ -132,21 +162,70 @@ class FaultProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        forward = self._forward_requests if self.http else self._pipe
+        if self.reply_to_lose is not None:
+            await self._lose_one_reply(reader, writer, up_reader, up_writer)
+            return
+        forward = (
+            functools.partial(self._forward_requests, client=writer) if self.http else self._pipe
+        )
         await asyncio.gather(
             forward(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
         )
 
+    async def _lose_one_reply(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
+        sent = asyncio.Event()  # the chunk whose reply is to be lost went upstream
+
+        async def requests() -> None:
+            seen_after = False
+            while data := await reader.read(65536):
+                rule = self.reply_to_lose
+                if rule is not None and seen_after and rule[1] in data:
+                    self.reply_to_lose = None
+                    sent.set()
+                seen_after = seen_after or (rule is not None and rule[0] in data)
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def replies() -> None:
+            while data := await up_reader.read(65536):
+                if sent.is_set():  # the server answered: the work is done, the answer lost
+                    writer.transport.abort()
+                    up_writer.transport.abort()
+                    self.lost.set()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        await asyncio.gather(requests(), replies(), return_exceptions=True)
+        for end in (writer, up_writer):
+            self._writers.discard(end)
+            end.close()
+
     async def _forward_requests(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
     ) -> None:
         """Forward request by request (head, then Content-Length bytes of body)."""
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                if head.split(b" ", 1)[0] == self.held_method:
+                method = head.split(b" ", 1)[0]
+                if method == self.failed_method:
+                    client.write(CANNED[Mode.HTTP_500])  # `Connection: close`: this one ends
+                    await client.drain()
+                    client.close()
+                    return
+                if method == self.held_method:
                     self.holding.set()
-                    await asyncio.Event().wait()  # until the connection is aborted
+                    await self._released.wait()  # or until the connection is aborted
                 headers = head.lower()
                 if b"transfer-encoding: chunked" in headers:
                     writer.write(head)

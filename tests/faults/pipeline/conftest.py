@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.faultproxy import FaultProxy, Mode
+from devstack.faultproxy import FaultProxy
 
 
 @dataclass
@@ -68,8 +68,7 @@ def healed_after_each_test(stack, proxies):
     """Each test starts with every proxy passing and every process running."""
     yield
     for proxy in proxies.all():
-        proxy.hold(None)
-        proxy.set_mode(Mode.PASS)
+        proxy.heal()
     for service in stack.services:
         if service.process is not None and service.process.poll() is None:
             service.signal(signal.SIGCONT)
