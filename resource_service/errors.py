@@ -18,6 +18,10 @@ class UploadExpired(Exception):
     """The upload outlived its intent: its object is removed and no row is written."""
 
 
+class CommitOutcomeUnknown(Exception):
+    """The row's COMMIT was sent, and neither its answer nor the row could be read back."""
+
+
 class ObjectMissing(Exception):
     """S3 has no object under the key."""
 

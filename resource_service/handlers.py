@@ -6,16 +6,18 @@ It speaks in our own types (rows, `StorageLocation`, `StoredObject`), never Fast
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
 from resource_service.clients import SongClient
-from resource_service.errors import ObjectMissing, UploadExpired
+from resource_service.errors import CommitOutcomeUnknown, ObjectMissing, UploadExpired
 from resource_service.models import PERMANENT, STAGING, Resource
 from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
@@ -89,9 +91,7 @@ async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int
     try:
         size = await deps.objects.upload(body, destination)
         reservation = reserving.result()
-        if not await deps.run_in_session(
-            repository.add_resource, reservation.resource_id, reservation.bucket, reservation.key
-        ):
+        if not await _commit_row(deps, reservation):
             raise UploadExpired(reservation.resource_id)
     except BaseException:
         await _undo_upload(deps, reserving)
@@ -107,6 +107,26 @@ async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int
     return reservation.resource_id
 
 
+async def _commit_row(deps: Dependencies, reservation: Reservation) -> bool:
+    """Commit the row and its event; False when the intent had expired. A commit whose outcome
+    is unknown (the connection dropped after COMMIT was sent) is settled by reading the row
+    back: found, the upload stands; not found, it failed. Unreadable, the object stays: the
+    intent, which exists only if the commit did not land, expires into its deletion."""
+    commit = (repository.add_resource, reservation.resource_id, reservation.bucket, reservation.key)
+    try:
+        return bool(await deps.run_in_session(*commit))
+    except OperationalError:
+        try:
+            committed = await find_resource(deps, reservation.resource_id) is not None
+        except OperationalError:
+            log.warning("upload_commit_outcome_unknown", resource_id=reservation.resource_id)
+            raise CommitOutcomeUnknown(reservation.resource_id) from None
+        if not committed:
+            raise
+        log.warning("upload_commit_confirmed_after_error", resource_id=reservation.resource_id)
+        return True
+
+
 async def _undo_upload(deps: Dependencies, reserving: asyncio.Future[Reservation]) -> None:
     """No row, no event: the object must not outlive the failed request either. An intent
     that was recorded stays, and expires into a delete of nothing."""
@@ -115,6 +135,9 @@ async def _undo_upload(deps: Dependencies, reserving: asyncio.Future[Reservation
         return
     if reserving.cancelled() or reserving.exception() is not None:
         return
+    error = sys.exc_info()[1]
+    if isinstance(error, CommitOutcomeUnknown):
+        return  # the intent decides: it expires into the object's deletion if there is no row
     reservation = reserving.result()
     await asyncio.shield(deps.objects.delete(reservation.bucket, reservation.key))
 

@@ -10,7 +10,12 @@ from starlette.requests import ClientDisconnect
 
 from resource_service import handlers
 from resource_service.deps import DependenciesDep
-from resource_service.errors import RangeNotSatisfiable, StorageUnavailable, UploadExpired
+from resource_service.errors import (
+    CommitOutcomeUnknown,
+    RangeNotSatisfiable,
+    StorageUnavailable,
+    UploadExpired,
+)
 from resource_service.upload_body import (
     check_content_type,
     check_declared_length,
@@ -61,6 +66,8 @@ async def upload_resource(
         ) from None
     except StorageUnavailable as exc:
         raise Unavailable(str(exc)) from None
+    except CommitOutcomeUnknown:
+        raise Unavailable("Database unavailable, try again later") from None
     except UploadExpired:
         raise ApiError(408, "The upload took too long to be stored; nothing was kept") from None
     except ClientDisconnect:

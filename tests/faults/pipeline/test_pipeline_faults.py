@@ -502,3 +502,17 @@ def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(stack, proxie
     assert stack.song_of(resource_id).status_code == 404
     copy = f"{stack.permanent_prefix}{row.staging_key.rsplit('/', 1)[-1]}"
     assert not object_exists(s3, PERMANENT_BUCKET, copy)
+
+
+def test_an_upload_whose_commit_answer_is_lost_keeps_its_object_and_its_id(stack, proxies, s3):
+    """The connection dropped after the row's COMMIT reached PostgreSQL: the row is committed,
+    and the service cannot tell. It reads the row back instead of deleting the object."""
+    proxies.postgres.lose_reply(to=b"COMMIT", after=b"INSERT INTO outbox")
+    proxies.postgres.set_mode(Mode.CUT)  # the pool reconnects, through the armed path
+    proxies.postgres.set_mode(Mode.PASS)
+    response = stack.upload(make_mp3(1, title="commit answer lost"))
+    assert proxies.postgres.lost.is_set()  # the precondition: the COMMIT's answer was lost
+    assert response.status_code == 200, response.text
+    resource_id = response.json()["id"]
+    assert stack.logged("resource", "upload_commit_confirmed_after_error", resource_id=resource_id)
+    assert_exactly_one_permanent_object(stack, s3, resource_id)
