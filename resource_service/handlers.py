@@ -187,7 +187,14 @@ async def remove_deleted(deps: Dependencies, event: ResourceEvent) -> None:
 
 async def _forget_deleted(deps: Dependencies, resource_id: int) -> None:
     """A `resource.processed` for a resource deleted while it was processed (or moved): the
-    delete removed its objects; the worker may have saved its song after the delete."""
+    delete removed its objects; the worker may have saved its song after the delete, and a
+    move may have copied it to PERMANENT after the delete and failed to remove the copy. The
+    copy's key is the PERMANENT path and the file name, which the delete's event still names
+    (the outbox keeps it for `OUTBOX_RETENTION_HOURS`, longer than any retry)."""
+    file_name = await deps.run_in_session(repository.deleted_file_name, resource_id)
+    if file_name is not None:
+        location = await deps.storage.location(PERMANENT)
+        await deps.objects.delete(location.bucket, object_key(location.path, file_name))
     await deps.songs.delete_songs([resource_id])
     log.warning("processed_event_for_unknown_resource", resource_id=resource_id)
 

@@ -103,6 +103,19 @@ def delete_resources(session: Session, ids: list[int]) -> list[int]:
     return gone
 
 
+def deleted_file_name(session: Session, resource_id: int) -> str | None:
+    """The file name of a deleted resource, from its `resource.deleted` event (every key of a
+    resource ends in the same file name); None when no such event is kept."""
+    payload = session.execute(
+        select(OutboxEvent.payload)
+        .where(OutboxEvent.resource_id == resource_id, OutboxEvent.queue == RESOURCE_DELETED)
+        .order_by(OutboxEvent.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    objects = (payload or {}).get("objects") or []
+    return objects[0]["key"].rsplit("/", 1)[-1] if objects else None
+
+
 def _deleted_event(resource_id: int, objects: set[tuple[str, str]]) -> OutboxEvent:
     payload = {"objects": [{"bucket": b, "key": k} for b, k in sorted(objects)]}
     return OutboxEvent(queue=RESOURCE_DELETED, resource_id=resource_id, payload=payload)

@@ -504,6 +504,42 @@ def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(stack, proxie
     assert not object_exists(s3, PERMANENT_BUCKET, copy)
 
 
+def test_a_copy_made_after_the_delete_is_removed_when_its_first_cleanup_fails(stack, proxies, s3):
+    """The move copied to PERMANENT after the resource was deleted, and S3 refused the copy's
+    removal, so the message came back to find no row. The delete's event, kept in the outbox,
+    still names the file: the copy goes. The proxy holds the copy while the test deletes, and
+    answers every S3 DELETE with a 500 until the copy's removal has failed once."""
+    before = parked(stack)
+    for processor in stack.processors:
+        processor.stop()  # the upload's own PUT must pass before the hold
+    resource_id = upload_ok(stack, "copied after its delete")
+    row = stack.resource_row(resource_id)
+    copy = f"{stack.permanent_prefix}{row.staging_key.rsplit('/', 1)[-1]}"
+    proxies.s3.hold(b"PUT")
+    proxies.s3.fail(b"DELETE")  # the delete's own removal of STAGING fails too: its source stays
+    for processor in stack.processors:
+        processor.start()
+    wait_until(proxies.s3.holding.is_set, 30, lambda: f"the move's copy held\n{stack.logs()}")
+    deleted = stack.http.delete(f"{stack.resource.url}/resources?id={resource_id}")
+    assert deleted.json() == {"ids": [resource_id]}
+    proxies.s3.release()  # the copy goes through: the row is gone when the move marks it
+    wait_until(lambda: object_exists(s3, PERMANENT_BUCKET, copy), 30, "the copy made")
+    wait_until(
+        lambda: stack.logged(
+            "resource", "message_retry_scheduled", resource_id=resource_id, queue=RESOURCE_PROCESSED
+        ),
+        30,
+        lambda: f"the copy's removal failed and its message came back\n{stack.logs()}",
+    )
+    proxies.s3.fail(None)
+    wait_until(lambda: not object_exists(s3, PERMANENT_BUCKET, copy), 60, "the copy removed")
+    wait_until(
+        lambda: not object_exists(s3, row.staging_bucket, row.staging_key), 30, "STAGING removed"
+    )
+    assert stack.song_of(resource_id).status_code == 404
+    assert parked(stack) == before
+
+
 def test_an_upload_whose_commit_answer_is_lost_keeps_its_object_and_its_id(stack, proxies, s3):
     """The connection dropped after the row's COMMIT reached PostgreSQL: the row is committed,
     and the service cannot tell. It reads the row back instead of deleting the object."""
