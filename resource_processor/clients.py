@@ -9,6 +9,7 @@ fixes: the message is parked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class PeerServices:
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         async with self._http.stream("GET", url, headers=headers) as response:
             if response.status_code == 404:
-                return None
+                return await _deleted_or_lost(response, resource_id)
             if response.status_code == 416:  # an offset at or past the end: nothing there
                 return ByteRange(b"", _total_size(response))
             await _raise_for_status(response, "resource_service")
@@ -116,6 +117,18 @@ async def _raise_for_status(response: httpx.Response, peer: str) -> None:
     if response.status_code >= 500:
         raise PeerUnavailable(detail)
     raise DeadLetter(detail)
+
+
+async def _deleted_or_lost(response: httpx.Response, resource_id: int) -> None:
+    """None for the contract's "not found" (the resource was deleted); any other 404 names a
+    row whose file is missing from storage (or an answer we do not know): park it, never ack."""
+    await response.aread()
+    with contextlib.suppress(ValueError, AttributeError):
+        if response.json().get("errorMessage") == f"Resource with ID={resource_id} not found":
+            return None
+    raise DeadLetter(
+        f"resource {resource_id}: resource_service answered 404: {response.text[:200]}"
+    )
 
 
 @dataclass(frozen=True)

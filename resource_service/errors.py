@@ -26,6 +26,10 @@ class ObjectMissing(Exception):
     """S3 has no object under the key."""
 
 
+class ObjectLost(Exception):
+    """The row exists, and S3 has no object under its key (an S3 server that forgot)."""
+
+
 class RangeNotSatisfiable(Exception):
     def __init__(self, size: int):
         super().__init__(f"object size {size}")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
 from resource_service.clients import SongClient
-from resource_service.errors import CommitOutcomeUnknown, ObjectMissing, UploadExpired
+from resource_service.errors import CommitOutcomeUnknown, ObjectLost, ObjectMissing, UploadExpired
 from resource_service.models import PERMANENT, STAGING, Resource
 from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
@@ -149,7 +149,8 @@ async def find_resource(deps: Dependencies, resource_id: int) -> Resource | None
 async def open_resource(
     deps: Dependencies, resource_id: int, byte_range: str | None
 ) -> StoredObject | None:
-    """The resource's bytes (or a range of them), or None when it does not exist.
+    """The resource's bytes (or a range of them), or None when it does not exist; ObjectLost
+    when its row exists and S3 has no object for it.
 
     A move may delete the STAGING object between our read of the row and of the object (or of
     its size, for a range it cannot satisfy): then the row, read again, points at the copy.
@@ -163,7 +164,7 @@ async def open_resource(
         except ObjectMissing:
             continue
     log.error("resource_object_missing", resource_id=resource_id)
-    return None
+    raise ObjectLost(resource_id)
 
 
 async def delete_resources(deps: Dependencies, ids: list[int]) -> list[int]:

@@ -12,6 +12,7 @@ from resource_service import handlers
 from resource_service.deps import DependenciesDep
 from resource_service.errors import (
     CommitOutcomeUnknown,
+    ObjectLost,
     RangeNotSatisfiable,
     StorageUnavailable,
     UploadExpired,
@@ -90,6 +91,9 @@ async def download_resource(
         return error_response(
             416, f"Range not satisfiable: {range}", headers={"Content-Range": f"bytes */{exc.size}"}
         )
+    except ObjectLost:
+        # 404 (RFC 9110: no current representation), saying the row is there and its file is not
+        raise NotFound(f"The file of resource ID={id} is missing from storage") from None
     if found is None:
         raise NotFound(f"Resource with ID={id} not found")
     headers = {"Content-Length": str(found.size), "Accept-Ranges": "bytes"}

@@ -28,6 +28,11 @@ from service_kit.messaging import DeadLetter, ResourceEvent
 
 SONG = make_mp3(61, title="Song", artist="Band", album="Record", year=2021)
 Reply = int | httpx.Response | Exception  # a status, a whole response, or an error to raise
+# The contract's 404s for resource 7: deleted, and a row whose file S3 no longer has.
+NOT_FOUND = httpx.Response(404, json={"errorMessage": "Resource with ID=7 not found"})
+FILE_MISSING = httpx.Response(
+    404, json={"errorMessage": "The file of resource ID=7 is missing from storage"}
+)
 
 
 @dataclass
@@ -148,7 +153,7 @@ def test_song_already_saved_counts_as_done(make_harness) -> None:
 def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None:
     # A 404 is a resource deleted since its upload: its `resource.deleted` cleans up, so the
     # message is acked (not parked) with no song and no `resource.processed`.
-    harness = make_harness([404], [200])
+    harness = make_harness([NOT_FOUND], [200])
     before = messages_counted("gone")
     harness.process(7)
     assert harness.songs.requests == []
@@ -157,13 +162,26 @@ def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None
 
 
 def test_a_resource_deleted_while_its_tags_are_read_is_done_with(make_harness) -> None:
-    harness = make_harness([200, 404], [200])  # the first range is there, the next is not
+    harness = make_harness([200, NOT_FOUND], [200])  # the first range is there, the next not
     before = messages_counted("gone")
     harness.process(7)
     assert len(harness.resources.requests) == 2
     assert harness.songs.requests == []
     assert harness.published == []
     assert messages_counted("gone") == before + 1
+
+
+@pytest.mark.parametrize("resources", [[FILE_MISSING], [200, FILE_MISSING], [404]])
+def test_a_row_whose_file_is_missing_is_parked_never_done_with(make_harness, resources) -> None:
+    # Only the contract's "not found" means deleted. A 404 that says the file is missing from
+    # storage (or any 404 we do not know) is parked with what it said, never acked as gone.
+    harness = make_harness(resources, [200])
+    before = messages_counted("gone")
+    with pytest.raises(DeadLetter, match="resource 7: resource_service answered 404"):
+        harness.process(7)
+    assert harness.songs.requests == []
+    assert harness.published == []
+    assert messages_counted("gone") == before
 
 
 @pytest.mark.parametrize(

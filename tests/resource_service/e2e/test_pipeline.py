@@ -14,6 +14,7 @@ from service_kit.messaging import (
 )
 from service_kit.s3 import object_exists
 from tests.amqp import message_count, publish_event, queue_depth, take_without_ack
+from tests.contract import assert_error
 from tests.mp3_fixtures import mp3_fixtures
 
 
@@ -159,3 +160,29 @@ def test_a_burst_of_uploads_all_reach_permanent(stack, s3, burst):
     assert len(set(ids)) == burst
     for resource_id in ids:
         assert_only_in_permanent(s3, stack.wait_permanent(resource_id, 15))
+
+
+def test_a_file_s3_lost_is_named_and_its_message_parked_never_done_with(stack, s3):
+    """An S3 server that forgets (LocalStack restarted) leaves rows whose files are gone. A
+    GET says so, not "not found"; the processor parks the message with that reason instead of
+    acking it as a deleted resource, and the row stays STAGING for reconcile to list."""
+    for processor in stack.processors:
+        processor.stop()
+    resource_id = stack.upload(make_mp3(1)).json()["id"]
+    row = stack.resource_row(resource_id)
+    s3.delete_object(Bucket=row.bucket, Key=row.key)  # the S3 server forgot it
+
+    got = stack.http.get(f"{stack.resource.url}/resources/{resource_id}")
+    assert_error(got, 404, f"The file of resource ID={resource_id} is missing from storage")
+    dlq = dead_letter_queue(RESOURCE_UPLOADED)
+    before = message_count(stack.rabbitmq_url, dlq)
+    for processor in stack.processors:
+        processor.start()
+    wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == before + 1, 30, "parked")
+    [parked] = [
+        r
+        for r in stack.log_records("processor*.log", "message_parked")
+        if r.get("resource_id") == resource_id
+    ]
+    assert "missing from storage" in parked["reason"]
+    assert stack.resource_row(resource_id).state == "STAGING"
