@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format localstack bench demo images replay-dlq migrate-queues clean \
+.PHONY: install run test lint format localstack bench demo images replay-dlq migrate-queues reset clean \
 	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down
 
 # Re-install whenever pyproject.toml changes.
@@ -70,6 +70,10 @@ SEED ?= 1
 DURATION ?= 120
 chaos: install
 	@$(PY) -m devstack.chaos --seed $(SEED) --duration $(DURATION)
+
+# Clear the platform's data (databases, queues, stored objects) for a clean start; after make down.
+reset: $(INSTALLED)
+	@$(PY) -m devstack.reset
 
 # What the stores hold against what the rows say; FIX=1 repairs what is safe.
 reconcile: $(INSTALLED)

@@ -6,6 +6,8 @@ It reports (as JSON, and one line per finding on stderr):
 - objects in the storage locations' buckets that no resource row references, older than the
   grace period (a leftover of a crash, or of a cleanup that failed);
 - songs whose resource does not exist;
+- resources whose row exists and whose object does not (`missing_objects`: an S3 server that
+  forgot, such as a restarted LocalStack); a person's call, never fixed here;
 - resources still in STAGING past the threshold;
 - messages parked in a dead-letter queue.
 With `--fix` it deletes the orphans and publishes the stuck resources' events again (through
@@ -34,13 +36,14 @@ from service_kit.messaging import (
     RESOURCE_UPLOADED,
     dead_letter_queue,
 )
-from service_kit.s3 import S3Client, make_s3_client
+from service_kit.s3 import S3Client, make_s3_client, object_exists
 
 
 @dataclass
 class Findings:
     orphan_objects: list[dict[str, str]] = field(default_factory=list)
     orphan_songs: list[int] = field(default_factory=list)
+    missing_objects: list[dict[str, Any]] = field(default_factory=list)
     stuck_resources: list[int] = field(default_factory=list)
     parked: dict[str, int] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)
@@ -59,10 +62,9 @@ class Stores:
 def find(stores: Stores, grace: timedelta, stuck_after: timedelta) -> Findings:
     findings = Findings()
     with stores.resource_db.connect() as conn:
-        referenced = {
-            (r.bucket, r.key) for r in conn.execute(text("SELECT bucket, key FROM resources"))
-        }
-        resource_ids = {r.id for r in conn.execute(text("SELECT id FROM resources"))}
+        rows = {r.id: (r.bucket, r.key) for r in conn.execute(text(ROWS))}
+        referenced = set(rows.values())
+        resource_ids = set(rows)
         findings.stuck_resources = sorted(
             r.id
             for r in conn.execute(
@@ -73,15 +75,36 @@ def find(stores: Stores, grace: timedelta, stuck_after: timedelta) -> Findings:
     with stores.storage_db.connect() as conn:
         buckets = sorted({r.bucket for r in conn.execute(text("SELECT bucket FROM storages"))})
     old_enough = datetime.now(UTC) - grace
+    stored = set()
     for bucket in buckets:
         for item in _objects(stores.s3, bucket, stores.prefix):
+            stored.add((bucket, item["Key"]))
             if (bucket, item["Key"]) not in referenced and item["LastModified"] < old_enough:
                 findings.orphan_objects.append({"bucket": bucket, "key": item["Key"]})
+    unlisted = [
+        i for i, (b, k) in rows.items() if k.startswith(stores.prefix) and (b, k) not in stored
+    ]
+    findings.missing_objects = [m for i in sorted(unlisted) if (m := _still_missing(stores, i))]
+    missing_ids = {m["resourceId"] for m in findings.missing_objects}
+    findings.stuck_resources = [i for i in findings.stuck_resources if i not in missing_ids]
     with stores.song_db.connect() as conn:
         song_ids = {r.id for r in conn.execute(text("SELECT id FROM songs"))}
     findings.orphan_songs = sorted(song_ids - resource_ids)
     findings.parked = asyncio.run(_parked(stores.rabbitmq_url))
     return findings
+
+
+ROWS = "SELECT id, bucket, key FROM resources"
+
+
+def _still_missing(stores: Stores, resource_id: int) -> dict[str, Any] | None:
+    """The row read again and its object looked up now: a move or a delete since the listing
+    is not a missing object."""
+    with stores.resource_db.connect() as conn:
+        row = conn.execute(text(f"{ROWS} WHERE id = :id"), {"id": resource_id}).one_or_none()
+    if row is None or object_exists(stores.s3, row.bucket, row.key):
+        return None
+    return {"resourceId": resource_id, "bucket": row.bucket, "key": row.key}
 
 
 def _objects(s3: S3Client, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -156,6 +179,12 @@ def main() -> None:
         print(f"orphan object {orphan['bucket']}/{orphan['key']}", file=sys.stderr)
     for song in findings.orphan_songs:
         print(f"song {song} has no resource", file=sys.stderr)
+    for missing in findings.missing_objects:
+        print(
+            f"resource {missing['resourceId']}: its file {missing['bucket']}/{missing['key']}"
+            " is missing from storage",
+            file=sys.stderr,
+        )
     for resource_id in findings.stuck_resources:
         print(f"resource {resource_id} stuck in STAGING", file=sys.stderr)
     for queue, depth in findings.parked.items():

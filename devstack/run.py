@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from devstack import child, supervisor
+from devstack.reset import recorded_resources
 from devstack.services import (
     LOCALSTACK,
     Program,
@@ -90,6 +91,20 @@ class Run:
             self.wait_healthy(program, timeout=90 if program.name == LOCALSTACK else 60)
             docs = "" if program.name == LOCALSTACK else f"  (docs: {program.url}/docs)"
             print(f"{program.name:<19} {program.url}{docs}", flush=True)
+            if program.name == LOCALSTACK:
+                self.say_if_files_were_lost()
+
+    def say_if_files_were_lost(self) -> None:
+        """A LocalStack this run started is empty: rows left by an earlier run lost their files."""
+        count = recorded_resources(self.settings)
+        if count:
+            print(
+                f"S3 (LocalStack) started empty while the resource database holds {count} "
+                "resource(s): their files are gone (LocalStack keeps objects in memory). "
+                "make reconcile lists them (missing_objects); for a clean start: make down, "
+                "then make reset.",
+                flush=True,
+            )
 
     def wait_healthy(self, program: Program, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 
+import httpx
 import psutil
 
+from devstack.mp3 import make_mp3
 from devstack.stack import free_port, wait_until
-from tests.devstack.e2e.conftest import all_gone, listening
+from tests.devstack.e2e.conftest import all_gone, listening, stop
 
 
 def ports(run) -> list[int]:
@@ -61,3 +63,32 @@ def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start
     assert again.returncode == 0 and "nothing to stop" in again.stdout
     # `make down` stops everything at once: that is no outage of one service to report.
     assert not [line for line in run.terminal if line.startswith("storage-service stopped")]
+
+
+def test_an_empty_localstack_under_kept_rows_is_said_and_make_reset_starts_clean(start_make_run):
+    """LocalStack keeps objects in memory: the same platform started again has its rows and no
+    files. The run says so in one line, GET names the missing file, and `make reset` (after the
+    run is down) gives a clean start."""
+    first = start_make_run(s3_port=free_port())
+    resources = f"{first.programs['resource-service'].url}/resources"
+    uploaded = httpx.post(resources, content=make_mp3(1), headers={"Content-Type": "audio/mpeg"})
+    resource_id = uploaded.json()["id"]
+    stop(first)
+    same_platform = {k: v for k, v in first.env.items() if k.startswith("RUN_")}
+
+    again = start_make_run(**same_platform)
+    again.said("S3 (LocalStack) started empty while the resource database holds 1 resource(s)")
+    assert httpx.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
+        f"The file of resource ID={resource_id} is missing from storage"
+    )
+    assert "make run is up" in again.make("reset").stderr  # refused while it runs
+    stop(again)
+    reset = again.make("reset")
+    assert reset.returncode == 0, reset.stderr
+    assert "dropped the databases" in reset.stdout
+
+    clean = start_make_run(**same_platform)
+    assert not any("started empty" in line for line in clean.terminal)
+    assert httpx.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
+        f"Resource with ID={resource_id} not found"
+    )

@@ -32,6 +32,9 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     assert stack.http.post(f"{stack.song.url}/songs", json={"id": 999_999, **SONG}).is_success
     stack.processors[0].stop()
     stuck = stack.upload(make_mp3(1, title="Stuck")).json()["id"]
+    lost = stack.upload(make_mp3(1, title="Lost")).json()["id"]
+    lost_row = stack.resource_row(lost)
+    s3.delete_object(Bucket=lost_row.bucket, Key=lost_row.key)  # an S3 server that forgot
 
     stores = Stores(
         create_engine(stack.resource_database_url),
@@ -44,7 +47,10 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     findings = find(stores, grace=NOW, stuck_after=NOW)
     assert findings.orphan_objects == [{"bucket": "resources-staging", "key": orphan_key}]
     assert findings.orphan_songs == [999_999]
-    assert findings.stuck_resources == [stuck]
+    assert findings.missing_objects == [
+        {"resourceId": lost, "bucket": lost_row.bucket, "key": lost_row.key}
+    ]
+    assert findings.stuck_resources == [stuck]  # the lost one is listed as lost, not stuck
     assert findings.parked[dead_letter_queue(RESOURCE_UPLOADED)] == 1
 
     fix(stores, findings)
@@ -54,5 +60,6 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     stack.wait_permanent(stuck, timeout=30)  # its event published again, and processed
     again = find(stores, grace=NOW, stuck_after=NOW)
     assert (again.orphan_objects, again.orphan_songs, again.stuck_resources) == ([], [], [])
+    assert [m["resourceId"] for m in again.missing_objects] == [lost]  # a person's call
     for engine in (stores.resource_db, stores.song_db, stores.storage_db):
         engine.dispose()
