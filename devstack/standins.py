@@ -32,7 +32,7 @@ PIP_RECIPES = {"localstack"}
 STANDINS = {
     "docker.io/library/python:3.11.11-slim-bookworm": "python",
     "docker.io/library/postgres:16.6-alpine": "postgres",
-    "docker.io/library/rabbitmq:3.13.7-management": "rabbitmq",
+    "docker.io/library/rabbitmq:4.4.1-management": "rabbitmq",
     "docker.io/localstack/localstack:4.13.1": "localstack",
 }
 

@@ -66,7 +66,7 @@ def containers() -> Iterator[Infrastructure]:
 
     with (
         PostgresContainer("postgres:16.6-alpine", driver="psycopg") as pg,
-        RabbitMqContainer("rabbitmq:3.13.7-management") as mq,
+        RabbitMqContainer("rabbitmq:4.4.1-management") as mq,
         LocalStackContainer("localstack/localstack:4.13.1").with_services("s3") as s3,
     ):
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]
