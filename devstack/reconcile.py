@@ -3,16 +3,21 @@
     python -m devstack.reconcile [--fix] [--grace-seconds 3600] [--stuck-seconds 3600]
 
 It reports (as JSON, and one line per finding on stderr):
-- objects in the storage locations' buckets that no resource row references, older than the
-  grace period (a leftover of a crash, or of a cleanup that failed);
-- songs whose resource does not exist;
+- objects under the storage rows' paths that no resource row or upload in flight accounts for,
+  older than the grace period (a leftover of a crash, or of a cleanup that failed);
+- songs whose resource does not exist, older than the same grace period;
 - resources whose row exists and whose object does not (`missing_objects`: an S3 server that
   forgot, such as a restarted LocalStack); a person's call, never fixed here;
 - resources still in STAGING past the threshold;
 - messages parked in a dead-letter queue.
-With `--fix` it deletes the orphans and publishes the stuck resources' events again (through
-the outbox); parked messages are a person's call (`make replay-dlq`), so it only counts them.
-The databases and the broker are `make run`'s unless `RUN_*` says otherwise (devstack.services).
+
+With `--fix` it is safe on a live platform. Each deletion re-checks its condition just before it
+acts; it touches only keys under the storage rows' paths; and it acts through the owning
+services, never by writing their tables: songs go through the Song Service's `DELETE /songs`,
+stuck resources through the Resource Service's `POST /admin/resources/{id}/reprocess` (which
+re-checks STAGING under a row lock). Only orphan objects are deleted in S3 directly. Parked
+messages are a person's call (`make replay-dlq`), so it only counts them. The stores are `make
+run`'s unless `RUN_*` says otherwise (devstack.services); it reads the databases, never writes.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+import httpx
+from botocore.exceptions import ClientError
 from sqlalchemy import Engine, create_engine, text
 
-from devstack.services import RunSettings, database_name
+from devstack.services import RunSettings, admin_token, database_name
 from service_kit.config import S3Settings
 from service_kit.messaging import (
     RESOURCE_DELETED,
@@ -37,6 +44,8 @@ from service_kit.messaging import (
     dead_letter_queue,
 )
 from service_kit.s3 import S3Client, make_s3_client, object_exists
+
+ROWS = "SELECT id, bucket, key, state, staging_bucket, staging_key FROM resources"
 
 
 @dataclass
@@ -57,14 +66,43 @@ class Stores:
     s3: S3Client
     rabbitmq_url: str
     prefix: str  # only objects under this key prefix (a test's own folder); "" for all
+    resource_url: str  # the owning services, through which --fix acts
+    song_url: str
+    admin_token: str
+
+
+def file_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Accounted:
+    """What the rows and the uploads in flight account for, read at one moment. Every key of
+    a resource ends in its one file name (a UUID): a move's copy is accounted for before its
+    row says PERMANENT. A STAGING object of a row already PERMANENT is a leftover."""
+
+    names: frozenset[str]
+    leftovers: frozenset[tuple[str, str]]
+
+    def accounts_for(self, bucket: str, key: str) -> bool:
+        return file_name(key) in self.names and (bucket, key) not in self.leftovers
+
+
+def accounted(stores: Stores) -> Accounted:
+    with stores.resource_db.connect() as conn:
+        rows = conn.execute(text(ROWS)).all()
+        intents = conn.execute(text("SELECT key FROM upload_intents")).all()
+    names = {file_name(r.key) for r in rows} | {file_name(r.staging_key) for r in rows}
+    leftovers = {(r.staging_bucket, r.staging_key) for r in rows if r.state == "PERMANENT"}
+    names |= {file_name(i.key) for i in intents}
+    return Accounted(frozenset(names), frozenset(leftovers))
 
 
 def find(stores: Stores, grace: timedelta, stuck_after: timedelta) -> Findings:
     findings = Findings()
+    old_enough = datetime.now(UTC) - grace
     with stores.resource_db.connect() as conn:
         rows = {r.id: (r.bucket, r.key) for r in conn.execute(text(ROWS))}
-        referenced = set(rows.values())
-        resource_ids = set(rows)
         findings.stuck_resources = sorted(
             r.id
             for r in conn.execute(
@@ -72,29 +110,41 @@ def find(stores: Stores, grace: timedelta, stuck_after: timedelta) -> Findings:
                 {"before": datetime.now(UTC) - stuck_after},
             )
         )
-    with stores.storage_db.connect() as conn:
-        buckets = sorted({r.bucket for r in conn.execute(text("SELECT bucket FROM storages"))})
-    old_enough = datetime.now(UTC) - grace
+    known = accounted(stores)
     stored = set()
-    for bucket in buckets:
-        for item in _objects(stores.s3, bucket, stores.prefix):
+    for bucket, prefix in _scanned(stores):
+        for item in _objects(stores.s3, bucket, prefix):
             stored.add((bucket, item["Key"]))
-            if (bucket, item["Key"]) not in referenced and item["LastModified"] < old_enough:
+            if not known.accounts_for(bucket, item["Key"]) and item["LastModified"] < old_enough:
                 findings.orphan_objects.append({"bucket": bucket, "key": item["Key"]})
+    with stores.song_db.connect() as conn:
+        songs = conn.execute(text("SELECT id FROM songs WHERE created_at < :t"), {"t": old_enough})
+        findings.orphan_songs = sorted({r.id for r in songs} - set(rows))
     unlisted = [
         i for i, (b, k) in rows.items() if k.startswith(stores.prefix) and (b, k) not in stored
     ]
     findings.missing_objects = [m for i in sorted(unlisted) if (m := _still_missing(stores, i))]
     missing_ids = {m["resourceId"] for m in findings.missing_objects}
     findings.stuck_resources = [i for i in findings.stuck_resources if i not in missing_ids]
-    with stores.song_db.connect() as conn:
-        song_ids = {r.id for r in conn.execute(text("SELECT id FROM songs"))}
-    findings.orphan_songs = sorted(song_ids - resource_ids)
     findings.parked = asyncio.run(_parked(stores.rabbitmq_url))
     return findings
 
 
-ROWS = "SELECT id, bucket, key FROM resources"
+def _scanned(stores: Stores) -> list[tuple[str, str]]:
+    """(bucket, key prefix) of each storage row, narrowed to `stores.prefix`: nothing outside
+    the platform's paths is ever listed, so nothing there is ever deleted."""
+    with stores.storage_db.connect() as conn:
+        locations = {
+            (r.bucket, r.path) for r in conn.execute(text("SELECT bucket, path FROM storages"))
+        }
+    scanned = []
+    for bucket, path in sorted(locations):
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        if stores.prefix.startswith(prefix):
+            scanned.append((bucket, stores.prefix))
+        elif prefix.startswith(stores.prefix):
+            scanned.append((bucket, prefix))
+    return scanned
 
 
 def _still_missing(stores: Stores, resource_id: int) -> dict[str, Any] | None:
@@ -125,25 +175,41 @@ async def _parked(url: str) -> dict[str, int]:
     return counts
 
 
-def fix(stores: Stores, findings: Findings) -> None:
-    for orphan in findings.orphan_objects:
-        stores.s3.delete_object(Bucket=orphan["bucket"], Key=orphan["key"])
-        findings.fixed.append(f"deleted object {orphan['bucket']}/{orphan['key']}")
-    if findings.orphan_songs:
-        with stores.song_db.begin() as conn:
-            conn.execute(
-                text("DELETE FROM songs WHERE id = ANY(:ids)"), {"ids": findings.orphan_songs}
-            )
-        findings.fixed.append(f"deleted songs {findings.orphan_songs}")
-    with stores.resource_db.begin() as conn:
+def fix(stores: Stores, findings: Findings, grace: timedelta) -> None:
+    with httpx.Client(timeout=10) as http:
+        for orphan in findings.orphan_objects:
+            if _still_orphan_object(stores, orphan["bucket"], orphan["key"], grace):
+                stores.s3.delete_object(Bucket=orphan["bucket"], Key=orphan["key"])
+                findings.fixed.append(f"deleted object {orphan['bucket']}/{orphan['key']}")
+        for song_id in findings.orphan_songs:
+            if _has_no_resource(stores, song_id):
+                http.delete(f"{stores.song_url}/songs", params={"id": song_id}).raise_for_status()
+                findings.fixed.append(f"deleted song {song_id}")
+        headers = {"Authorization": f"Bearer {stores.admin_token}"}
         for resource_id in findings.stuck_resources:
-            # A fresh `resource.uploaded` in the outbox: the relay publishes it, and every step
-            # after it is idempotent.
-            conn.execute(
-                text("INSERT INTO outbox (queue, resource_id) VALUES (:queue, :id)"),
-                {"queue": RESOURCE_UPLOADED, "id": resource_id},
-            )
-            findings.fixed.append(f"published resource.uploaded again for resource {resource_id}")
+            url = f"{stores.resource_url}/admin/resources/{resource_id}/reprocess"
+            answer = http.post(url, headers=headers)
+            if answer.status_code == 202:
+                findings.fixed.append(f"published resource.uploaded again for {resource_id}")
+            elif answer.status_code != 409:  # 409: moved or deleted meanwhile, nothing to do
+                answer.raise_for_status()
+
+
+def _still_orphan_object(stores: Stores, bucket: str, key: str, grace: timedelta) -> bool:
+    """Unaccounted for now, and still older than the grace period (not written again)."""
+    if accounted(stores).accounts_for(bucket, key):
+        return False
+    try:
+        modified = stores.s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+    except ClientError:
+        return False  # gone already
+    return bool(modified < datetime.now(UTC) - grace)
+
+
+def _has_no_resource(stores: Stores, resource_id: int) -> bool:
+    with stores.resource_db.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM resources WHERE id = :id"), {"id": resource_id})
+        return found.first() is None
 
 
 def stores_of(settings: RunSettings, prefix: str) -> Stores:
@@ -159,22 +225,13 @@ def stores_of(settings: RunSettings, prefix: str) -> Stores:
         s3,
         settings.rabbitmq_url,
         prefix,
+        f"http://127.0.0.1:{settings.resource_port}",
+        f"http://127.0.0.1:{settings.song_port}",
+        admin_token(settings),
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m devstack.reconcile", description=__doc__)
-    parser.add_argument("--fix", action="store_true", help="delete orphans, republish the stuck")
-    parser.add_argument("--grace-seconds", type=float, default=3600.0)
-    parser.add_argument("--stuck-seconds", type=float, default=3600.0)
-    parser.add_argument("--prefix", default="", help="only objects whose key starts with this")
-    args = parser.parse_args()
-    stores = stores_of(RunSettings(), args.prefix)
-    findings = find(
-        stores, timedelta(seconds=args.grace_seconds), timedelta(seconds=args.stuck_seconds)
-    )
-    if args.fix:
-        fix(stores, findings)
+def report(findings: Findings) -> None:
     for orphan in findings.orphan_objects:
         print(f"orphan object {orphan['bucket']}/{orphan['key']}", file=sys.stderr)
     for song in findings.orphan_songs:
@@ -193,6 +250,21 @@ def main() -> None:
     for line in findings.fixed:
         print(f"fixed: {line}", file=sys.stderr)
     print(json.dumps(asdict(findings), indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack.reconcile", description=__doc__)
+    parser.add_argument("--fix", action="store_true", help="delete orphans, republish the stuck")
+    parser.add_argument("--grace-seconds", type=float, default=3600.0)
+    parser.add_argument("--stuck-seconds", type=float, default=3600.0)
+    parser.add_argument("--prefix", default="", help="only objects whose key starts with this")
+    args = parser.parse_args()
+    stores = stores_of(RunSettings(), args.prefix)
+    grace = timedelta(seconds=args.grace_seconds)
+    findings = find(stores, grace, timedelta(seconds=args.stuck_seconds))
+    if args.fix:
+        fix(stores, findings, grace)
+    report(findings)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,23 @@ def add_resource(session: Session, resource_id: int, bucket: str, key: str) -> b
     return True
 
 
+def reprocess_if_staging(session: Session, resource_id: int) -> bool:
+    """Queue a fresh `resource.uploaded` for a resource still in STAGING (every step after it
+    is idempotent); False when the row is gone or already PERMANENT. The row is locked, so a
+    move or a delete cannot slip between the check and the event."""
+    staging = session.execute(
+        select(Resource.id)
+        .where(Resource.id == resource_id, Resource.state == STAGING)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if staging is None:
+        session.rollback()
+        return False
+    session.add(OutboxEvent(queue=RESOURCE_UPLOADED, resource_id=resource_id))
+    session.commit()
+    return True
+
+
 def expire_upload_intents(session: Session, limit: int) -> list[int]:
     """Turn intents past their time into `resource.deleted` events for their objects.
 

@@ -4,11 +4,11 @@ import re
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from resource_service import handlers
+from resource_service import handlers, repository
 from resource_service.deps import DependenciesDep
 from resource_service.errors import (
     CommitOutcomeUnknown,
@@ -17,6 +17,7 @@ from resource_service.errors import (
     StorageUnavailable,
     UploadExpired,
 )
+from resource_service.schemas import ReprocessQueued
 from resource_service.upload_body import (
     check_content_type,
     check_declared_length,
@@ -25,7 +26,7 @@ from resource_service.upload_body import (
     with_idle_timeout,
     with_size_limit,
 )
-from service_kit.deps import CsvIds, PathId
+from service_kit.deps import CsvIds, PathId, require_admin_token
 from service_kit.errors import ApiError, NotFound, Unavailable, error_response
 from service_kit.resilience.bulkhead import BulkheadFull
 from service_kit.schemas import CreatedId, DeletedIds
@@ -109,3 +110,19 @@ async def download_resource(
 @router.delete("", response_model=DeletedIds)
 async def delete_resources(ids: CsvIds, deps: DependenciesDep) -> DeletedIds:
     return DeletedIds(ids=await handlers.delete_resources(deps, ids))
+
+
+admin_router = APIRouter(
+    prefix="/admin/resources", tags=["admin"], dependencies=[Depends(require_admin_token)]
+)
+
+
+@admin_router.post("/{id}/reprocess", status_code=202, response_model=ReprocessQueued)
+async def reprocess_resource(id: PathId, deps: DependenciesDep) -> ReprocessQueued:
+    """Publish a resource's `resource.uploaded` again, if it is still in STAGING (what
+    `make reconcile FIX=1` does for a resource stuck there); 409 otherwise."""
+    if not await deps.run_in_session(repository.reprocess_if_staging, id):
+        raise ApiError(409, f"Resource with ID={id} is not in STAGING")
+    deps.relay.nudge()
+    log.info("resource_reprocess_queued", resource_id=id)
+    return ReprocessQueued(id=id)

@@ -15,3 +15,9 @@ class StorageLocation(BaseModel):
 
 
 STORAGE_LIST = TypeAdapter(list[StorageLocation])
+
+
+class ReprocessQueued(BaseModel):
+    """`POST /admin/resources/{id}/reprocess`: its `resource.uploaded` is queued again."""
+
+    id: int

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -23,6 +26,25 @@ def stack(start_module_stack):
     return start_module_stack("reconcile")
 
 
+def stores_of(stack, s3, prefix: str) -> Stores:
+    return Stores(
+        create_engine(stack.resource_database_url),
+        create_engine(stack.song.env["DATABASE_URL"]),
+        create_engine(stack.storage.env["DATABASE_URL"]),
+        s3,
+        stack.rabbitmq_url,
+        prefix,
+        stack.resource.url,
+        stack.song.url,
+        stack.admin_token,
+    )
+
+
+def close(stores: Stores) -> None:
+    for engine in (stores.resource_db, stores.song_db, stores.storage_db):
+        engine.dispose()
+
+
 def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack, s3):
     url = stack.rabbitmq_url
     publish_body(url, RESOURCE_UPLOADED, b"poison")  # parked at once by the worker
@@ -36,14 +58,7 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     lost_row = stack.resource_row(lost)
     s3.delete_object(Bucket=lost_row.bucket, Key=lost_row.key)  # an S3 server that forgot
 
-    stores = Stores(
-        create_engine(stack.resource_database_url),
-        create_engine(stack.song.env["DATABASE_URL"]),
-        create_engine(stack.storage.env["DATABASE_URL"]),
-        s3,
-        url,
-        prefix=stack.staging_prefix,
-    )
+    stores = stores_of(stack, s3, stack.staging_prefix)
     findings = find(stores, grace=NOW, stuck_after=NOW)
     assert findings.orphan_objects == [{"bucket": "resources-staging", "key": orphan_key}]
     assert findings.orphan_songs == [999_999]
@@ -53,7 +68,7 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     assert findings.stuck_resources == [stuck]  # the lost one is listed as lost, not stuck
     assert findings.parked[dead_letter_queue(RESOURCE_UPLOADED)] == 1
 
-    fix(stores, findings)
+    fix(stores, findings, grace=NOW)
     assert not object_exists(s3, "resources-staging", orphan_key)
     assert stack.song_of(999_999).status_code == 404
     stack.processors[0].start().wait_healthy()
@@ -61,5 +76,46 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     again = find(stores, grace=NOW, stuck_after=NOW)
     assert (again.orphan_objects, again.orphan_songs, again.stuck_resources) == ([], [], [])
     assert [m["resourceId"] for m in again.missing_objects] == [lost]  # a person's call
-    for engine in (stores.resource_db, stores.song_db, stores.storage_db):
-        engine.dispose()
+    close(stores)
+
+
+def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack, s3):
+    """`FIX=1` with no grace at all, over and over, while clients upload and delete: objects of
+    uploads in flight, copies of moves in flight and songs just saved are all live, and each
+    deletion re-checks just before it acts. Every upload not deleted ends PERMANENT whole."""
+    stores = stores_of(stack, s3, "")  # every path of the stack's storage rows
+    stop = threading.Event()
+    uploaded: list[int] = []
+    deleted: list[int] = []
+
+    def clients() -> None:
+        while not stop.is_set():
+            answer = stack.upload(make_mp3(1, title=f"live {len(uploaded)}"))
+            assert answer.status_code == 200, answer.text
+            uploaded.append(answer.json()["id"])
+            if len(uploaded) % 3 == 0:
+                gone = uploaded[-2]
+                stack.http.delete(f"{stack.resource.url}/resources?id={gone}").raise_for_status()
+                deleted.append(gone)
+
+    def reconciling() -> int:
+        rounds = 0
+        while not stop.is_set():
+            fix(stores, find(stores, grace=NOW, stuck_after=NOW), grace=NOW)
+            rounds += 1
+        return rounds
+
+    with ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(clients), pool.submit(clients), pool.submit(reconciling)]
+        time.sleep(15)  # the length of the run, not a wait for a condition
+        stop.set()
+        assert running[2].result() >= 3  # reconcile ran through the uploads, not once
+        for client in running[:2]:
+            client.result()
+    live = sorted(set(uploaded) - set(deleted))
+    assert len(live) >= 10
+    for resource_id in live:
+        row = stack.wait_permanent(resource_id, timeout=60)
+        assert object_exists(s3, row.bucket, row.key), resource_id
+        assert stack.song_of(resource_id).status_code == 200, resource_id
+    close(stores)
