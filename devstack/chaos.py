@@ -3,13 +3,16 @@ faults hits the platform; once everything is healthy again, every invariant is c
 
     python -m devstack.chaos [--seed N] [--duration SECONDS] [--report PATH]
 
-Faults, one at a time, each for a seeded length: SIGKILL (then a restart) or SIGSTOP (then
-SIGCONT) of the Storage Service, the Song Service, the Resource Service or a processor; a cut of
-the TCP proxy the services reach RabbitMQ, PostgreSQL, S3, the Storage Service or the Song
-Service through. Invariants: every upload answered 200 ends with exactly one PERMANENT object of
-the same MD5, a song with its title and no STAGING object; every delete answered 200 leaves no
-row, no object and no song; no object nobody references; nothing parked. It writes a JSON report
-and exits 1 on any violation. Runs on a sandbox of its own (devstack.sandbox), removed at the end.
+Faults, two at a time (never on the same target), each for a seeded length: SIGKILL (then a
+restart) or SIGSTOP (then SIGCONT) of the Storage Service, the Song Service, the Resource Service
+or a processor; a cut of the TCP proxy the services reach RabbitMQ, PostgreSQL, S3, the Storage
+Service or the Song Service through; a broker restart as the clients see one (every connection
+of the run's own vhost closed by `rabbitmqctl close_all_connections`). Meanwhile `make
+reconcile FIX=1` runs over and over with no grace period at all. Invariants: every upload
+answered 200 ends with exactly one PERMANENT object of the same MD5, a song with its title and
+no STAGING object; every delete answered 200 leaves no row, no object and no song; no object
+nobody references; nothing parked. It writes a JSON report and exits 1 on any violation. Runs
+on a sandbox of its own (devstack.sandbox), removed at the end.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,6 +42,7 @@ from devstack import localstack
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.mp3 import make_mp3
 from devstack.processes import ServiceProcess
+from devstack.reconcile import Stores, find, fix
 from devstack.sandbox import Sandbox
 from devstack.stack import Stack, start_stack
 from service_kit.config import S3Settings
@@ -52,6 +58,7 @@ QUICK_UPLOAD_INTENTS = {
 }
 CONVERGE_SECONDS = 180  # longer than the longest retry delay and a restart, many times over
 CLIENT_PAUSE_SECONDS = 0.2
+RECONCILE_STUCK_AFTER = timedelta(seconds=30)  # republish through the admin route past this
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Report:
     parked: dict[str, int] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)  # answers or contents that break the contract
     seconds_to_converge: float | None = None
+    reconcile_rounds: dict[str, int] = field(default_factory=dict)  # whole, or cut short by what
 
     @property
     def violations(self) -> int:
@@ -170,31 +178,78 @@ def delete_one(stack: Stack, http: httpx.Client, ledger: Ledger, resource_id: in
         ledger.wrong.append(f"delete answered {answer.status_code}: {answer.text[:200]}")
 
 
-def faults(
-    stack: Stack,
-    proxies: dict[str, FaultProxy],
-    rng: random.Random,
-    until: float,
-    counts: Counter[str],
-) -> None:
-    """One fault at a time, each a seeded 1 s to 90 s (never past `until`), then healed."""
-    services = {"storage": stack.storage, "song": stack.song, "resource": stack.resource}
-    services.update({f"processor{i}": p for i, p in enumerate(stack.processors)})
+@dataclass
+class Targets:
+    """What the fault schedules may hit, and what is being hit now (never twice at once)."""
+
+    stack: Stack
+    proxies: dict[str, FaultProxy]
+    restart_broker: Callable[[], object]
+    busy: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def services(self) -> dict[str, ServiceProcess]:
+        named = {"storage": self.stack.storage, "song": self.stack.song}
+        named["resource"] = self.stack.resource
+        return named | {f"processor{i}": p for i, p in enumerate(self.stack.processors)}
+
+    def choices(self) -> list[tuple[str, str]]:
+        return (
+            [("kill", s) for s in self.services]
+            + [("stop", s) for s in self.services]
+            + [("cut", p) for p in self.proxies]
+            + [("restart", "broker")]
+        )
+
+    def claim(self, rng: random.Random) -> tuple[str, str] | None:
+        with self.lock:
+            free = [c for c in self.choices() if c[1] not in self.busy]
+            if not free:
+                return None
+            kind, target = rng.choice(free)
+            self.busy.add(target)
+            return kind, target
+
+    def release(self, target: str) -> None:
+        with self.lock:
+            self.busy.discard(target)
+
+
+def faults(targets: Targets, rng: random.Random, until: float, counts: Counter[str]) -> None:
+    """One schedule: a fault at a time, each a seeded 1 s to 90 s (never past `until`), then
+    healed. Two schedules run side by side."""
     while time.monotonic() < until - 2:
         time.sleep(rng.uniform(1, 4))
         length = rng.uniform(1, max(1.0, min(90.0, (until - time.monotonic()) / 2)))
-        kind, target = rng.choice(
-            [("kill", s) for s in services]
-            + [("stop", s) for s in services]
-            + [("cut", p) for p in proxies]
-        )
+        claimed = targets.claim(rng)
+        if claimed is None:
+            continue
+        kind, target = claimed
         counts[f"{kind} {target}"] += 1
-        if kind == "cut":
-            with cut(proxies[target]):
-                time.sleep(length)
-        else:
-            with hurt(services[target], kind):
-                time.sleep(length)
+        try:
+            if kind == "restart":
+                targets.restart_broker()  # the clients reconnect at once: no length to wait
+            elif kind == "cut":
+                with cut(targets.proxies[target]):
+                    time.sleep(length)
+            else:
+                with hurt(targets.services[target], kind):
+                    time.sleep(length)
+        finally:
+            targets.release(target)
+
+
+def reconciling(stores: Stores, stop: threading.Event, rounds: Counter[str]) -> None:
+    """`make reconcile FIX=1` with no grace period, over and over, until told to stop: it must
+    remove nothing live. A service it acts through may be down: that round is cut short."""
+    while not stop.is_set():
+        try:
+            fix(stores, find(stores, timedelta(0), RECONCILE_STUCK_AFTER), timedelta(0))
+            rounds["whole"] += 1
+        except Exception as exc:
+            rounds[f"cut short: {type(exc).__name__}"] += 1
+        stop.wait(1)
 
 
 @contextlib.contextmanager
@@ -296,28 +351,67 @@ def run_chaos(seed: int, duration: float, sandbox: Sandbox, s3_url: str, log_dir
     rng, report, ledger = random.Random(seed), Report(seed, duration), Ledger()
     s3 = make_s3_client(S3Settings(s3_endpoint_url=s3_url))
     counts: Counter[str] = Counter()
+    rounds: Counter[str] = Counter()
     with contextlib.ExitStack() as exit_stack:
         stack, proxies, vhost = proxied_stack(sandbox, s3_url, log_dir, exit_stack)
+        restart_broker = partial(
+            sandbox.rabbitmqctl, "close_all_connections", "-p", vhost, "chaos: broker restart"
+        )
+        targets = Targets(stack, proxies, restart_broker)
+        until = time.monotonic() + duration
         stop = threading.Event()
-        client = threading.Thread(target=clients, args=(stack, ledger, rng, stop), daemon=True)
-        client.start()
+        threads = [
+            threading.Thread(target=clients, args=(stack, ledger, rng, stop), daemon=True),
+            threading.Thread(
+                target=reconciling, args=(stores_of(stack, s3), stop, rounds), daemon=True
+            ),
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            faults(stack, proxies, random.Random(seed + 1), time.monotonic() + duration, counts)
+            schedules = [
+                threading.Thread(
+                    target=faults, args=(targets, random.Random(seed + n), until, counts)
+                )
+                for n in (1, 2)
+            ]
+            for schedule in schedules:
+                schedule.start()
+            for schedule in schedules:
+                schedule.join()
         finally:
             stop.set()
-            client.join(60)
+            for thread in threads:
+                thread.join(60)
         healed = time.monotonic()
         if converge(stack, ledger, s3, healed + CONVERGE_SECONDS):
             report.seconds_to_converge = round(time.monotonic() - healed, 1)
         check(stack, ledger, s3, report)
         report.parked = dead_letter_depths(sandbox, vhost)
     report.uploads, report.accepted = ledger.attempts, len(ledger.uploaded) + len(ledger.deleted)
+    report.reconcile_rounds = dict(rounds)
     report.deletes, report.faults, report.wrong = (
         ledger.deletes,
         dict(counts),
         report.wrong + ledger.wrong,
     )
     return report
+
+
+def stores_of(stack: Stack, s3: S3Client) -> Stores:
+    """What `make reconcile` reads and acts through, for this stack (directly, not through the
+    proxies: reconcile is an operator's tool, not a service under fault)."""
+    return Stores(
+        create_engine(stack.resource_database_url),
+        create_engine(stack.song.env["DATABASE_URL"]),
+        create_engine(stack.storage.env["DATABASE_URL"]),
+        s3,
+        stack.rabbitmq_url,
+        "",
+        stack.resource.url,
+        stack.song.url,
+        stack.admin_token,
+    )
 
 
 def dead_letter_depths(sandbox: Sandbox, vhost: str) -> dict[str, int]:
