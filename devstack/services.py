@@ -125,6 +125,7 @@ def programs(settings: RunSettings) -> list[Program]:
             settings.storage_port,
             DATABASE_URL=database("storage"),
             S3_ENDPOINT_URL=s3,
+            ADMIN_TOKEN=admin_token(settings),
         ),
         service("song-service", "song_service", settings.song_port, DATABASE_URL=database("song")),
         service(

@@ -37,7 +37,8 @@ class Stack:
     # This stack's own folder in the shared buckets ("staging/<folder>/", "permanent/<folder>/"),
     # so that what one stack stores is told apart from what another stores in the same S3.
     folder: str
-    # The Resource Service's ADMIN_TOKEN: `admin_headers` carry it to `/admin/...`.
+    # The Resource and Storage Services' ADMIN_TOKEN: `admin_headers` carry it to `/admin/...` and
+    # to the writes of `/storages`.
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
     _resource_db: Engine | None = None
@@ -161,6 +162,7 @@ def start_stack(
         log_dir / "storage.log",
         **s3,
         DATABASE_URL=new_database_url("storage"),
+        ADMIN_TOKEN=(admin_token := secrets.token_urlsafe(24)),
         SEED_STAGING_PATH=f"/staging/{folder}/",
         SEED_PERMANENT_PATH=f"/permanent/{folder}/",
     )
@@ -169,7 +171,7 @@ def start_stack(
     )
     resource_defaults = {
         **s3,
-        "ADMIN_TOKEN": (admin_token := secrets.token_urlsafe(24)),
+        "ADMIN_TOKEN": admin_token,
         "DATABASE_URL": resource_db,
         "RABBITMQ_URL": rabbitmq_url,
         "STORAGE_SERVICE_URL": storage.url,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from service_kit.deps import CsvIds, SessionDep
+from service_kit.deps import CsvIds, SessionDep, require_admin_token
 from service_kit.errors import ApiError, BadRequest
 from service_kit.s3 import BucketNameRejected, BucketNotOwned
 from service_kit.schemas import CreatedId, DeletedIds
@@ -11,9 +11,12 @@ from storage_service.errors import DuplicateLocation
 from storage_service.schemas import BUCKET_MESSAGE, StorageCreate, StoragePublic
 
 router = APIRouter(prefix="/storages", tags=["storages"])
+# Where every upload and move goes is management: writing it takes the admin token, as /admin
+# does (401 without, 403 wrong); reading it stays open.
+ADMIN_ONLY = [Depends(require_admin_token)]
 
 
-@router.post("", response_model=CreatedId)
+@router.post("", response_model=CreatedId, dependencies=ADMIN_ONLY)
 def create_storage(body: StorageCreate, session: SessionDep, request: Request) -> CreatedId:
     s3 = request.app.state.s3
     try:
@@ -36,6 +39,6 @@ def list_storages(session: SessionDep) -> list[StoragePublic]:
     return [StoragePublic.model_validate(s) for s in repository.list_storages(session)]
 
 
-@router.delete("", response_model=DeletedIds)
+@router.delete("", response_model=DeletedIds, dependencies=ADMIN_ONLY)
 def delete_storages(ids: CsvIds, session: SessionDep) -> DeletedIds:
     return DeletedIds(ids=repository.delete_storages(session, ids))

@@ -78,3 +78,47 @@ def test_with_no_admin_token_configured_management_is_refused_to_everyone():
         else:
             assert response.status_code == 200
     assert app.state.breakers["storage"].state.name == "FORCED_OPEN"
+
+
+STORAGE_WRITES = [
+    ("POST", "/storages", {"storageType": "STAGING", "bucket": "resources-staging", "path": "/x/"}),
+    ("DELETE", "/storages?id=1,2", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "Management needs Authorization: Bearer <ADMIN_TOKEN>"),
+        ({"Authorization": "Bearer made-up-token"}, 403, "The admin token is not valid"),
+    ],
+    ids=["none", "made-up"],
+)
+def test_writing_storages_needs_the_admin_token_and_reading_them_does_not(
+    stack, headers, status, message
+):
+    """Where every upload and move goes is management (DESIGN §7): deleting the seed rows and
+    posting one would redirect the platform. Without the token nothing is written."""
+    before = stack.http.get(f"{stack.storage.url}/storages")
+    assert before.status_code == 200  # reading stays open
+    for method, path, body in STORAGE_WRITES:
+        response = stack.http.request(
+            method, f"{stack.storage.url}{path}", json=body, headers=headers
+        )
+        assert_error(response, status, message)
+    assert stack.http.get(f"{stack.storage.url}/storages").json() == before.json()
+
+
+def test_the_admin_token_writes_storages(stack):
+    created = stack.http.post(
+        f"{stack.storage.url}/storages",
+        json={"storageType": "PERMANENT", "bucket": "resources-permanent", "path": "/admin-x/"},
+        headers=stack.admin_headers,
+    )
+    assert created.status_code == 200, created.text
+    deleted = stack.http.delete(
+        f"{stack.storage.url}/storages",
+        params={"id": created.json()["id"]},
+        headers=stack.admin_headers,
+    )
+    assert deleted.json() == {"ids": [created.json()["id"]]}

@@ -40,6 +40,7 @@ def test_a_bucket_of_another_account_is_refused_and_nothing_is_stored(stack, for
     response = stack.http.post(
         f"{stack.storage.url}/storages",
         json={"storageType": "STAGING", "bucket": foreign_bucket, "path": "/stolen/"},
+        headers=stack.admin_headers,
     )
     assert_validation_error(response, {"bucket": "belongs to another account: not usable here"})
     assert storages(stack) == before
@@ -50,9 +51,14 @@ def test_a_new_bucket_of_our_own_is_accepted(stack):
     response = stack.http.post(
         f"{stack.storage.url}/storages",
         json={"storageType": "STAGING", "bucket": bucket, "path": "/mine/"},
+        headers=stack.admin_headers,
     )
     assert response.status_code == 200, response.text
-    stack.http.delete(f"{stack.storage.url}/storages", params={"id": response.json()["id"]})
+    stack.http.delete(
+        f"{stack.storage.url}/storages",
+        params={"id": response.json()["id"]},
+        headers=stack.admin_headers,
+    ).raise_for_status()
 
 
 def test_every_object_call_names_the_expected_bucket_owner(infra, s3):

@@ -5,6 +5,7 @@ from service_kit.db import make_engine
 from storage_service.app import create_app
 from storage_service.config import Settings
 from storage_service.models import Storage
+from tests.storage_service.integration.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 
 
 def count_by_type(database_url: str) -> dict[str, int]:
@@ -33,9 +34,11 @@ def test_starting_twice_seeds_one_row_of_each_type(new_database_url, infra):
 
 def test_a_deleted_seed_row_comes_back_at_the_next_start(new_database_url, infra):
     settings = Settings(
-        database_url=new_database_url("seed"), s3_endpoint_url=infra.s3_endpoint_url
+        database_url=new_database_url("seed"),
+        s3_endpoint_url=infra.s3_endpoint_url,
+        admin_token=ADMIN_TOKEN,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=ADMIN_HEADERS) as client:
         staging = next(s for s in client.get("/storages").json() if s["storageType"] == "STAGING")
         assert client.delete(f"/storages?id={staging['id']}").json() == {"ids": [staging["id"]]}
     start_and_stop(settings)
