@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 
 from resource_service.models import PERMANENT, STAGING, OutboxEvent, Resource, UploadIntent
 from service_kit.db import delete_by_ids
-from service_kit.ids import storable
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_UPLOADED, ResourceEvent
 
 
@@ -86,7 +85,7 @@ def expire_upload_intents(session: Session, limit: int) -> list[int]:
 
 
 def get_resource(session: Session, resource_id: int) -> Resource | None:
-    return session.get(Resource, resource_id) if storable([resource_id]) else None
+    return session.get(Resource, resource_id)
 
 
 def mark_permanent(session: Session, resource_id: int, bucket: str, key: str) -> bool:

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from tenacity import retry_if_exception_type
 
 from service_kit.config import DatabaseSettings
-from service_kit.ids import storable
 from service_kit.retries import retry_at_startup
 
 log = structlog.get_logger(__name__)
@@ -95,11 +94,8 @@ def delete_by_ids(
     session: Session, model: type[Any], ids: list[int], commit: bool = True
 ) -> list[Any]:
     """Delete the rows of `model` with these ids; the deleted rows, in `ids` order. Commits
-    unless told not to (the caller adds to the same transaction).
-
-    Ids that cannot be stored (beyond 64 bits) cannot exist and are left out of the query.
-    """
-    statement = delete(model).where(model.id.in_(storable(ids))).returning(model)
+    unless told not to (the caller adds to the same transaction)."""
+    statement = delete(model).where(model.id.in_(ids)).returning(model)
     deleted = {row.id: row for row in session.scalars(statement)}
     if commit:
         session.commit()

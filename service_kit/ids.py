@@ -5,16 +5,25 @@ from __future__ import annotations
 from service_kit.errors import BadRequest
 
 MAX_CSV_LENGTH = 200
-# Ids are PostgreSQL BIGINTs; a larger positive integer is well-formed but can never exist.
+# Ids are PostgreSQL BIGINTs: a larger one is out of range, a 400 like any other bad id.
 MAX_STORED_ID = 2**63 - 1
+MAX_ID_DIGITS = len(str(MAX_STORED_ID))
+
+
+def in_range(value: int) -> bool:
+    return 0 < value <= MAX_STORED_ID
 
 
 def _positive_int(raw: str) -> int | None:
     # isdecimal() accepts non-ASCII digits such as '٣'; ids are ASCII digits only.
     if not raw.isascii() or not raw.isdecimal():
         return None
-    value = int(raw)
-    return value if value > 0 else None
+    digits = raw.lstrip("0")
+    # Counted before int(): Python refuses to convert more than 4300 digits (a 500 otherwise).
+    if len(digits) > MAX_ID_DIGITS:
+        return None
+    value = int(digits or "0")
+    return value if in_range(value) else None
 
 
 def parse_id(raw: str) -> int:
@@ -39,8 +48,3 @@ def parse_id_csv(raw: str) -> list[int]:
         if value not in ids:
             ids.append(value)
     return ids
-
-
-def storable(ids: list[int]) -> list[int]:
-    """The ids that could exist in a BIGINT column; looking up the others would be a DB error."""
-    return [i for i in ids if i <= MAX_STORED_ID]

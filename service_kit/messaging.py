@@ -36,6 +36,8 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
+from service_kit.ids import in_range
+
 log = structlog.get_logger(__name__)
 
 RESOURCE_UPLOADED = "resource.uploaded"
@@ -93,7 +95,8 @@ class ResourceEvent:
             objects = tuple((o["bucket"], o["key"]) for o in data.get("objects", []))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PoisonMessage(f"not a resource event: {body[:100]!r}") from exc
-        if isinstance(resource_id, bool) or not isinstance(resource_id, int) or resource_id < 1:
+        is_int = isinstance(resource_id, int) and not isinstance(resource_id, bool)
+        if not (is_int and in_range(resource_id)):
             raise PoisonMessage(f"not a resource id: {resource_id!r}")
         if not all(isinstance(part, str) and part for pair in objects for part in pair):
             raise PoisonMessage(f"not object locations: {objects!r}"[:200])

@@ -41,4 +41,5 @@ ID_RULE_CASES = [
     ("id=" + "1" * 201, "CSV string is too long: received 201 characters, maximum allowed is 200"),
 ]
 
-BAD_PATH_IDS = ["ABC", "1.1", "-1", "0"]
+# Out of range too: past a BIGINT, and past the 4300 digits int() converts (a 500 once).
+BAD_PATH_IDS = ["ABC", "1.1", "-1", "0", "9" * 30, "1" * 4301]

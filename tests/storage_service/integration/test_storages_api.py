@@ -135,7 +135,7 @@ def test_a_body_that_is_not_a_json_object_gets_a_400(client, raw):
 def test_delete_returns_only_the_ids_that_existed(client):
     first = create(client).json()["id"]
     second = create(client).json()["id"]
-    response = client.delete(f"/storages?id={second},{MAX_STORED_ID},{first},999999,{2**70}")
+    response = client.delete(f"/storages?id={second},{MAX_STORED_ID},{first},999999")
     assert response.status_code == 200
     assert response.json() == {"ids": [second, first]}
     remaining = {s["id"] for s in client.get("/storages").json()}
