@@ -20,6 +20,13 @@ class ServiceSettings(BaseSettings):
     admin_token: SecretStr | None = None
     # Request bodies other than uploads (JSON): larger ones get 413 before they are parsed.
     max_json_bytes: int = 1024 * 1024
+    # Host headers answered (comma-separated; `*.example.com` patterns, `*` for any): others
+    # get 400, so a page that rebinds its own DNS name to 127.0.0.1 cannot drive the API.
+    allowed_hosts: str = "localhost,127.0.0.1,[::1]"
+
+    @property
+    def allowed_host_patterns(self) -> list[str]:
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
 
 
 class DatabaseSettings(BaseSettings):

@@ -24,7 +24,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 # The OpenAPI documents what the parsers accept; the parsers alone validate, so every rejection
 # carries the contract's message rather than pydantic's.
-_POSITIVE_ID = "0*[1-9][0-9]*"
+# Up to 18 significant digits: always within a BIGINT (the parser takes up to 2^63-1, which a
+# regular expression cannot say exactly).
+_POSITIVE_ID = "0*[1-9][0-9]{0,17}"
 PATH_ID_SCHEMA = {"pattern": f"^{_POSITIVE_ID}$"}
 CSV_IDS_SCHEMA = {"pattern": f"^{_POSITIVE_ID}(,{_POSITIVE_ID})*$", "maxLength": MAX_CSV_LENGTH}
 

@@ -81,6 +81,38 @@ class RequestMetrics:
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
+class AllowedHosts:
+    """400 in the error format for a Host header not in `patterns` (exact names, `*.domain`, or
+    `*` for any). Written here because Starlette's TrustedHostMiddleware, which does the same
+    check, answers in plain text, and the contract wants its JSON error on every answer."""
+
+    def __init__(self, app: ASGIApp, patterns: list[str]):
+        self.app = app
+        self.patterns = patterns
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "*" in self.patterns or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")[:100]
+        log.warning("host_refused", host=host, path=scope["path"])
+        await error_response(400, "Invalid Host header")(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        name = host_name(dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1"))
+        return bool(name) and any(
+            name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in self.patterns
+        )
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: `[::1]:8080` -> `[::1]`."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0]
+
+
 class BodyLimit:
     """413 in the error format for a request body over `max_bytes`, before anything parses it:
     at once for a declared Content-Length, at the byte that crosses the limit otherwise.
@@ -162,6 +194,7 @@ def create_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes, streamed=streamed_bodies)
+    app.add_middleware(AllowedHosts, patterns=settings.allowed_host_patterns)
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
     app.state.health_checks = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,6 +12,10 @@ from devstack.stack import Stack, start_stack
 from service_kit.config import S3Settings
 from service_kit.s3 import make_s3_client
 from tests.infra import Infrastructure, RabbitVhost, infrastructure
+
+# In-process apps are called through Starlette's TestClient, whose Host header is `testserver`;
+# every other name stays refused (tests/security/test_allowed_hosts.py).
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 
 @pytest.fixture(scope="session")
