@@ -74,7 +74,8 @@ class PeerServices:
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         async with self._http.stream("GET", url, headers=headers) as response:
             if response.status_code == 404:
-                return await _deleted_or_lost(response, resource_id)
+                await _raise_unless_deleted(response, resource_id)
+                return None
             if response.status_code == 416:  # an offset at or past the end: nothing there
                 return ByteRange(b"", _total_size(response))
             await _raise_for_status(response, "resource_service")
@@ -119,8 +120,8 @@ async def _raise_for_status(response: httpx.Response, peer: str) -> None:
     raise DeadLetter(detail)
 
 
-async def _deleted_or_lost(response: httpx.Response, resource_id: int) -> None:
-    """None for the contract's "not found" (the resource was deleted); any other 404 names a
+async def _raise_unless_deleted(response: httpx.Response, resource_id: int) -> None:
+    """Returns for the contract's "not found" (the resource was deleted); any other 404 names a
     row whose file is missing from storage (or an answer we do not know): park it, never ack."""
     await response.aread()
     with contextlib.suppress(ValueError, AttributeError):
