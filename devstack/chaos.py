@@ -42,7 +42,7 @@ from devstack import localstack
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.mp3 import make_mp3
 from devstack.processes import ServiceProcess
-from devstack.reconcile import Stores, find, fix
+from devstack.reconcile import Stores, find, fix, stack_stores
 from devstack.sandbox import Sandbox
 from devstack.stack import Stack, start_stack
 from service_kit.config import S3Settings
@@ -363,7 +363,7 @@ def run_chaos(seed: int, duration: float, sandbox: Sandbox, s3_url: str, log_dir
         threads = [
             threading.Thread(target=clients, args=(stack, ledger, rng, stop), daemon=True),
             threading.Thread(
-                target=reconciling, args=(stores_of(stack, s3), stop, rounds), daemon=True
+                target=reconciling, args=(stack_stores(stack, s3), stop, rounds), daemon=True
             ),
         ]
         for thread in threads:
@@ -396,22 +396,6 @@ def run_chaos(seed: int, duration: float, sandbox: Sandbox, s3_url: str, log_dir
         report.wrong + ledger.wrong,
     )
     return report
-
-
-def stores_of(stack: Stack, s3: S3Client) -> Stores:
-    """What `make reconcile` reads and acts through, for this stack (directly, not through the
-    proxies: reconcile is an operator's tool, not a service under fault)."""
-    return Stores(
-        create_engine(stack.resource_database_url),
-        create_engine(stack.song.env["DATABASE_URL"]),
-        create_engine(stack.storage.env["DATABASE_URL"]),
-        s3,
-        stack.rabbitmq_url,
-        "",
-        stack.resource.url,
-        stack.song.url,
-        stack.admin_token,
-    )
 
 
 def dead_letter_depths(sandbox: Sandbox, vhost: str) -> dict[str, int]:

@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import Engine, create_engine, text
 
 from devstack.services import RunSettings, admin_token, database_name
+from devstack.stack import Stack
 from service_kit.config import S3Settings
 from service_kit.messaging import (
     RESOURCE_DELETED,
@@ -228,6 +229,22 @@ def stores_of(settings: RunSettings, prefix: str) -> Stores:
         f"http://127.0.0.1:{settings.resource_port}",
         f"http://127.0.0.1:{settings.song_port}",
         admin_token(settings),
+    )
+
+
+def stack_stores(stack: Stack, s3: S3Client, prefix: str = "") -> Stores:
+    """What reconcile reads and acts through, for a stack of processes (tests, `make chaos`):
+    its databases directly, its services by their own addresses."""
+    return Stores(
+        create_engine(stack.resource_database_url),
+        create_engine(stack.song.env["DATABASE_URL"]),
+        create_engine(stack.storage.env["DATABASE_URL"]),
+        s3,
+        stack.rabbitmq_url,
+        prefix,
+        stack.resource.url,
+        stack.song.url,
+        stack.admin_token,
     )
 
 

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine
 
 from devstack.mp3 import make_mp3
-from devstack.reconcile import Stores, find, fix
+from devstack.reconcile import Stores, find, fix, stack_stores
 from devstack.stack import wait_until
 from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
 from service_kit.s3 import object_exists
@@ -24,20 +23,6 @@ NOW = timedelta(0)
 @pytest.fixture(scope="module")
 def stack(start_module_stack):
     return start_module_stack("reconcile")
-
-
-def stores_of(stack, s3, prefix: str) -> Stores:
-    return Stores(
-        create_engine(stack.resource_database_url),
-        create_engine(stack.song.env["DATABASE_URL"]),
-        create_engine(stack.storage.env["DATABASE_URL"]),
-        s3,
-        stack.rabbitmq_url,
-        prefix,
-        stack.resource.url,
-        stack.song.url,
-        stack.admin_token,
-    )
 
 
 def close(stores: Stores) -> None:
@@ -58,7 +43,7 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     lost_row = stack.resource_row(lost)
     s3.delete_object(Bucket=lost_row.bucket, Key=lost_row.key)  # an S3 server that forgot
 
-    stores = stores_of(stack, s3, stack.staging_prefix)
+    stores = stack_stores(stack, s3, stack.staging_prefix)
     findings = find(stores, grace=NOW, stuck_after=NOW)
     assert findings.orphan_objects == [{"bucket": "resources-staging", "key": orphan_key}]
     assert findings.orphan_songs == [999_999]
@@ -83,7 +68,7 @@ def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack, s3):
     """`FIX=1` with no grace at all, over and over, while clients upload and delete: objects of
     uploads in flight, copies of moves in flight and songs just saved are all live, and each
     deletion re-checks just before it acts. Every upload not deleted ends PERMANENT whole."""
-    stores = stores_of(stack, s3, "")  # every path of the stack's storage rows
+    stores = stack_stores(stack, s3)  # every path of the stack's storage rows
     stop = threading.Event()
     uploaded: list[int] = []
     deleted: list[int] = []
