@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from resource_service.schemas import STORAGE_LIST
 from service_kit.config import BrokerSettings, DatabaseSettings, S3Settings, ServiceSettings
 from service_kit.resilience import BreakerSettings
 
@@ -29,6 +30,17 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
         default_factory=lambda: BreakerSettings.from_env("STORAGE_BREAKER_")
     )
     song_timeout_seconds: float = 5.0
+
+    @field_validator("storage_stub_json")
+    @classmethod
+    def stub_holds_both_types(cls, value: str) -> str:
+        """The stub is the last fallback of every lookup: without a location of each type, the
+        lookup it should serve would fail, so such a stub stops the start instead."""
+        types = {location.storage_type for location in STORAGE_LIST.validate_json(value)}
+        missing = sorted({"STAGING", "PERMANENT"} - types)
+        if missing:
+            raise ValueError(f"STORAGE_STUB_JSON has no {' and no '.join(missing)} location")
+        return value
 
     max_upload_bytes: int = 250 * 1024 * 1024
     # A body up to this size is one PUT: on LocalStack a multipart upload of the same bytes
