@@ -118,7 +118,8 @@ def test_deleted_seed_rows_are_served_by_the_fallback(stack):
     storages = stack.http.get(f"{stack.storage.url}/storages").json()
     staging_ids = [s["id"] for s in storages if s["storageType"] == "STAGING"]
     deleted = stack.http.delete(
-        f"{stack.storage.url}/storages?id={','.join(map(str, staging_ids))}"
+        f"{stack.storage.url}/storages?id={','.join(map(str, staging_ids))}",
+        headers=stack.admin_headers,  # writing storages is management
     )
     assert deleted.json() == {"ids": staging_ids}
     before = lookup_counts(stack)
