@@ -14,6 +14,12 @@ def in_range(value: int) -> bool:
     return 0 < value <= MAX_STORED_ID
 
 
+def is_id(value: object) -> bool:
+    """An id as a value (a message's, a JSON body's): an int within range. bool is an int in
+    Python, and JSON true is not an id."""
+    return isinstance(value, int) and not isinstance(value, bool) and in_range(value)
+
+
 def _positive_int(raw: str) -> int | None:
     # isdecimal() accepts non-ASCII digits such as '٣'; ids are ASCII digits only.
     if not raw.isascii() or not raw.isdecimal():

@@ -37,7 +37,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from service_kit.ids import in_range
+from service_kit.ids import is_id
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +96,7 @@ class ResourceEvent:
             objects = tuple((o["bucket"], o["key"]) for o in data.get("objects", []))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PoisonMessage(f"not a resource event: {body[:100]!r}") from exc
-        is_int = isinstance(resource_id, int) and not isinstance(resource_id, bool)
-        if not (is_int and in_range(resource_id)):
+        if not is_id(resource_id):
             raise PoisonMessage(f"not a resource id: {resource_id!r}")
         if not all(isinstance(part, str) and part for pair in objects for part in pair):
             raise PoisonMessage(f"not object locations: {objects!r}"[:200])

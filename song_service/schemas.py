@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.json_schema import JsonDict
 
-from service_kit.ids import in_range
+from service_kit.ids import is_id
 from service_kit.validation import ContractModel, required_text
 
 # Minutes have 2 to 13 digits ("05:07", "125:00"; the column holds 16 characters); seconds 00-59.
@@ -41,7 +41,7 @@ def _text(label: str, value: Any) -> str:
 
 
 class SongCreate(ContractModel):
-    # int64: ids are BIGINTs (service_kit.ids.in_range).
+    # int64: ids are BIGINTs (service_kit.ids.is_id).
     id: int = Field(json_schema_extra={"minimum": 1, "format": "int64"})
     name: str = Field(json_schema_extra=_TEXT_SCHEMA)
     artist: str = Field(json_schema_extra=_TEXT_SCHEMA)
@@ -56,8 +56,7 @@ class SongCreate(ContractModel):
             raise ValueError("ID is required")
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # JSON has one number type: 5.0 is the integer 5, 5.5 is not
-        # bool is an int in Python; JSON true is not an id.
-        if isinstance(value, bool) or not isinstance(value, int) or not in_range(value):
+        if not is_id(value):
             raise ValueError("ID must be a positive integer")
         return value
 
