@@ -91,15 +91,17 @@ class AllowedHosts:
         self.patterns = patterns
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "*" in self.patterns or self._allowed(scope):
+        if scope["type"] != "http" or "*" in self.patterns:
             await self.app(scope, receive, send)
             return
-        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")[:100]
-        log.warning("host_refused", host=host, path=scope["path"])
+        header = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+        if self._allowed(host_name(header)):
+            await self.app(scope, receive, send)
+            return
+        log.warning("host_refused", host=header[:100], path=scope["path"])
         await error_response(400, "Invalid Host header")(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        name = host_name(dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1"))
+    def _allowed(self, name: str) -> bool:
         return bool(name) and any(
             name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in self.patterns
         )
