@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from resource_service.outbox import OutboxRelay
 from resource_service.storage_lookup import StorageLookup
 from service_kit.messaging import DeadLetter, ResourceEvent
 from service_kit.resilience.bulkhead import Bulkhead
+from service_kit.s3 import new_file_name, object_key
 
 log = structlog.get_logger(__name__)
 
@@ -51,12 +51,6 @@ class Dependencies:
         return asyncio.to_thread(run)
 
 
-def object_key(path: str, file_name: str) -> str:
-    """`<path>/<file name>` without a leading slash: S3 keys are relative to the bucket."""
-    prefix = path.strip("/")
-    return f"{prefix}/{file_name}" if prefix else file_name
-
-
 @dataclass(frozen=True)
 class Reservation:
     resource_id: int
@@ -67,7 +61,7 @@ class Reservation:
 async def _reserve(deps: Dependencies) -> Reservation:
     """Where the upload goes (the Storage lookup), and its id and intent, recorded."""
     location = await deps.storage.location(STAGING)
-    key = object_key(location.path, f"{uuid.uuid4()}.mp3")
+    key = object_key(location.path, new_file_name())
     resource_id = await deps.run_in_session(
         repository.reserve_upload, location.bucket, key, deps.upload_intent_seconds
     )

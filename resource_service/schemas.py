@@ -1,6 +1,18 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from service_kit.s3 import holds_keys
+
+
+def _holds_keys(path: str) -> str:
+    # A row that cannot hold a key is a failed lookup (the fallback serves), never a 503 later
+    # when the key does not fit the resources' columns or S3.
+    if not holds_keys(path):
+        raise ValueError("keys built from this path would not fit S3's 1024 bytes")
+    return path
 
 
 class StorageLocation(BaseModel):
@@ -11,7 +23,7 @@ class StorageLocation(BaseModel):
     id: int
     storage_type: str = Field(alias="storageType")
     bucket: str = Field(min_length=3, max_length=63)
-    path: str = Field(pattern=r"^/")
+    path: Annotated[str, Field(pattern=r"^/"), AfterValidator(_holds_keys)]
 
 
 STORAGE_LIST = TypeAdapter(list[StorageLocation])

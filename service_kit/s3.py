@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import boto3
@@ -53,6 +54,29 @@ def _expect_owner(client: S3Client, account: str) -> None:
     client.meta.events.register("provide-client-params.s3.*", add_owner)
 
 
+# S3 counts a key's length in UTF-8 bytes, at most 1024; the resources' key columns are
+# VARCHAR(1024), counted in characters, so a key that fits S3 fits them too.
+MAX_KEY_BYTES = 1024
+# A resource's file name is a UUID and the extension, always this long: a location's path alone
+# decides whether every key built in it fits.
+FILE_NAME_LENGTH = 40
+
+
+def new_file_name() -> str:
+    return f"{uuid.uuid4()}.mp3"
+
+
+def object_key(path: str, file_name: str) -> str:
+    """`<path>/<file name>` without a leading slash: S3 keys are relative to the bucket."""
+    prefix = path.strip("/")
+    return f"{prefix}/{file_name}" if prefix else file_name
+
+
+def holds_keys(path: str) -> bool:
+    """True if every key built in this location fits S3 and the resources' columns."""
+    return len(object_key(path, "x" * FILE_NAME_LENGTH).encode()) <= MAX_KEY_BYTES
+
+
 # S3's ways of saying "not there": GET and COPY name the key or bucket, HEAD has no body.
 MISSING_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
 MISSING_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
@@ -89,6 +113,26 @@ def expire_incomplete_uploads(client: S3Client, bucket: str) -> None:
     client.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration={"Rules": [ABORT_INCOMPLETE_RULE]}
     )
+
+
+# The tag the Storage Service puts on each bucket it creates: only such buckets (and those a
+# setting lists) may hold locations, and only they get lifecycle rules written by us.
+PLATFORM_TAG = {"Key": "created-by", "Value": "song-platform"}
+
+
+def mark_as_ours(client: S3Client, bucket: str) -> None:
+    client.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [PLATFORM_TAG]})
+
+
+def is_ours(client: S3Client, bucket: str) -> bool:
+    """True if the platform created the bucket (it carries `PLATFORM_TAG`)."""
+    try:
+        tags = client.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchTagSet", "NoSuchTagSetError"):
+            return False
+        raise
+    return PLATFORM_TAG in tags
 
 
 class BucketNotOwned(ValueError):

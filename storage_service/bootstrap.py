@@ -16,7 +16,7 @@ from service_kit.db import ping, prepare_database
 from service_kit.s3 import S3Client, make_s3_client
 from service_kit.web import HealthCheck, sync_check
 from storage_service.config import Settings
-from storage_service.handlers import ensure_location_buckets
+from storage_service.handlers import LocationRules, ensure_location_buckets
 from storage_service.repository import seed_storages
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
@@ -26,6 +26,7 @@ ALEMBIC_DIR = Path(__file__).parent / "alembic"
 class Parts:
     session_factory: sessionmaker[Session]
     s3: S3Client
+    location_rules: LocationRules
     health_checks: dict[str, HealthCheck]
 
 
@@ -42,6 +43,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         s3 = make_s3_client(settings)
         await asyncio.to_thread(ensure_location_buckets, s3, session_factory)
         checks = {"database": sync_check(partial(ping, engine)), "s3": sync_check(s3.list_buckets)}
-        yield Parts(session_factory, s3, checks)
+        rules = LocationRules(settings.usable_buckets, settings.max_storages)
+        yield Parts(session_factory, s3, rules, checks)
     finally:
         engine.dispose()

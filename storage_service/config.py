@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from service_kit.config import DatabaseSettings, S3Settings, ServiceSettings
 
 
@@ -12,3 +14,14 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings):
     seed_staging_path: str = "/staging/"
     seed_permanent_bucket: str = "resources-permanent"
     seed_permanent_path: str = "/permanent/"
+
+    # Buckets the platform did not create that locations may still use (comma-separated); the
+    # seed buckets always may. Any other existing bucket is refused.
+    allowed_buckets: str = ""
+    # How many locations may exist: each new one may create a bucket.
+    max_storages: int = Field(default=100, ge=2)
+
+    @property
+    def usable_buckets(self) -> frozenset[str]:
+        listed = {b.strip() for b in self.allowed_buckets.split(",") if b.strip()}
+        return frozenset(listed | {self.seed_staging_bucket, self.seed_permanent_bucket})

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from service_kit.db import delete_by_ids
 from storage_service.errors import DuplicateLocation
 from storage_service.models import Storage
+
+# Any constant of our own: serialises the count-then-insert of concurrent POSTs.
+_CREATE_LOCK = 0x5707A6E
+
+
+def lock_and_count(session: Session) -> int:
+    """The number of locations, under a lock held until the transaction ends."""
+    session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    return session.scalar(select(func.count()).select_from(Storage)) or 0
 
 
 def create_storage(session: Session, storage_type: str, bucket: str, path: str) -> int:

@@ -7,20 +7,28 @@ from service_kit.errors import ApiError, BadRequest
 from service_kit.s3 import BucketNameRejected, BucketNotOwned
 from service_kit.schemas import CreatedId, DeletedIds
 from storage_service import handlers, repository
-from storage_service.errors import DuplicateLocation
+from storage_service.errors import BucketNotOurs, DuplicateLocation, TooManyLocations
 from storage_service.schemas import BUCKET_MESSAGE, StorageCreate, StoragePublic
 
 router = APIRouter(prefix="/storages", tags=["storages"])
 # Where every upload and move goes is management: writing it takes the admin token, as /admin
 # does (401 without, 403 wrong); reading it stays open.
 ADMIN_ONLY = [Depends(require_admin_token)]
+NOT_OURS_MESSAGE = "was not created by this platform: list it in ALLOWED_BUCKETS to use it"
 
 
 @router.post("", response_model=CreatedId, dependencies=ADMIN_ONLY)
 def create_storage(body: StorageCreate, session: SessionDep, request: Request) -> CreatedId:
-    s3 = request.app.state.s3
+    rules: handlers.LocationRules = request.app.state.location_rules
+    location = (body.storage_type, body.bucket, body.path)
     try:
-        new_id = handlers.create_storage(session, s3, body.storage_type, body.bucket, body.path)
+        new_id = handlers.create_storage(session, request.app.state.s3, location, rules)
+    except TooManyLocations:
+        raise ApiError(
+            409, f"At most {rules.max_storages} storage locations may exist: delete one first"
+        ) from None
+    except BucketNotOurs:
+        raise BadRequest("Validation error", {"bucket": NOT_OURS_MESSAGE}) from None
     except BucketNameRejected:
         raise BadRequest("Validation error", {"bucket": BUCKET_MESSAGE}) from None
     except BucketNotOwned:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict
 
+from service_kit.s3 import holds_keys
 from service_kit.validation import ContractModel, required_text
 
 # S3 bucket naming rules: 3-63 lowercase letters, digits, dots and hyphens, starting and ending
@@ -19,7 +20,10 @@ BUCKET_MESSAGE = (
     "Bucket must be a valid S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens, "
     "starting and ending with a letter or digit"
 )
-PATH_MESSAGE = "Path must start with '/' and be at most 1024 printable characters"
+PATH_MESSAGE = (
+    "Path must start with '/' and hold printable characters, at most 983 bytes between its "
+    "slashes: each file's key (path and a 40-character file name) must fit S3's 1024 bytes"
+)
 
 # The same rules as the OpenAPI documents them (JSON Schema); the validators below decide.
 BUCKET_SCHEMA: JsonDict = {
@@ -32,8 +36,9 @@ BUCKET_SCHEMA: JsonDict = {
         "(?<!-s3alias)(?<!--ol-s3)(?<![.]mrap)(?<!--x-s3)$"
     ),
 }
-# Exact for ASCII; str.isprintable() also rejects some non-ASCII characters JSON Schema can't name.
-PATH_SCHEMA: JsonDict = {"maxLength": 1024, "pattern": "^/[^\\x00-\\x1f\\x7f]*$"}
+# Exact for ASCII paths with one slash at each end; the validator counts bytes, and
+# str.isprintable() also rejects some non-ASCII characters JSON Schema can't name.
+PATH_SCHEMA: JsonDict = {"maxLength": 985, "pattern": "^/[^\\x00-\\x1f\\x7f]*$"}
 
 
 def is_valid_bucket(name: str) -> bool:
@@ -45,7 +50,7 @@ def is_valid_bucket(name: str) -> bool:
 
 
 def _is_valid_path(path: str) -> bool:
-    return path.startswith("/") and len(path) <= 1024 and path.isprintable()
+    return path.startswith("/") and path.isprintable() and holds_keys(path)
 
 
 class StorageCreate(ContractModel):

@@ -29,9 +29,13 @@ ABORT_INCOMPLETE = {
     "Filter": {"Prefix": ""},
     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
 }
+# The mark of a bucket the platform created (service_kit.s3.PLATFORM_TAG): the Storage Service
+# writes lifecycle rules only to such buckets.
+PLATFORM_TAG = {"Key": "created-by", "Value": "song-platform"}
 for bucket in BUCKETS:
     if bucket not in existing:
         s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [PLATFORM_TAG]})
         print(f"created bucket {bucket}")
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration={"Rules": [ABORT_INCOMPLETE]}

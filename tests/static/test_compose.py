@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from resource_service.schemas import STORAGE_LIST
+from service_kit.s3 import PLATFORM_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -43,18 +44,23 @@ INFRA_SERVICES = {"postgres", "rabbitmq", "localstack"}
 # --- helpers (reusable: the Resource Service's stub check wants the same bucket names) ---------
 
 
-def localstack_hook_buckets() -> set[str]:
-    """The bucket names the LocalStack ready hook creates, read from its `BUCKETS = (...)`.
+def localstack_hook_constant(name: str):
+    """A literal `NAME = ...` of the LocalStack ready hook.
 
     Parsed with `ast`: executing the hook would connect to S3.
     """
     tree = ast.parse(BUCKETS_HOOK.read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "BUCKETS" for t in node.targets
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
         ):
-            return set(ast.literal_eval(node.value))
-    raise AssertionError(f"no BUCKETS = (...) in {BUCKETS_HOOK}")
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"no {name} = ... in {BUCKETS_HOOK}")
+
+
+def localstack_hook_buckets() -> set[str]:
+    """The bucket names the LocalStack ready hook creates, read from its `BUCKETS = (...)`."""
+    return set(localstack_hook_constant("BUCKETS"))
 
 
 def setting_default(package: str, field: str):
@@ -263,6 +269,10 @@ def test_localstack_hook_creates_the_storage_service_seed_buckets() -> None:
         setting_default("storage_service", "seed_permanent_bucket"),
     }
     assert localstack_hook_buckets() == seeds
+
+
+def test_localstack_hook_marks_its_buckets_as_the_platform_does() -> None:
+    assert localstack_hook_constant("PLATFORM_TAG") == PLATFORM_TAG
 
 
 def test_the_resource_service_stub_repeats_the_seed_rows() -> None:

@@ -107,6 +107,20 @@ def test_an_answer_without_the_type_is_a_failure_served_by_the_fallback(lookup, 
     assert lookup.breaker.window.failed == 1
 
 
+@pytest.mark.parametrize("path", ["/" + "a" * 984, "/" + "é" * 492])
+def test_a_location_that_cannot_hold_a_key_is_a_failure_served_by_the_fallback(
+    lookup, storage, path
+):
+    """Keys built from this path would pass S3's 1024 bytes and the resources' columns: the
+    upload would end in a 503 from the database. The lookup fails instead, and the fallback
+    serves (issue "No one in, nothing starved", item 2)."""
+    assert bucket(lookup, "STAGING") == "live-staging"
+    storage.answer = [{**LIVE[0], "path": path}, LIVE[1]]
+    assert bucket(lookup, "STAGING") == "live-staging"  # the last good answer
+    assert lookup.last_source == "last_good"
+    assert lookup.breaker.window.failed == 1
+
+
 def test_a_rejected_call_is_served_by_the_fallback_without_calling(lookup, storage):
     assert bucket(lookup, "STAGING") == "live-staging"
     lookup.breaker.force_open()
