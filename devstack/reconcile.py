@@ -9,14 +9,15 @@ It reports (as JSON, and one line per finding on stderr):
 - resources whose row exists and whose object does not (`missing_objects`: an S3 server that
   forgot, such as a restarted LocalStack); a person's call, never fixed here;
 - resources still in STAGING past the threshold;
-- messages parked in a dead-letter queue.
+- messages parked in a dead-letter queue, each with its resource and reason (a song id taken
+  by someone else, say).
 
 With `--fix` it is safe on a live platform. Each deletion re-checks its condition just before it
 acts; it touches only keys under the storage rows' paths; and it acts through the owning
 services, never by writing their tables: songs go through the Song Service's `DELETE /songs`,
 stuck resources through the Resource Service's `POST /admin/resources/{id}/reprocess` (which
 re-checks STAGING under a row lock). Only orphan objects are deleted in S3 directly. Parked
-messages are a person's call (`make replay-dlq`), so it only counts them. The stores are `make
+messages are a person's call (`make replay-dlq`), so it only lists them. The stores are `make
 run`'s unless `RUN_*` says otherwise (devstack.services); it reads the databases, never writes.
 """
 
@@ -39,9 +40,12 @@ from devstack.services import RunSettings, admin_token, database_name
 from devstack.stack import Stack
 from service_kit.config import S3Settings
 from service_kit.messaging import (
+    PARK_REASON,
     RESOURCE_DELETED,
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
+    PoisonMessage,
+    ResourceEvent,
     dead_letter_queue,
 )
 from service_kit.s3 import S3Client, make_s3_client, object_exists
@@ -56,6 +60,8 @@ class Findings:
     missing_objects: list[dict[str, Any]] = field(default_factory=list)
     stuck_resources: list[int] = field(default_factory=list)
     parked: dict[str, int] = field(default_factory=dict)
+    # Each parked message's resource and reason (the first PARKED_LISTED of each queue).
+    parked_messages: list[dict[str, Any]] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
 
 
@@ -127,7 +133,7 @@ def find(stores: Stores, grace: timedelta, stuck_after: timedelta) -> Findings:
     findings.missing_objects = [m for i in sorted(unlisted) if (m := _still_missing(stores, i))]
     missing_ids = {m["resourceId"] for m in findings.missing_objects}
     findings.stuck_resources = [i for i in findings.stuck_resources if i not in missing_ids]
-    findings.parked = asyncio.run(_parked(stores.rabbitmq_url))
+    findings.parked, findings.parked_messages = asyncio.run(_parked(stores.rabbitmq_url))
     return findings
 
 
@@ -163,8 +169,15 @@ def _objects(s3: S3Client, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return [item for page in pages for item in page.get("Contents", [])]
 
 
-async def _parked(url: str) -> dict[str, int]:
-    counts = {}
+PARKED_LISTED = 100
+
+
+async def _parked(url: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Each DLQ's depth, and its first messages read without taking them: they are never
+    acked, and closing the channel hands them all back in their order. A DLQ is a classic
+    queue, which counts no deliveries (`service_kit.messaging`), so reading uses nothing up."""
+    counts: dict[str, int] = {}
+    listed: list[dict[str, Any]] = []
     async with await aio_pika.connect(url) as connection:
         for queue in (RESOURCE_UPLOADED, RESOURCE_PROCESSED, RESOURCE_DELETED):
             async with connection.channel() as channel:
@@ -172,8 +185,22 @@ async def _parked(url: str) -> dict[str, int]:
                     dlq = await channel.declare_queue(dead_letter_queue(queue), passive=True)
                 except aio_pika.exceptions.ChannelClosed:  # never declared: nothing parked
                     continue
-                counts[dead_letter_queue(queue)] = dlq.declaration_result.message_count or 0
-    return counts
+                counts[dlq.name] = dlq.declaration_result.message_count or 0
+                for _ in range(min(counts[dlq.name], PARKED_LISTED)):
+                    message = await dlq.get(no_ack=False, fail=False)
+                    if message is None:
+                        break
+                    listed.append(_parked_message(dlq.name, message))
+    return counts, listed
+
+
+def _parked_message(queue: str, message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
+    try:
+        resource_id: int | None = ResourceEvent.from_body(message.body).resource_id
+    except PoisonMessage:
+        resource_id = None
+    reason = (message.headers or {}).get(PARK_REASON, "")
+    return {"queue": queue, "resourceId": resource_id, "reason": str(reason)}
 
 
 def fix(stores: Stores, findings: Findings, grace: timedelta) -> None:
@@ -264,6 +291,11 @@ def report(findings: Findings) -> None:
     for queue, depth in findings.parked.items():
         if depth:
             print(f"{depth} message(s) parked in {queue}", file=sys.stderr)
+    for parked in findings.parked_messages:
+        print(
+            f"parked in {parked['queue']}: resource {parked['resourceId']}: {parked['reason']}",
+            file=sys.stderr,
+        )
     for line in findings.fixed:
         print(f"fixed: {line}", file=sys.stderr)
     print(json.dumps(asdict(findings), indent=2))

@@ -66,7 +66,8 @@ class PeerServices:
         )
 
     async def save_song(self, metadata: dict[str, Any]) -> bool:
-        """POST the metadata; False if the song already existed (a redelivery: already done)."""
+        """POST the metadata; False if this very song already existed (a redelivery: already
+        done). Raises DeadLetter if another song holds the id."""
         return await self._with_retries("song_service", self._save_once, metadata)
 
     async def _range_once(self, resource_id: int, offset: int, length: int) -> ByteRange | None:
@@ -88,9 +89,25 @@ class PeerServices:
     async def _save_once(self, metadata: dict[str, Any]) -> bool:
         response = await self._http.post(self._songs_url, json=metadata)
         if response.status_code == 409:
+            await self._check_same_song(metadata)
             return False
         await _raise_for_status(response, "song_service")
         return True
+
+    async def _check_same_song(self, metadata: dict[str, Any]) -> None:
+        """A 409 is "already done" only if the stored song is the one we would write: ids are
+        sequential and `POST /songs` is open, so anyone could have taken this id first."""
+        response = await self._http.get(f"{self._songs_url}/{metadata['id']}")
+        if response.status_code == 404:  # deleted since the 409: try the POST again
+            raise PeerUnavailable(f"song {metadata['id']} vanished after a 409")
+        await _raise_for_status(response, "song_service")
+        stored = response.json()
+        differs = sorted(k for k, v in metadata.items() if stored.get(k) != v)
+        if differs:
+            raise DeadLetter(
+                f"song id {metadata['id']} is taken by a different song "
+                f"(differs in {', '.join(differs)}): not this upload's tags"
+            )
 
     async def _with_retries(self, peer: str, call: Callable[..., Awaitable[Any]], *args: Any):
         retrying = AsyncRetrying(

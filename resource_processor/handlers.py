@@ -5,8 +5,9 @@ in ranges from the Resource Service as it reads them, so a file costs a few smal
 whatever its size, and nothing is spooled to disk.
 
 Delivery is at least once, so every step may run twice for one resource: the Song Service's 409
-counts as done, and `resource.processed` may be published twice (its consumer is idempotent).
-The handler returns only after the publish is confirmed; `message_handler` then acks.
+counts as done when the stored song is the one this file gives (another is parked), and
+`resource.processed` may be published twice (its consumer is idempotent). The handler returns
+only after the publish is confirmed; `message_handler` then acks.
 """
 
 from __future__ import annotations

@@ -64,6 +64,33 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     close(stores)
 
 
+def test_a_song_id_claimed_in_advance_is_parked_and_listed_not_taken_as_done(stack, s3):
+    """Ids are sequential and `POST /songs` is open: junk posted for the next id must not
+    replace that upload's tags (issue "No one in, nothing starved", item 3)."""
+    url = stack.rabbitmq_url
+    parked_before = message_count(url, dead_letter_queue(RESOURCE_UPLOADED))
+    last = stack.upload(make_mp3(1, title="Before")).json()["id"]
+    stack.wait_permanent(last, timeout=30)
+    claimed = last + 1
+    junk = {"id": claimed, **SONG, "name": "Junk"}
+    assert stack.http.post(f"{stack.song.url}/songs", json=junk).is_success
+    assert stack.upload(make_mp3(1, title="Mine")).json()["id"] == claimed
+    wait_until(
+        lambda: message_count(url, dead_letter_queue(RESOURCE_UPLOADED)) == parked_before + 1, 30
+    )
+    assert stack.resource_row(claimed).state == "STAGING"  # not moved as if processed
+
+    stores = stack_stores(stack, s3, stack.staging_prefix)
+    listed = find(stores, grace=NOW, stuck_after=NOW).parked_messages
+    close(stores)
+    taken = [m for m in listed if m["resourceId"] == claimed]
+    assert len(taken) == 1
+    assert taken[0]["queue"] == dead_letter_queue(RESOURCE_UPLOADED)
+    assert taken[0]["reason"].startswith(f"song id {claimed} is taken by a different song")
+    # Listing took nothing: every parked message is still there.
+    assert message_count(url, dead_letter_queue(RESOURCE_UPLOADED)) == parked_before + 1
+
+
 def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack, s3):
     """`FIX=1` with no grace at all, over and over, while clients upload and delete: objects of
     uploads in flight, copies of moves in flight and songs just saved are all live, and each

@@ -54,6 +54,13 @@ def song_service_stub(stubs: PeerStubs) -> FastAPI:
         stubs.songs[song["id"]] = song
         return JSONResponse({"id": song["id"]})
 
+    @app.get("/songs/{song_id}")
+    def get_song(song_id: int) -> JSONResponse:
+        song = stubs.songs.get(song_id)
+        if song is None:
+            return _not_found(f"Song metadata for ID={song_id} not found")
+        return JSONResponse(song)
+
     return app
 
 

@@ -103,7 +103,7 @@ class Harness:
 
     @property
     def posted(self) -> list[dict]:
-        return [json.loads(request.content) for request in self.songs.requests]
+        return [json.loads(r.content) for r in self.songs.requests if r.method == "POST"]
 
 
 @pytest.fixture
@@ -143,10 +143,36 @@ def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness)
     assert messages_counted("processed") == before + 1
 
 
+def stored_song(**changes: str) -> httpx.Response:
+    """The Song Service's `GET /songs/7` answer: this file's song, with `changes`."""
+    return httpx.Response(200, json={**extract_song_metadata(SONG, 7), **changes})
+
+
 def test_song_already_saved_counts_as_done(make_harness) -> None:
-    harness = make_harness([200], [409])
+    harness = make_harness([200], [409, stored_song()])
     harness.process(7)
-    assert len(harness.songs.requests) == 1
+    assert [(r.method, r.url.path) for r in harness.songs.requests] == [
+        ("POST", "/songs"),
+        ("GET", "/songs/7"),
+    ]
+    assert harness.published == [ResourceEvent(7)]
+
+
+def test_a_song_id_taken_by_another_song_is_parked_not_done(make_harness) -> None:
+    """Ids are sequential and `POST /songs` is open: junk posted for the next id first must
+    not pass for this upload's tags (issue "No one in, nothing starved", item 3)."""
+    harness = make_harness([200], [409, stored_song(name="junk", year="1999")])
+    before = messages_counted("dead_lettered")
+    with pytest.raises(DeadLetter, match=r"song id 7 is taken by a different song.*name, year"):
+        harness.process(7)
+    assert harness.published == []
+    assert messages_counted("dead_lettered") == before + 1
+
+
+def test_a_song_deleted_between_the_409_and_the_check_is_posted_again(make_harness) -> None:
+    harness = make_harness([200], [409, 404, 201])
+    harness.process(7)
+    assert [r.method for r in harness.songs.requests] == ["POST", "GET", "POST"]
     assert harness.published == [ResourceEvent(7)]
 
 
@@ -298,7 +324,7 @@ def fetched_bytes() -> float:
 
 
 def test_every_log_line_names_the_resource(make_harness) -> None:
-    harness = make_harness([503, 200], [409])
+    harness = make_harness([503, 200], [409, stored_song()])
     with capture_logs(processors=[merge_contextvars]) as logs:
         harness.process(7)
     assert logs, "the handler logged nothing"
