@@ -25,6 +25,7 @@ from resource_service.object_store import ObjectStore
 from resource_service.outbox import OutboxRelay, OutboxTimes
 from resource_service.schemas import STORAGE_LIST
 from resource_service.storage_lookup import StorageLookup
+from resource_service.upload_body import UploadPace
 from service_kit.broker import BrokerLink, parked_check
 from service_kit.db import ping, prepare_database
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED
@@ -83,7 +84,12 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             relay=relay,
             uploads=Bulkhead("uploads", settings.max_concurrent_uploads),
             max_upload_bytes=settings.max_upload_bytes,
-            upload_idle_seconds=settings.upload_idle_seconds,
+            upload_pace=UploadPace(
+                settings.upload_idle_seconds,
+                settings.upload_min_bytes_per_second,
+                settings.upload_rate_grace_seconds,
+                settings.upload_rate_window_seconds,
+            ),
             upload_max_seconds=settings.upload_max_seconds,
             upload_intent_seconds=settings.upload_intent_seconds,
         )

@@ -54,6 +54,12 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     upload_part_bytes: int = Field(8 * 1024 * 1024, ge=S3_MIN_PART_BYTES)
     # A client that sends nothing for this long has abandoned its upload.
     upload_idle_seconds: float = 30.0
+    # A client that sends slower than this, averaged over the window once the grace has
+    # passed, gets 408 and frees its slot (0: no minimum). 8 KiB/s is a poor mobile link;
+    # a byte every 25 s is not an upload.
+    upload_min_bytes_per_second: int = Field(8192, ge=0)
+    upload_rate_grace_seconds: float = Field(10.0, ge=0)
+    upload_rate_window_seconds: float = Field(10.0, gt=0)
     # Uploads at once; one more gets 503 with Retry-After at once (each holds up to 24 MiB).
     max_concurrent_uploads: int = 16
     # The S3 calls' own thread pool, apart from the database's and the health checks'.

@@ -21,6 +21,7 @@ from resource_service.models import PERMANENT, STAGING, Resource
 from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
 from resource_service.storage_lookup import StorageLookup
+from resource_service.upload_body import UploadPace
 from service_kit.messaging import DeadLetter, ResourceEvent
 from service_kit.resilience.bulkhead import Bulkhead
 from service_kit.s3 import new_file_name, object_key
@@ -39,7 +40,7 @@ class Dependencies:
     relay: OutboxRelay
     uploads: Bulkhead
     max_upload_bytes: int
-    upload_idle_seconds: float
+    upload_pace: UploadPace
     upload_max_seconds: float
     upload_intent_seconds: float
 

@@ -23,7 +23,7 @@ from resource_service.upload_body import (
     check_declared_length,
     mp3_body,
     with_deadline,
-    with_idle_timeout,
+    with_pace,
     with_size_limit,
 )
 from service_kit.deps import CsvIds, PathId, require_admin_token
@@ -55,7 +55,7 @@ async def upload_resource(
 ) -> CreatedId:
     check_content_type(content_type)
     check_declared_length(content_length, deps.max_upload_bytes)
-    chunks = with_idle_timeout(request.stream(), deps.upload_idle_seconds)
+    chunks = with_pace(request.stream(), deps.upload_pace)
     chunks = with_deadline(chunks, deps.upload_max_seconds)
     try:
         with deps.uploads.slot():
