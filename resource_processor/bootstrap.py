@@ -35,7 +35,10 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         )
         peers = PeerServices(http, settings.resource_service_url, settings.song_service_url, retry)
         processor = ResourceProcessor(
-            peers, partial(broker.publish, RESOURCE_PROCESSED), settings.tags_block_bytes
+            peers,
+            partial(broker.publish, RESOURCE_PROCESSED),
+            settings.tags_block_bytes,
+            settings.tags_max_bytes,
         )
         broker.consume(RESOURCE_UPLOADED, processor.process_uploaded)
         broker.start()  # for as long as it takes; /health says DOWN until then

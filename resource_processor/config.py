@@ -20,4 +20,7 @@ class Settings(ServiceSettings, BrokerSettings):
     # The tags are read in aligned ranges of this size: most files need the first and the last.
     # As large as the file, it is fetched whole (the benchmark's baseline: how it once worked).
     tags_block_bytes: int = Field(64 * 1024, gt=0)
+    # An ID3v2 tag declaring more is never read (it would be held about three times over);
+    # the song gets the ID3v1 tag or placeholders. 8 MiB holds a large cover image.
+    tags_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
     shutdown_grace_seconds: float = 5.0  # how long shutdown waits for messages in flight

@@ -42,11 +42,16 @@ PublishEvent = Callable[[ResourceEvent], Awaitable[None]]
 
 class ResourceProcessor:
     def __init__(
-        self, peers: PeerServices, publish_processed: PublishEvent, block_bytes: int = BLOCK_BYTES
+        self,
+        peers: PeerServices,
+        publish_processed: PublishEvent,
+        block_bytes: int = BLOCK_BYTES,
+        max_tag_bytes: int | None = None,
     ) -> None:
         self._peers = peers
         self._publish_processed = publish_processed
         self._block_bytes = block_bytes
+        self._max_tag_bytes = max_tag_bytes  # a larger ID3v2 tag is skipped, never read
 
     async def process_uploaded(self, event: ResourceEvent) -> None:
         """Handle one `resource.uploaded`; raises DeadLetter for what no retry can fix."""
@@ -91,7 +96,9 @@ class ResourceProcessor:
 
         file = RemoteFile(head.total_size, fetch, blocks={0: head.data}, block_bytes=block)
         try:
-            metadata = await asyncio.to_thread(extract_song_metadata, file, resource_id)
+            metadata = await asyncio.to_thread(
+                extract_song_metadata, file, resource_id, self._max_tag_bytes
+            )
         except UnreadableAudio as exc:
             raise DeadLetter(f"unreadable audio: {exc}") from exc
         finally:

@@ -22,11 +22,14 @@ import re
 import struct
 from typing import Any, BinaryIO, cast
 
+import structlog
 from mutagen import MutagenError
-from mutagen.id3 import ID3
+from mutagen.id3 import ID3, ParseID3v1
 from mutagen.mp3 import MP3, MPEGInfo
 
 from resource_processor.errors import UnreadableAudio
+
+log = structlog.get_logger(__name__)
 
 MAX_TEXT_LENGTH = 100
 UNKNOWN_NAME = "Unknown title"
@@ -42,21 +45,26 @@ _PARSE_ERRORS = (MutagenError, ValueError, IndexError, EOFError, struct.error)
 
 
 def extract_song_metadata(
-    data: bytes | bytearray | memoryview | str | os.PathLike[str] | io.IOBase, resource_id: int
+    data: bytes | bytearray | memoryview | str | os.PathLike[str] | io.IOBase,
+    resource_id: int,
+    max_tag_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Song metadata for resource `resource_id` from MP3 bytes, an MP3 file path, or a
     seekable binary file object (such as a `RemoteFile`).
 
-    Returns exactly the keys id, name, artist, album, duration ("mm:ss") and year ("YYYY").
-    Raises UnreadableAudio when no MPEG audio can be parsed; OSError if a path can't be read.
+    An ID3v2 tag that declares more than `max_tag_bytes` is never read (mutagen reads a tag
+    whole): the song gets the file's ID3v1 tag, if any, else placeholders, and
+    `tags_too_large` is logged. Returns exactly the keys id, name, artist, album, duration
+    ("mm:ss") and year ("YYYY"). Raises UnreadableAudio when no MPEG audio can be parsed;
+    OSError if a path can't be read.
     """
     if isinstance(data, bytes | bytearray | memoryview):
-        tags, length = _parse(io.BytesIO(data))
+        tags, length = _parse(io.BytesIO(data), max_tag_bytes)
     elif isinstance(data, io.IOBase):
-        tags, length = _parse(cast(BinaryIO, data))
+        tags, length = _parse(cast(BinaryIO, data), max_tag_bytes)
     else:
         with open(data, "rb") as file:
-            tags, length = _parse(file)
+            tags, length = _parse(file, max_tag_bytes)
     return {
         "id": resource_id,
         "name": _text(tags, "TIT2") or UNKNOWN_NAME,
@@ -75,8 +83,12 @@ def format_duration(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
-def _parse(file: BinaryIO) -> tuple[ID3 | None, float]:
+def _parse(file: BinaryIO, max_tag_bytes: int | None) -> tuple[ID3 | None, float]:
     """The ID3 tag (None if absent or damaged) and the audio length in seconds."""
+    declared = _declared_tag_bytes(file)
+    if max_tag_bytes is not None and declared > max_tag_bytes:
+        log.warning("tags_too_large", tag_bytes=declared, max_bytes=max_tag_bytes)
+        return _id3v1(file), _audio_length(file)
     try:
         audio = MP3(file)  # raises when it finds no MPEG frame, so `info` is there after it
         info = cast(MPEGInfo, audio.info)
@@ -84,12 +96,46 @@ def _parse(file: BinaryIO) -> tuple[ID3 | None, float]:
     except _PARSE_ERRORS:
         pass
     # A damaged ID3 tag fails MP3() even when the audio after it is fine: measure the audio
-    # alone (MPEGInfo skips the tag by its declared size) and fall back to placeholder tags.
+    # alone and fall back to placeholder tags.
+    return None, _audio_length(file)
+
+
+def _audio_length(file: BinaryIO) -> float:
+    """The audio's length; MPEGInfo skips an ID3v2 tag by its declared size, unread."""
     try:
         file.seek(0)
-        return None, MPEGInfo(file).length
+        return MPEGInfo(file).length
     except _PARSE_ERRORS as error:
         raise UnreadableAudio(f"no MPEG audio found: {error}") from error
+
+
+def _declared_tag_bytes(file: BinaryIO) -> int:
+    """The size an ID3v2 header declares for its tag, header and footer included; 0 if none.
+    The size is four 7-bit bytes (ID3v2.4 "main structure", section 3.1); flag 0x10: a footer."""
+    file.seek(0)
+    header = file.read(10)
+    file.seek(0)  # mutagen reads from where the file stands
+    if len(header) < 10 or header[:3] != b"ID3":
+        return 0
+    size = 0
+    for byte in header[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    return 10 + size + (10 if header[5] & 0x10 else 0)
+
+
+def _id3v1(file: BinaryIO) -> ID3 | None:
+    """The ID3v1 tag in the last 128 bytes, as ID3v2 frames; None if there is none."""
+    try:
+        file.seek(-128, os.SEEK_END)
+    except OSError:  # shorter than an ID3v1 tag
+        return None
+    frames = ParseID3v1(file.read(128))
+    if not frames:
+        return None
+    tags = ID3()
+    for frame in frames.values():
+        tags.add(frame)
+    return tags
 
 
 def _text(tags: ID3 | None, frame_id: str) -> str | None:

@@ -16,17 +16,18 @@ from mutagen.id3 import APIC, ID3, TALB, TIT2, TPE1
 from devstack.mp3 import iter_mp3_chunks, make_mp3, truncated_mp3
 
 
-def _with_cover_art(cover_bytes: int) -> bytes:
+def with_cover_art(cover_bytes: int, id3v1: bytes = b"") -> bytes:
+    """An MP3 whose ID3v2 tag holds names and a cover of `cover_bytes`; `id3v1` at its end."""
     tags = ID3()
     for frame in (TIT2, TPE1, TALB):
         tags.add(frame(encoding=3, text=["Covered"]))
     tags.add(APIC(encoding=3, mime="image/png", type=3, desc="cover", data=bytes(cover_bytes)))
     out = io.BytesIO()
     tags.save(out, padding=lambda _info: 0)
-    return out.getvalue() + make_mp3(3.0)
+    return out.getvalue() + make_mp3(3.0) + id3v1
 
 
-def _id3v1(title: str, artist: str, album: str, year: str) -> bytes:
+def id3v1(title: str, artist: str, album: str, year: str) -> bytes:
     def field(text: str, size: int) -> bytes:
         return text.encode("latin-1")[:size].ljust(size, b"\0")
 
@@ -44,7 +45,7 @@ def mp3_fixtures() -> dict[str, bytes]:
         "long texts": make_mp3(2.0, title="x" * 150, artist="é" * 101),
         "no Info frame": make_mp3(20, title="Plain", info_header=False),
         "cut off": truncated_mp3(),
-        "cover art over two blocks": _with_cover_art(150_000),
-        "ID3v1 only": make_mp3(8.0, info_header=False) + _id3v1("V1", "Tail", "End", "1988"),
+        "cover art over two blocks": with_cover_art(150_000),
+        "ID3v1 only": make_mp3(8.0, info_header=False) + id3v1("V1", "Tail", "End", "1988"),
         "3 MB": b"".join(iter_mp3_chunks(3_000_000, title="Three", artist="Mega", year=2010)),
     }

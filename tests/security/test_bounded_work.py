@@ -17,6 +17,7 @@ import pytest
 from devstack.faultproxy import Mode
 from devstack.mp3 import make_mp3
 from tests.contract import assert_error
+from tests.mp3_fixtures import id3v1, with_cover_art
 
 MIB = 1024 * 1024
 LIMIT = 16  # MAX_CONCURRENT_UPLOADS's default
@@ -141,3 +142,24 @@ def test_an_upload_of_the_wrong_type_is_judged_by_its_type_not_by_the_json_limit
         headers={"Content-Type": "application/pdf"},
     )
     assert_error(response, 400, "Invalid file format: application/pdf. Only MP3 files are allowed")
+
+
+@pytest.mark.timeout(300)
+def test_a_48_mib_tag_costs_the_processor_little_memory_and_the_file_still_ends_permanent(stack):
+    """Issue "No one in, nothing starved", item 5: an ID3 header declaring a 48 MiB tag was
+    fetched in one range and held about three times over. Over TAGS_MAX_BYTES (8 MiB) it is
+    never read: peak memory grows by at most 64 MiB, and the song comes from the ID3v1 tag."""
+    song = with_cover_art(48 * MIB, id3v1=id3v1("Past the tag", "Tail", "End", "1990"))
+    memory = PeakRss(stack.processors[0].process.pid)
+    memory.start()
+    answer = stack.upload(song)
+    assert answer.status_code == 200, answer.text
+    resource_id = answer.json()["id"]
+    stack.wait_permanent(resource_id, timeout=120)
+    memory.done.set()
+    stored = stack.song_of(resource_id).json()
+    assert (stored["name"], stored["artist"], stored["year"]) == ("Past the tag", "Tail", "1990")
+    growth = (memory.peak - memory.start_rss) / MIB
+    assert growth <= 64, f"the processor grew by {growth:.1f} MiB for one file"
+    assert stack.logged("processor0", "tags_too_large") >= 1
+    print(f"\n48 MiB tag: the processor's peak RSS grew {growth:.1f} MiB")

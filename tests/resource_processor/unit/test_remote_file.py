@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from resource_processor.clients import PeerServices, RetryPolicy
 from resource_processor.remote_file import BLOCK_BYTES, RemoteFile
 from resource_processor.tags import extract_song_metadata
-from tests.mp3_fixtures import mp3_fixtures
+from tests.mp3_fixtures import id3v1, mp3_fixtures, with_cover_art
+
+MIB = 1024 * 1024
 
 
 def remote(data: bytes) -> tuple[RemoteFile, list[tuple[int, int]]]:
@@ -52,3 +59,101 @@ def test_reads_seeks_and_the_end_behave_like_a_real_file() -> None:
     with pytest.raises(OSError) as error:
         file.seek(-1)
     assert error.value.errno == 22  # EINVAL, which mutagen reads as "a tiny file"
+
+
+# --- the edges a mutation run found unchecked --------------------------------------------------
+
+
+def small_blocks(data: bytes, block: int = 10) -> tuple[RemoteFile, list[tuple[int, int]]]:
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(offset: int, length: int) -> bytes:
+        fetched.append((offset, length))
+        return data[offset : offset + length]
+
+    return RemoteFile(len(data), fetch, block_bytes=block), fetched
+
+
+def test_a_read_ending_one_byte_into_a_block_fetches_that_block_too() -> None:
+    data = bytes(range(35))
+    file, fetched = small_blocks(data)
+    assert file.read(11) == data[:11]  # blocks 0 and 1, the second for its first byte
+    assert fetched == [(0, 20)]
+    file.seek(29)
+    assert file.read(2) == data[29:31]  # one byte of block 2, one of block 3 (the short one)
+    assert fetched == [(0, 20), (20, 15)]
+
+
+def test_two_fetches_in_a_row_each_fetch_only_what_is_missing_and_keep_it() -> None:
+    data = bytes(range(50))
+    file, fetched = small_blocks(data)
+    file.seek(20)
+    assert file.read(10) == data[20:30]
+    assert file.read(10) == data[30:40]
+    assert fetched == [(20, 10), (30, 10)]
+    file.seek(15)
+    assert file.read(30) == data[15:45]  # blocks 1 and 4 missing: one run from 1 to 4
+    assert fetched[-1] == (10, 40)
+    file.seek(20)
+    assert file.read(20) == data[20:40]
+    assert len(fetched) == 3  # all kept
+
+
+def test_a_peer_that_ignores_range_is_read_at_a_non_zero_offset() -> None:
+    """A server (or proxy) answering 200 with the whole body: only the range is kept."""
+    body = bytes(range(256)) * 1024  # 256 KiB, sent in 7 000-byte chunks
+
+    async def chunks():
+        for i in range(0, len(body), 7000):
+            yield body[i : i + 7000]
+
+    async def whole(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=chunks(), headers={"Content-Length": str(len(body))})
+
+    async def read(offset: int, length: int):
+        async with httpx.AsyncClient(transport=httpx.MockTransport(whole)) as http:
+            peers = PeerServices(http, "http://r", "http://s", RetryPolicy(1))
+            return await peers.read_range(7, offset, length)
+
+    for offset, length in [(70_001, 100), (6_999, 2), (len(body) - 5, 10), (0, 7000)]:
+        part = asyncio.run(read(offset, length))
+        assert part is not None
+        assert part.data == body[offset : offset + length], (offset, length)
+        assert part.total_size == len(body)
+
+
+# --- tags too large to read (issue "No one in, nothing starved", item 5) ----------------------
+
+
+def test_a_tag_over_the_limit_is_never_read_and_the_id3v1_tag_names_the_song() -> None:
+    data = with_cover_art(4 * MIB, id3v1=id3v1("Tail title", "Tail artist", "Tail album", "1988"))
+    file = remote(data)[0]
+    with capture_logs() as logs:
+        song = extract_song_metadata(file, 3, max_tag_bytes=MIB)
+    assert song == {
+        "id": 3,
+        "name": "Tail title",
+        "artist": "Tail artist",
+        "album": "Tail album",
+        "duration": extract_song_metadata(data, 3)["duration"],
+        "year": "1988",
+    }
+    assert file.bytes_fetched <= 4 * BLOCK_BYTES  # the head, the audio's start, the end
+    assert [e["event"] for e in logs] == ["tags_too_large"]
+    assert logs[0]["tag_bytes"] > 4 * MIB
+
+
+def test_a_tag_over_the_limit_without_id3v1_gives_placeholders() -> None:
+    data = with_cover_art(2 * MIB)
+    song = extract_song_metadata(remote(data)[0], 3, max_tag_bytes=MIB)
+    assert (song["name"], song["artist"], song["year"]) == (
+        "Unknown title",
+        "Unknown artist",
+        "1900",
+    )
+    assert song["duration"] == "00:03"
+
+
+def test_a_tag_within_the_limit_is_read_as_before() -> None:
+    data = with_cover_art(2 * MIB)
+    assert extract_song_metadata(remote(data)[0], 3, max_tag_bytes=4 * MIB)["name"] == "Covered"
