@@ -84,12 +84,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             relay=relay,
             uploads=Bulkhead("uploads", settings.max_concurrent_uploads),
             max_upload_bytes=settings.max_upload_bytes,
-            upload_pace=UploadPace(
-                settings.upload_idle_seconds,
-                settings.upload_min_bytes_per_second,
-                settings.upload_rate_grace_seconds,
-                settings.upload_rate_window_seconds,
-            ),
+            upload_pace=_upload_pace(settings),
             upload_max_seconds=settings.upload_max_seconds,
             upload_intent_seconds=settings.upload_intent_seconds,
         )
@@ -111,6 +106,15 @@ def _outbox_times(settings: Settings) -> OutboxTimes:
         settings.outbox_claim_seconds,
         settings.retry_horizon_seconds,
         settings.outbox_retention_hours,
+    )
+
+
+def _upload_pace(settings: Settings) -> UploadPace:
+    return UploadPace(
+        settings.upload_idle_seconds,
+        settings.upload_min_bytes_per_second,
+        settings.upload_rate_grace_seconds,
+        settings.upload_rate_window_seconds,
     )
 
 
