@@ -33,6 +33,25 @@ SECRETS = (
     "ADMIN_TOKEN",
     "GRAFANA_ADMIN_PASSWORD",
 )
+# The secrets each container may hold (docker-compose.yml passes exactly these; the tests read
+# the file and the running containers' environments against it). PostgreSQL's init script
+# creates each service's role, so it holds their passwords.
+CONTAINER_SECRETS = {
+    "postgres": {
+        "POSTGRES_PASSWORD",
+        "STORAGE_DB_PASSWORD",
+        "SONG_DB_PASSWORD",
+        "RESOURCE_DB_PASSWORD",
+    },
+    "rabbitmq": {"RABBITMQ_PASSWORD"},
+    "localstack": set(),
+    "storage-service": {"STORAGE_DB_PASSWORD", "ADMIN_TOKEN"},
+    "song-service": {"SONG_DB_PASSWORD"},
+    "resource-service": {"RESOURCE_DB_PASSWORD", "RABBITMQ_PASSWORD", "ADMIN_TOKEN"},
+    "resource-processor": {"RABBITMQ_PASSWORD"},
+    "prometheus": set(),
+    "grafana": {"GRAFANA_ADMIN_PASSWORD"},
+}
 # The host ports compose publishes (on 127.0.0.1), by the variable that moves each.
 APP_PORTS = {"RESOURCE_HOST_PORT": 8080, "SONG_HOST_PORT": 8081, "STORAGE_HOST_PORT": 8082}
 INFRA_PORTS = {

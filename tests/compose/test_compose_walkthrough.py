@@ -23,9 +23,11 @@ import pytest
 
 from devstack.compose import (
     APP_PORTS,
+    CONTAINER_SECRETS,
     ENV_FILE,
     INFRA_PORTS,
     PROJECT,
+    SECRETS,
     containers,
     env_file_values,
     port_is_free,
@@ -157,6 +159,31 @@ def test_each_service_role_reaches_its_own_database_only(compose_stack):
     assert not connects("storage_service", "song_db")
     assert not connects("song_service", "resource_db")
     assert not connects("resource_service", "storage_db")
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "postgres",
+        "rabbitmq",
+        "localstack",
+        "storage-service",
+        "song-service",
+        "resource-service",
+        "resource-processor",
+    ],
+)
+def test_each_running_container_holds_only_its_own_secrets(compose_stack, service):
+    """Issue "No one in, nothing starved", item 6: read from the container's environment, as
+    a process in it would see it (`inspect`: the variables it was started with)."""
+    secrets = env_file_values()
+    environment = compose_stack.engine.output(
+        "inspect", "--format", "{{json .Config.Env}}", compose_stack.container(service)
+    )
+    held = {name for name in SECRETS if secrets.get(name) and secrets[name] in environment}
+    assert held <= CONTAINER_SECRETS[service], held - CONTAINER_SECRETS[service]
+    if service == "song-service":
+        assert held == {"SONG_DB_PASSWORD"}  # it does get what it needs
 
 
 def test_the_rabbitmq_user_has_the_platform_vhost_only_and_is_no_administrator(compose_stack):

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from devstack.compose import CONTAINER_SECRETS, SECRETS
 from resource_service.schemas import STORAGE_LIST
 from service_kit.s3 import PLATFORM_TAG
 
@@ -161,6 +162,34 @@ def test_the_processor_runs_two_replicas_without_a_host_port(services: dict) -> 
     processor = services["resource-processor"]
     assert processor["deploy"]["replicas"] == 2
     assert "ports" not in processor and "container_name" not in processor
+
+
+def secrets_named(entry: object) -> set[str]:
+    """The secrets a compose value interpolates (`${ADMIN_TOKEN:-}`, `...${RABBITMQ_PASSWORD}@`)."""
+    return {name for name in re.findall(r"\$\{(\w+)", str(entry)) if name in SECRETS}
+
+
+@pytest.mark.parametrize("name", sorted(CONTAINER_SECRETS))
+def test_each_container_is_handed_only_its_own_secrets(services: dict, name: str) -> None:
+    """Issue "No one in, nothing starved", item 6: no shared env_file with every secret."""
+    service = services[name]
+    env_files = service.get("env_file", [])
+    assert ".env" not in ([env_files] if isinstance(env_files, str) else env_files)
+    assert secrets_named(service.get("environment", {})) <= CONTAINER_SECRETS[name]
+
+
+def test_every_service_of_the_compose_file_has_its_secrets_stated(services: dict) -> None:
+    assert set(services) == set(CONTAINER_SECRETS)
+
+
+def test_the_shared_settings_file_holds_no_secret() -> None:
+    names = {
+        line.partition("=")[0].strip()
+        for line in (ROOT / "services.env").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    }
+    assert names and not names & set(SECRETS)
+    assert not any(re.search("PASSWORD|TOKEN|SECRET", n) for n in names), names
 
 
 def test_secrets_come_from_the_env_file(services: dict) -> None:
