@@ -21,6 +21,9 @@ class Mode(Enum):
     CUT = "cut"  # close every connection; new ones are closed on accept (connection reset)
     HTTP_500 = "http_500"  # answer every HTTP request with a 500 in place of the upstream
     GARBAGE = "garbage"  # answer every HTTP request with a 200 whose body is not the contract
+    # Forward nothing either way, close nothing, accept new connections: a frozen server
+    # (SIGSTOP) or a black hole, as its clients see it. Back in PASS, what waited goes on.
+    HOLD = "hold"
 
 
 def _http_response(status: str, body: bytes) -> bytes:
@@ -59,6 +62,8 @@ class FaultProxy:
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()  # clear while in HOLD mode
+        self._flowing.set()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -78,9 +83,12 @@ class FaultProxy:
         return self
 
     def set_mode(self, mode: Mode) -> None:
-        """Switch behaviour; cutting also closes the connections already open."""
+        """Switch behaviour; cutting (or answering in place of the upstream) also closes the
+        connections already open; holding keeps them, frozen."""
         self.mode = mode
-        if mode is not Mode.PASS:
+        flowing = self._flowing.set if mode is not Mode.HOLD else self._flowing.clear
+        self._loop.call_soon_threadsafe(flowing)
+        if mode not in (Mode.PASS, Mode.HOLD):
             self._loop.call_soon_threadsafe(self._close_all)
 
     def hold(self, method: bytes | None) -> None:
@@ -226,6 +234,7 @@ class FaultProxy:
                 if method == self.held_method:
                     self.holding.set()
                     await self._released.wait()  # or until the connection is aborted
+                await self._flowing.wait()
                 headers = head.lower()
                 if b"transfer-encoding: chunked" in headers:
                     writer.write(head)
@@ -243,6 +252,7 @@ class FaultProxy:
                     chunk = await reader.read(min(length, 65536))
                     if not chunk:
                         raise asyncio.IncompleteReadError(b"", length)
+                    await self._flowing.wait()
                     writer.write(chunk)
                     await writer.drain()
                     length -= len(chunk)
@@ -255,6 +265,7 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:

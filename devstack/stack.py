@@ -150,12 +150,13 @@ def start_stack(
     processor_env: dict[str, str] | None = None,
     resource_database_url: str | None = None,
     resource_env: dict[str, str] | None = None,
+    common_env: dict[str, str] | None = None,
 ) -> Stack:
     """Start every service on a free port; `new_database_url(name)` names each one's database.
     `resource_env` and `processor_env` add to or override those services' environment (a fault
-    test routes a connection through its proxy that way)."""
+    test routes a connection through its proxy that way); `common_env` goes to every service."""
     resource_db = resource_database_url or new_database_url("resource")
-    s3 = {"S3_ENDPOINT_URL": s3_endpoint_url}
+    s3 = {"S3_ENDPOINT_URL": s3_endpoint_url, **(common_env or {})}
     folder = uuid.uuid4().hex[:8]
     storage = _on_free_port(
         "storage_service",
@@ -167,7 +168,10 @@ def start_stack(
         SEED_PERMANENT_PATH=f"/permanent/{folder}/",
     )
     song = _on_free_port(
-        "song_service", log_dir / "song.log", DATABASE_URL=new_database_url("song")
+        "song_service",
+        log_dir / "song.log",
+        **(common_env or {}),
+        DATABASE_URL=new_database_url("song"),
     )
     resource_defaults = {
         **s3,
@@ -183,7 +187,12 @@ def start_stack(
         **{**resource_defaults, **(resource_env or {})},
     )
     peers = {"RESOURCE_SERVICE_URL": resource.url, "SONG_SERVICE_URL": song.url}
-    processor_env = {"RABBITMQ_URL": rabbitmq_url, **peers, **(processor_env or {})}
+    processor_env = {
+        "RABBITMQ_URL": rabbitmq_url,
+        **peers,
+        **(common_env or {}),
+        **(processor_env or {}),
+    }
     workers = [
         _on_free_port("resource_processor", log_dir / f"processor{i}.log", **processor_env)
         for i in range(processors)

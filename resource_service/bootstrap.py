@@ -13,8 +13,6 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
 
 from resource_service import handlers, repository
 from resource_service.broker import broker_health, make_broker
@@ -27,7 +25,7 @@ from resource_service.schemas import STORAGE_LIST
 from resource_service.storage_lookup import StorageLookup
 from resource_service.upload_body import UploadPace
 from service_kit.broker import BrokerLink, parked_check
-from service_kit.db import ping, prepare_database
+from service_kit.db import prepare_database
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED
 from service_kit.resilience import CircuitBreaker
 from service_kit.resilience.admin import breaker_health
@@ -57,9 +55,8 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
     track(breaker)  # the exporter and the dashboard bind to the breaker from outside
     watch = BreakerWatch(breaker)
     async with AsyncExitStack() as stack:
-        engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
-        stack.callback(engine.dispose)
-        session_factory = sessionmaker(engine, expire_on_commit=False)
+        database = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
+        stack.callback(database.close)
         storage_http = _http_client(
             stack, settings.storage_service_url, settings.storage_timeout_seconds
         )
@@ -70,9 +67,9 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         broker = make_broker(settings)
         s3_threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
         stack.callback(s3_threads.shutdown, wait=False, cancel_futures=True)
-        relay = OutboxRelay(session_factory, broker, _outbox_times(settings))
+        relay = OutboxRelay(database, broker, _outbox_times(settings))
         dependencies = handlers.Dependencies(
-            session_factory=session_factory,
+            database=database,
             objects=ObjectStore(
                 make_s3_client(settings),
                 settings.upload_single_put_bytes,
@@ -94,7 +91,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         stack.push_async_callback(broker.close, SHUTDOWN_GRACE_SECONDS)
         relay.start()
         stack.push_async_callback(relay.stop)
-        health_checks = _health_checks(engine, dependencies, broker)
+        health_checks = _health_checks(dependencies, broker)
         await stack.enter_async_context(sampling([watch]))
         dashboard = Dashboard([watch], dependencies, broker)
         yield Parts(dependencies, {"storage": breaker}, health_checks, dashboard)
@@ -125,10 +122,11 @@ def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx.Async
 
 
 def _health_checks(
-    engine: Engine, dependencies: handlers.Dependencies, broker: BrokerLink
+    dependencies: handlers.Dependencies, broker: BrokerLink
 ) -> dict[str, HealthCheck]:
+    database = dependencies.database
     return {
-        "database": sync_check(partial(ping, engine)),
+        "database": sync_check(database.ping, threads=database.threads),
         "s3": sync_check(
             dependencies.objects.s3.list_buckets, threads=dependencies.objects.threads
         ),

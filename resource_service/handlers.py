@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
 import structlog
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session
 
 from resource_service import repository
 from resource_service.clients import SongClient
@@ -22,18 +23,22 @@ from resource_service.object_store import ObjectStore, StoredObject
 from resource_service.outbox import OutboxRelay
 from resource_service.storage_lookup import StorageLookup
 from resource_service.upload_body import UploadPace
+from service_kit.db import Database, DatabaseTimeout
 from service_kit.messaging import DeadLetter, ResourceEvent
 from service_kit.resilience.bulkhead import Bulkhead
 from service_kit.s3 import new_file_name, object_key
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+P = ParamSpec("P")
+
 
 @dataclass
 class Dependencies:
     """Everything the handlers use, built once per process by `bootstrap`."""
 
-    session_factory: sessionmaker
+    database: Database
     objects: ObjectStore
     storage: StorageLookup
     songs: SongClient
@@ -44,12 +49,10 @@ class Dependencies:
     upload_max_seconds: float
     upload_intent_seconds: float
 
-    def run_in_session(self, operation, *args):
-        def run():
-            with self.session_factory() as session:
-                return operation(session, *args)
-
-        return asyncio.to_thread(run)
+    async def run_in_session(
+        self, operation: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await self.database.run(operation, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,18 @@ async def upload_resource(deps: Dependencies, body: AsyncIterator[bytes]) -> int
 async def _commit_row(deps: Dependencies, reservation: Reservation) -> bool:
     """Commit the row and its event; False when the intent had expired. A commit whose outcome
     is unknown (the connection dropped after COMMIT was sent) is settled by reading the row
-    back: found, the upload stands; not found, it failed. Unreadable, the object stays: the
-    intent, which exists only if the commit did not land, expires into its deletion."""
-    commit = (repository.add_resource, reservation.resource_id, reservation.bucket, reservation.key)
+    back: found, the upload stands; not found, it failed. Unreadable, or a commit past its
+    deadline (it may still land), the object stays: the intent, which exists only if the
+    commit did not land, expires into its deletion."""
+    add = repository.add_resource
     try:
-        return bool(await deps.run_in_session(*commit))
+        return await deps.run_in_session(
+            add, reservation.resource_id, reservation.bucket, reservation.key
+        )
+    except DatabaseTimeout:
+        # The commit may still be running in its thread: reading back cannot settle it.
+        log.warning("upload_commit_outcome_unknown", resource_id=reservation.resource_id)
+        raise CommitOutcomeUnknown(reservation.resource_id) from None
     except OperationalError:
         try:
             committed = await find_resource(deps, reservation.resource_id) is not None

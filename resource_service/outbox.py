@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy.orm import sessionmaker
 
 from resource_service import repository
 from service_kit.broker import BrokerLink, BrokerUnavailable
+from service_kit.db import Database
 from service_kit.messaging import ResourceEvent
 
 log = structlog.get_logger(__name__)
@@ -44,8 +44,9 @@ class OutboxTimes:
 
 
 class OutboxRelay:
-    def __init__(self, session_factory: sessionmaker, broker: BrokerLink, times: OutboxTimes):
-        self._session_factory = session_factory
+    def __init__(self, database: Database, broker: BrokerLink, times: OutboxTimes):
+        self._database = database
+        self._session_factory = database.session_factory
         self._broker = broker
         self._times = times
         self._wake = asyncio.Event()
@@ -68,8 +69,8 @@ class OutboxRelay:
         while True:
             published = 0
             try:
-                await asyncio.to_thread(self._expire_abandoned_uploads)
-                await asyncio.to_thread(self._purge_published)
+                await self._database.call(self._expire_abandoned_uploads)
+                await self._database.call(self._purge_published)
                 if self._broker.is_up:
                     published = await self.publish_pending()
             except Exception as exc:  # the database or broker is away: try again at the next poll
@@ -81,7 +82,7 @@ class OutboxRelay:
             self._wake.clear()
 
     async def publish_pending(self) -> int:
-        events = await asyncio.to_thread(self._claim)
+        events = await self._database.call(self._claim)
         published: list[int] = []
         failed: dict[int, str] = {}
         try:
@@ -92,7 +93,7 @@ class OutboxRelay:
                     published.append(event_id)
         finally:
             unpublished = [e[0] for e in events if e[0] not in published and e[0] not in failed]
-            await asyncio.to_thread(self._finish, published, failed, unpublished)
+            await self._database.call(self._finish, published, failed, unpublished)
         return len(published)
 
     async def _publish(

@@ -5,7 +5,7 @@ pydantic-settings reads the environment here and in the services' `config.py` fi
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,11 +30,20 @@ class ServiceSettings(BaseSettings):
 
 
 class DatabaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str
-    # Connect, pool checkout and statement timeout: past it, a database call is an outage.
-    database_timeout_seconds: float = 5.0
+    # Past it, a database call is an outage (503): the client-side deadline of every call,
+    # connect, pool checkout, TCP (keepalive, tcp_user_timeout) and the server's statement
+    # timeout. DB_TIMEOUT_SECONDS or DATABASE_TIMEOUT_SECONDS.
+    database_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=AliasChoices("db_timeout_seconds", "database_timeout_seconds"),
+    )
+    # Database work runs on this many threads of its own, each with its own connection: a stuck
+    # database holds these, and starves nothing else.
+    database_threads: int = Field(8, ge=1)
 
 
 class S3Settings(BaseSettings):

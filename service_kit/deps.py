@@ -1,25 +1,24 @@
-"""FastAPI dependencies every service uses: a database session, validated ids, the admin token."""
+"""FastAPI dependencies every service uses: the database, validated ids, the admin token."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 from typing import Annotated
 
 import structlog
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import SecretStr
-from sqlalchemy.orm import Session
 
+from service_kit.db import Database
 from service_kit.errors import ApiError
 from service_kit.ids import MAX_CSV_LENGTH, parse_id, parse_id_csv
 
 log = structlog.get_logger(__name__)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
-        yield session
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
 
 
 # The OpenAPI documents what the parsers accept; the parsers alone validate, so every rejection
@@ -75,6 +74,6 @@ def require_admin_token(
         raise ApiError(403, "The admin token is not valid")
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 PathId = Annotated[int, Depends(valid_path_id)]
 CsvIds = Annotated[list[int], Depends(valid_csv_ids)]

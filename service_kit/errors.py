@@ -19,6 +19,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from service_kit.db import DatabaseTimeout
+
 log = structlog.get_logger(__name__)
 
 
@@ -117,6 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DatabaseTimeout)
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # Integrity errors are handled where they mean something; what reaches here is an outage.
         log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)

@@ -6,12 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from service_kit.db import ping, prepare_database
+from service_kit.db import Database, prepare_database
 from service_kit.web import HealthCheck, sync_check
 from song_service.config import Settings
 
@@ -20,17 +17,15 @@ ALEMBIC_DIR = Path(__file__).parent / "alembic"
 
 @dataclass(frozen=True)
 class Parts:
-    session_factory: sessionmaker[Session]
+    database: Database
     health_checks: dict[str, HealthCheck]
 
 
 @asynccontextmanager
 async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
-    engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
+    database = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
     try:
-        yield Parts(
-            session_factory=sessionmaker(engine, expire_on_commit=False),
-            health_checks={"database": sync_check(partial(ping, engine))},
-        )
+        check = sync_check(database.ping, threads=database.threads)
+        yield Parts(database=database, health_checks={"database": check})
     finally:
-        engine.dispose()
+        database.close()

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from service_kit.db import delete_by_ids
 from song_service.errors import SongExists
 from song_service.models import Song
-from song_service.schemas import SongCreate
+from song_service.schemas import SongCreate, SongPublic
 
 
 def create_song(session: Session, song: SongCreate) -> int:
@@ -17,8 +17,10 @@ def create_song(session: Session, song: SongCreate) -> int:
     return song.id
 
 
-def get_song(session: Session, song_id: int) -> Song | None:
-    return session.get(Song, song_id)
+def get_song(session: Session, song_id: int) -> SongPublic | None:
+    """The song as the API shows it, read while its session is open."""
+    song = session.get(Song, song_id)
+    return None if song is None else SongPublic.model_validate(song)
 
 
 def delete_songs(session: Session, ids: list[int]) -> list[int]:

@@ -1,8 +1,11 @@
+"""The Song Service's routes: each runs its database work through `Database`, so a frozen
+database answers 503 within DB_TIMEOUT_SECONDS instead of holding the request."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service_kit.deps import CsvIds, PathId, SessionDep
+from service_kit.deps import CsvIds, DatabaseDep, PathId
 from service_kit.errors import ApiError, NotFound
 from service_kit.schemas import CreatedId, DeletedIds
 from song_service import repository
@@ -13,21 +16,21 @@ router = APIRouter(prefix="/songs", tags=["songs"])
 
 
 @router.post("", response_model=CreatedId)
-def create_song(body: SongCreate, session: SessionDep) -> CreatedId:
+async def create_song(body: SongCreate, database: DatabaseDep) -> CreatedId:
     try:
-        return CreatedId(id=repository.create_song(session, body))
+        return CreatedId(id=await database.run(repository.create_song, body))
     except SongExists:
         raise ApiError(409, f"Metadata for resource ID={body.id} already exists") from None
 
 
 @router.get("/{id}", response_model=SongPublic)
-def get_song(id: PathId, session: SessionDep) -> SongPublic:
-    song = repository.get_song(session, id)
+async def get_song(id: PathId, database: DatabaseDep) -> SongPublic:
+    song = await database.run(repository.get_song, id)
     if song is None:
         raise NotFound(f"Song metadata for ID={id} not found")
-    return SongPublic.model_validate(song)
+    return song
 
 
 @router.delete("", response_model=DeletedIds)
-def delete_songs(ids: CsvIds, session: SessionDep) -> DeletedIds:
-    return DeletedIds(ids=repository.delete_songs(session, ids))
+async def delete_songs(ids: CsvIds, database: DatabaseDep) -> DeletedIds:
+    return DeletedIds(ids=await database.run(repository.delete_songs, ids))

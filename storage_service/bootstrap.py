@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from service_kit.db import ping, prepare_database
+from service_kit.db import Database, prepare_database
 from service_kit.s3 import S3Client, make_s3_client
 from service_kit.web import HealthCheck, sync_check
 from storage_service.config import Settings
@@ -24,7 +22,7 @@ ALEMBIC_DIR = Path(__file__).parent / "alembic"
 
 @dataclass(frozen=True)
 class Parts:
-    session_factory: sessionmaker[Session]
+    database: Database
     s3: S3Client
     location_rules: LocationRules
     health_checks: dict[str, HealthCheck]
@@ -37,13 +35,15 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         ("PERMANENT", settings.seed_permanent_bucket, settings.seed_permanent_path),
     ]
     seed = partial(seed_storages, seeds=seeds)
-    engine = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR, seed)
+    database = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR, seed)
     try:
-        session_factory = sessionmaker(engine, expire_on_commit=False)
         s3 = make_s3_client(settings)
-        await asyncio.to_thread(ensure_location_buckets, s3, session_factory)
-        checks = {"database": sync_check(partial(ping, engine)), "s3": sync_check(s3.list_buckets)}
+        await asyncio.to_thread(ensure_location_buckets, s3, database.session_factory)
+        checks = {
+            "database": sync_check(database.ping, threads=database.threads),
+            "s3": sync_check(s3.list_buckets),
+        }
         rules = LocationRules(settings.usable_buckets, settings.max_storages)
-        yield Parts(session_factory, s3, rules, checks)
+        yield Parts(database, s3, rules, checks)
     finally:
-        engine.dispose()
+        database.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from service_kit.deps import CsvIds, SessionDep, require_admin_token
+from service_kit.deps import CsvIds, DatabaseDep, require_admin_token
 from service_kit.errors import ApiError, BadRequest
 from service_kit.s3 import BucketNameRejected, BucketNotOwned
 from service_kit.schemas import CreatedId, DeletedIds
@@ -18,11 +18,11 @@ NOT_OURS_MESSAGE = "was not created by this platform: list it in ALLOWED_BUCKETS
 
 
 @router.post("", response_model=CreatedId, dependencies=ADMIN_ONLY)
-def create_storage(body: StorageCreate, session: SessionDep, request: Request) -> CreatedId:
+async def create_storage(body: StorageCreate, database: DatabaseDep, request: Request) -> CreatedId:
     rules: handlers.LocationRules = request.app.state.location_rules
     location = (body.storage_type, body.bucket, body.path)
     try:
-        new_id = handlers.create_storage(session, request.app.state.s3, location, rules)
+        new_id = await database.run(handlers.create_storage, request.app.state.s3, location, rules)
     except TooManyLocations:
         raise ApiError(
             409, f"At most {rules.max_storages} storage locations may exist: delete one first"
@@ -43,10 +43,11 @@ def create_storage(body: StorageCreate, session: SessionDep, request: Request) -
 
 
 @router.get("", response_model=list[StoragePublic], response_model_by_alias=True)
-def list_storages(session: SessionDep) -> list[StoragePublic]:
-    return [StoragePublic.model_validate(s) for s in repository.list_storages(session)]
+async def list_storages(database: DatabaseDep) -> list[StoragePublic]:
+    rows = await database.run(repository.list_storages)
+    return [StoragePublic.model_validate(s) for s in rows]
 
 
 @router.delete("", response_model=DeletedIds, dependencies=ADMIN_ONLY)
-def delete_storages(ids: CsvIds, session: SessionDep) -> DeletedIds:
-    return DeletedIds(ids=repository.delete_storages(session, ids))
+async def delete_storages(ids: CsvIds, database: DatabaseDep) -> DeletedIds:
+    return DeletedIds(ids=await database.run(repository.delete_storages, ids))

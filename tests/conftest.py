@@ -62,7 +62,12 @@ def start_module_stack(
     vhost (`start_stack`'s options pass through); everything stops when the module ends."""
     started: list[Stack] = []
 
-    def start(name: str, rabbitmq_url: str | None = None, **options) -> Stack:
+    def start(
+        name: str,
+        rabbitmq_url: str | None = None,
+        new_database_url: Callable[[str], str] = new_database_url,
+        **options,
+    ) -> Stack:
         stack = start_stack(
             new_database_url,
             rabbitmq_url or new_rabbitmq_vhost(name).url,

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import sessionmaker
 
 import resource_service
 from devstack.stack import wait_until
 from resource_service import repository
 from resource_service.models import OutboxEvent
 from resource_service.outbox import OutboxRelay, OutboxTimes
-from service_kit.db import ensure_database, make_engine, migrate_and_seed
+from service_kit.db import Database, ensure_database, make_engine, migrate_and_seed
 from service_kit.messaging import RESOURCE_UPLOADED
 from tests.amqp import declare, link_running, message_count, on_loop_of
 
@@ -24,13 +23,19 @@ UNROUTABLE = "no.such.queue"
 
 
 @pytest.fixture
-def sessions(new_database_url):
+def database(new_database_url):
     url = new_database_url("outbox")
     ensure_database(url)
     engine = make_engine(url)
     migrate_and_seed(engine, ALEMBIC)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
+    database = Database(engine, threads=2, timeout_seconds=5)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def sessions(database):
+    return database.session_factory
 
 
 def add_events(sessions, *queues: str) -> list[int]:
@@ -53,12 +58,14 @@ def row(sessions, event_id: int) -> OutboxEvent | None:
         return session.get(OutboxEvent, event_id)
 
 
-def test_one_unroutable_event_holds_back_none_of_the_events_after_it(sessions, rabbitmq_vhost):
+def test_one_unroutable_event_holds_back_none_of_the_events_after_it(
+    database, sessions, rabbitmq_vhost
+):
     url = rabbitmq_vhost.url
     declare(url, RESOURCE_UPLOADED)
     first, stuck, third = add_events(sessions, RESOURCE_UPLOADED, UNROUTABLE, RESOURCE_UPLOADED)
     with link_running(url, None) as link:
-        relay = OutboxRelay(sessions, link, OutboxTimes(horizon_seconds=3600))
+        relay = OutboxRelay(database, link, OutboxTimes(horizon_seconds=3600))
         wait_until(lambda: link.is_up, 15, "the link connected")
         assert on_loop_of(link, relay.publish_pending()) == 2
         assert message_count(url, RESOURCE_UPLOADED) == 2
