@@ -93,7 +93,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         stack.push_async_callback(relay.stop)
         health_checks = _health_checks(dependencies, broker)
         await stack.enter_async_context(sampling([watch]))
-        dashboard = Dashboard([watch], dependencies, broker)
+        dashboard = Dashboard([watch], dependencies, broker, settings.dashboard_max_viewers)
         yield Parts(dependencies, {"storage": breaker}, health_checks, dashboard)
 
 

@@ -75,6 +75,8 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     # resource that is gone, for a move that redelivers after the delete), then purged.
     outbox_retention_hours: float = Field(24.0, gt=0)
     prefetch_count: int = 4
+    # Open /dashboard/stream connections at once; they share one snapshot a second.
+    dashboard_max_viewers: int = Field(20, ge=1)
 
     @property
     def upload_intent_seconds(self) -> float:

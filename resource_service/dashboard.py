@@ -13,17 +13,19 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
+from prometheus_client import Counter, Gauge
 
 from resource_service import repository
 from resource_service.handlers import Dependencies
 from service_kit.broker import BrokerLink
+from service_kit.errors import ApiError
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED, RESOURCE_UPLOADED
 from service_kit.resilience.dashboard import BreakerWatch
 
@@ -33,11 +35,36 @@ PAGE = Path(__file__).parent / "static" / "dashboard.html"
 QUEUES = [RESOURCE_UPLOADED, RESOURCE_PROCESSED, RESOURCE_DELETED]
 
 
-@dataclass(frozen=True)
+SNAPSHOTS = Counter("dashboard_snapshots_total", "Dashboard snapshots taken (shared by viewers)")
+VIEWERS = Gauge("dashboard_viewers", "Open /dashboard/stream connections")
+SNAPSHOT_SECONDS = 1.0
+
+
+class TooManyViewers(Exception):
+    """`max_viewers` streams are open already."""
+
+
+@dataclass
 class Dashboard:
+    """Every viewer shares one snapshot a second (its database queries run once, however many
+    watch), and at most `max_viewers` streams are open at once."""
+
     watches: list[BreakerWatch]
     dependencies: Dependencies
     broker: BrokerLink
+    max_viewers: int = 20
+    viewers: int = 0
+    _latest: tuple[float, dict[str, Any]] | None = None
+    _taking: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def shared_snapshot(self) -> dict[str, Any]:
+        """The latest snapshot if it is under a second old; else one taken now, once for all."""
+        async with self._taking:
+            now = time.monotonic()
+            if self._latest is None or now - self._latest[0] >= SNAPSHOT_SECONDS:
+                self._latest = (now, await self.snapshot())
+                SNAPSHOTS.inc()
+            return self._latest[1]
 
     async def snapshot(self) -> dict[str, Any]:
         storage = self.dependencies.storage
@@ -70,15 +97,25 @@ class Dashboard:
         return parts
 
     async def events(self, request: Request) -> AsyncIterator[str]:
+        """One viewer's stream; raises TooManyViewers at its first step when `max_viewers`
+        watch already. Its place is given back when it ends: the route takes that first step
+        itself, so a stream that began is always closed (asyncio closes a started generator
+        that is dropped)."""
+        if self.viewers >= self.max_viewers:
+            raise TooManyViewers
+        self.viewers += 1
+        VIEWERS.set(self.viewers)
         transitions = [watch.subscribe() for watch in self.watches]
         try:
             while not await request.is_disconnected():
-                yield _event("snapshot", await self.snapshot())
-                for happened in await _next_transitions(transitions, within=1.0):
+                yield _event("snapshot", await self.shared_snapshot())
+                for happened in await _next_transitions(transitions, within=SNAPSHOT_SECONDS):
                     yield _event("transition", happened)
         finally:
             for watch, stream in zip(self.watches, transitions, strict=True):
                 watch.unsubscribe(stream)
+            self.viewers -= 1
+            VIEWERS.set(self.viewers)
 
 
 async def _next_transitions(
@@ -98,6 +135,12 @@ async def _next_transitions(
     return happened
 
 
+async def _then(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for item in rest:
+        yield item
+
+
 def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
 
@@ -111,8 +154,17 @@ async def dashboard_page() -> HTMLResponse:
 @router.get("/dashboard/stream", include_in_schema=False)
 async def dashboard_stream(request: Request) -> StreamingResponse:
     dashboard: Dashboard = request.app.state.dashboard
+    events = dashboard.events(request)
+    try:
+        first = await anext(events)
+    except TooManyViewers:
+        raise ApiError(
+            503,
+            f"Too many dashboard viewers (at most {dashboard.max_viewers}), try again later",
+            headers={"Retry-After": "5"},
+        ) from None
     return StreamingResponse(
-        dashboard.events(request),
+        _then(first, events),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
