@@ -151,6 +151,12 @@ class FaultProxy:
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection's task ends quietly when `close` cancels it: asyncio's stream server
+        # (3.11) would otherwise log the cancellation as an error of its own callback.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mode = self.mode
         if mode is Mode.CUT:
             writer.transport.abort()
