@@ -206,8 +206,14 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         if token == _UNRECORDED:
             return
         stats = self.stats
+        outcome = self.classify(error)
+        if outcome is Outcome.SUCCESS:
+            # An error not recorded as a failure counts as a success, as in Resilience4j
+            # (`CircuitBreakerExceptionHandlingTest`): the dependency did answer.
+            self._on_success(token, elapsed)
+            return
         self.durations.append(elapsed)
-        if self.classify(error) is Outcome.FAILURE:
+        if outcome is Outcome.FAILURE:
             stats.failed += 1
             stats.failed_seconds += elapsed
             self._last_failure = error  # shown by circuitbreaker's error and monitor users
@@ -258,10 +264,15 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         return CountWindow(self.settings.sliding_window_size, self.settings.minimum_number_of_calls)
 
     def _transition(self, to_state: State) -> None:
+        """Enter `to_state` with a fresh window. One to the same state (closing a CLOSED
+        breaker) resets it without publishing a transition, as Resilience4j's internal
+        transitions do (CircuitBreakerStateMachineTest, "DoesNotPublishStateTransition
+        EventsForInternalTransitions")."""
         window = self.window
         event = TransitionEvent(
             self.name, self._state, to_state, window.failure_rate, window.slow_call_rate
         )
+        internal = to_state is self._state
         self._state = to_state
         self._generation += 1
         if to_state is State.OPEN:
@@ -269,7 +280,8 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         else:  # OPEN keeps the window that opened it, so health checks can show why
             self.window = self._new_window(to_state)
         self._half_open_permits = self.window.capacity if to_state is State.HALF_OPEN else 0
-        publish(event, self._listeners)
+        if not internal:
+            publish(event, self._listeners)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ class serves every breaker. Durations are seconds (floats); rates are percentage
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -35,11 +36,20 @@ class BreakerSettings(BaseSettings):
     attempt_timeout: float | None = Field(2.0, gt=0)
     """Per-call deadline enforced by the breaker; `None` (env value "none") disables it."""
 
-    @model_validator(mode="after")
-    def _minimum_fits_window(self) -> BreakerSettings:
-        if self.minimum_number_of_calls > self.sliding_window_size:
-            raise ValueError("minimum_number_of_calls must not exceed sliding_window_size")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _minimum_capped_to_window(cls, values: Any) -> Any:
+        """A minimum larger than the window is the window (Resilience4j's
+        `CircuitBreakerConfigTest.shouldReduceMinimumNumberOfCallsToSlidingWindowSize`)."""
+        if not isinstance(values, dict):
+            return values
+        fields = cls.model_fields
+        size = values.get("sliding_window_size", fields["sliding_window_size"].default)
+        minimum = values.get("minimum_number_of_calls", fields["minimum_number_of_calls"].default)
+        with contextlib.suppress(TypeError, ValueError):  # not numbers: the fields say so
+            if int(minimum) > int(size):
+                return {**values, "minimum_number_of_calls": int(size)}
+        return values
 
     @classmethod
     def from_env(cls, prefix: str = "BREAKER_", **overrides: Any) -> BreakerSettings:

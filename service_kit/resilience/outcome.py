@@ -10,7 +10,7 @@ import httpx
 
 
 class Outcome(enum.Enum):
-    SUCCESS = "successful"
+    SUCCESS = "successful"  # an error the dependency is not to blame for: counted as a success
     FAILURE = "failed"
     IGNORED = "ignored"  # neither success nor failure: the window does not see the call
 

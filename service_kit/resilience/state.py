@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import circuitbreaker
 import structlog
@@ -21,11 +22,22 @@ class State(enum.StrEnum):
 
 
 class CallNotPermittedError(circuitbreaker.CircuitBreakerError):  # type: ignore[misc]  # untyped base
-    """The breaker rejected the call without running it (OPEN, FORCED_OPEN, or no trial left)."""
+    """The breaker rejected the call without running it (OPEN, FORCED_OPEN, or no trial left).
+
+    Like Resilience4j's CallNotPermittedException: the message is fixed when the call is
+    rejected (a later transition does not change it), and `causing_circuit_breaker_name` names
+    the breaker that rejected it."""
+
+    def __init__(self, circuit_breaker: Any) -> None:
+        super().__init__(circuit_breaker)
+        self.causing_circuit_breaker_name: str = circuit_breaker.name
+        self.message = (
+            f"CircuitBreaker '{circuit_breaker.name}' is {circuit_breaker.state.name} "
+            "and does not permit further calls"
+        )
 
     def __str__(self) -> str:
-        breaker = self._circuit_breaker
-        return f'circuit breaker "{breaker.name}" is {breaker.state.name}: call not permitted'
+        return self.message
 
 
 @dataclass(frozen=True, slots=True)

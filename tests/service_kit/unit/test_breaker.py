@@ -211,7 +211,8 @@ def test_open_rejects_until_the_wait_is_over(make, clock) -> None:
     [rejected] = run(calls(breaker, record))
     assert isinstance(rejected, CallNotPermittedError)
     assert isinstance(rejected, circuitbreaker.CircuitBreakerError)
-    assert str(rejected) == 'circuit breaker "test" is OPEN: call not permitted'
+    assert str(rejected) == "CircuitBreaker 'test' is OPEN and does not permit further calls"
+    assert rejected.causing_circuit_breaker_name == "test"
     assert reached == []
     assert breaker.snapshot()["not_permitted_calls"] == 1
 

@@ -50,9 +50,18 @@ def test_defaults_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         {"failure_rate_threshold": 101},
         {"slow_call_duration_threshold": 0},
         {"attempt_timeout": -1},
-        {"sliding_window_size": 4, "minimum_number_of_calls": 5},
     ],
 )
 def test_invalid_settings_are_rejected(invalid: dict) -> None:
     with pytest.raises(ValidationError):
         BreakerSettings.defaults(**invalid)
+
+
+def test_a_minimum_larger_than_the_window_is_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resilience4j caps it (CircuitBreakerConfigTest.
+    shouldReduceMinimumNumberOfCallsToSlidingWindowSize); ours used to stop the service at start
+    when only STORAGE_BREAKER_SLIDING_WINDOW_SIZE=3 was set."""
+    capped = BreakerSettings.defaults(sliding_window_size=5, minimum_number_of_calls=6)
+    assert (capped.sliding_window_size, capped.minimum_number_of_calls) == (5, 5)
+    monkeypatch.setenv("STORAGE_BREAKER_SLIDING_WINDOW_SIZE", "3")
+    assert BreakerSettings.from_env("STORAGE_BREAKER_").minimum_number_of_calls == 3

@@ -1,0 +1,340 @@
+"""Resilience4j's own circuit breaker tests, ported scenario by scenario.
+
+Each test names the Resilience4j test method it comes from (resilience4j-circuitbreaker,
+src/test/java/io/github/resilience4j/circuitbreaker/..., read at af9e7c979). Java's
+`tryAcquirePermission()` + `onSuccess/onError(duration)` are `permit()` +
+`call_permitted(token, fn)` here, on an injected clock. Deliberate differences are named where
+they apply (README, "The resilience layer").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import circuitbreaker
+import pytest
+
+from service_kit.resilience import (
+    BreakerSettings,
+    CallNotPermittedError,
+    CircuitBreaker,
+    Outcome,
+    State,
+    TransitionEvent,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class BusinessError(Exception):
+    """An error of the caller's domain: the dependency answered."""
+
+
+@pytest.fixture(autouse=True)
+def own_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(circuitbreaker.CircuitBreakerMonitor, "circuit_breakers", {})
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def breaker(clock: Clock, name: str = "testName", classifier: Any = None, **settings: Any):
+    """Resilience4j's test setup: window 5, minimum 5, 2 half-open calls, wait 5 s, 50 %."""
+    defaults = {
+        "sliding_window_size": 5,
+        "minimum_number_of_calls": 5,
+        "permitted_number_of_calls_in_half_open_state": 2,
+        "wait_duration_in_open_state": 5.0,
+        "attempt_timeout": None,
+    }
+    extra = {} if classifier is None else {"classifier": classifier}
+    return CircuitBreaker(
+        name, BreakerSettings.defaults(**{**defaults, **settings}), clock=clock, **extra
+    )
+
+
+def outcome(cb: CircuitBreaker, error: BaseException | None = None, seconds: float = 0.0):
+    """One permitted call that succeeds, or raises `error`, taking `seconds` on the clock; None
+    when the breaker rejected it."""
+    token = cb.permit()
+    if token is None:
+        return None
+
+    async def call() -> str:
+        cb._clock.now += seconds  # type: ignore[attr-defined]  # the test's clock
+        if error is not None:
+            raise error
+        return "ok"
+
+    async def guarded() -> Any:
+        try:
+            return await cb.call_permitted(token, call)
+        except Exception as raised:
+            return raised
+
+    return asyncio.run(guarded())
+
+
+def events_of(cb: CircuitBreaker) -> list[TransitionEvent]:
+    seen: list[TransitionEvent] = []
+    cb.add_listener(seen.append)
+    return seen
+
+
+# --- CallNotPermittedExceptionTest ------------------------------------------------------------
+
+
+def test_should_return_correct_message_when_state_is_forced_open(clock):
+    """CallNotPermittedExceptionTest.shouldReturnCorrectMessageWhenStateIsForcedOpen; and the
+    message is fixed when the call is rejected, not when it is printed."""
+    cb = breaker(clock)
+    cb.force_open()
+    rejected = cb.rejection()
+    assert (
+        str(rejected)
+        == "CircuitBreaker 'testName' is FORCED_OPEN and does not permit further calls"
+    )
+    assert rejected.causing_circuit_breaker_name == "testName"
+    cb.close()
+    assert "is FORCED_OPEN" in str(rejected)
+
+
+# --- CircuitBreakerStateMachineTest ----------------------------------------------------------
+
+
+def test_should_throw_call_not_permitted_exception_when_state_is_open(clock):
+    """CircuitBreakerStateMachineTest.shouldThrowCallNotPermittedExceptionWhenStateIsOpen"""
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    assert cb.state is State.OPEN
+
+    async def call() -> str:
+        return "ok"
+
+    with pytest.raises(CallNotPermittedError):
+        asyncio.run(cb.call(call))
+    assert cb.snapshot()["not_permitted_calls"] == 1
+
+
+def test_should_open_after_failure_rate_threshold_exceeded(clock):
+    """CircuitBreakerStateMachineTest.shouldOpenAfterFailureRateThresholdExceeded: -1 below
+    the minimum, then 60 % of 5 opens it."""
+    cb = breaker(clock)
+    for error in (RuntimeError(), None, RuntimeError(), None):
+        outcome(cb, error)
+        assert cb.window.failure_rate == -1.0
+    assert cb.state is State.CLOSED
+    outcome(cb, RuntimeError())
+    assert cb.state is State.OPEN
+    assert cb.snapshot()["failure_rate"] == 60.0
+
+
+def test_opens_when_the_call_that_reaches_the_minimum_is_a_success(clock):
+    """A mutation run found this unchecked: 3 failures of 5, the fifth a success."""
+    cb = breaker(clock)
+    for error in (RuntimeError(), RuntimeError(), RuntimeError(), None):
+        outcome(cb, error)
+    assert cb.state is State.CLOSED
+    outcome(cb)
+    assert cb.state is State.OPEN
+
+
+def test_should_open_after_slow_call_rate_threshold_exceeded(clock):
+    """CircuitBreakerStateMachineTest.shouldOpenAfterSlowCallRateThresholdExceededUsingMockClock"""
+    cb = breaker(clock, slow_call_duration_threshold=2.0, slow_call_rate_threshold=50.0)
+    for seconds in (3.0, 0.5, 3.0, 0.5):
+        outcome(cb, seconds=seconds)
+    assert cb.state is State.CLOSED
+    outcome(cb, seconds=3.0)
+    assert cb.state is State.OPEN
+    assert cb.snapshot()["slow_call_rate"] == 60.0
+
+
+def test_slow_and_failed_calls_leaving_the_window_are_subtracted_back_to_zero(clock):
+    """A mutation run found this unchecked."""
+    cb = breaker(clock, minimum_number_of_calls=5, failure_rate_threshold=100.0)
+    outcome(cb, RuntimeError(), seconds=3.0)  # failed and slow
+    outcome(cb, seconds=3.0)  # slow
+    for _ in range(5):
+        outcome(cb)
+    assert (cb.window.failed, cb.window.slow, cb.window.size) == (0, 0, 5)
+
+
+def test_should_transition_to_half_open_after_wait_duration(clock):
+    """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterWaitDuration: without
+    `automaticTransitionFromOpenToHalfOpenEnabled` (its default) the first call after the wait
+    moves it."""
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    clock.now += 4.999
+    assert outcome(cb) is None and cb.state is State.OPEN
+    clock.now += 0.001
+    assert outcome(cb) == "ok"
+    assert cb.state is State.HALF_OPEN
+
+
+def test_should_only_permit_the_half_open_calls(clock):
+    """CircuitBreakerStateMachineTest.shouldOnlyPermitFourCallsInHalfOpenState (here 2)."""
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    clock.now += 5
+    permits = [cb.permit() for _ in range(3)]
+    assert permits[0] is not None and permits[1] is not None and permits[2] is None
+
+
+def test_should_transition_back_to_open_when_failure_rate_is_above_threshold(clock):
+    """CircuitBreakerStateMachineTest.shouldTransitionBackToOpenStateWhenFailureRateIsAboveThreshold"""
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    clock.now += 5
+    outcome(cb, RuntimeError())
+    outcome(cb)
+    assert cb.state is State.OPEN
+
+
+def test_should_transition_back_to_closed_when_failure_is_below_threshold(clock):
+    """CircuitBreakerStateMachineTest.shouldTransitionBackToClosedStateWhenFailureIsBelowThreshold"""
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    clock.now += 5
+    outcome(cb)
+    outcome(cb)
+    assert cb.state is State.CLOSED
+    assert cb.window.size == 0
+
+
+def test_should_release_permission_when_exception_ignored(clock):
+    """CircuitBreakerStateMachineTest.shouldReleasePermissionWhenExceptionIgnored; and with
+    several trial calls one ignored lets another in (a mutant left it rejecting for ever)."""
+    ignore = lambda error: Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
+    cb = breaker(clock, classifier=ignore)
+    for _ in range(5):
+        outcome(cb, RuntimeError())
+    clock.now += 5
+    outcome(cb, BusinessError())  # its permit is handed back
+    assert cb.state is State.HALF_OPEN
+    outcome(cb)
+    outcome(cb)
+    assert cb.state is State.CLOSED
+
+
+def test_should_disable_circuit_breaker(clock):
+    """CircuitBreakerStateMachineTest.shouldDisableCircuitBreaker: every call permitted,
+    nothing recorded."""
+    cb = breaker(clock)
+    cb.disable()
+    for _ in range(10):
+        outcome(cb, RuntimeError())
+    assert cb.state is State.DISABLED
+    assert cb.window.size == 0
+
+
+def test_should_force_open_circuit_breaker(clock):
+    """CircuitBreakerStateMachineTest.shouldForceOpenCircuitBreaker"""
+    cb = breaker(clock)
+    cb.force_open()
+    clock.now += 100
+    assert outcome(cb) is None
+    assert cb.state is State.FORCED_OPEN
+
+
+def test_should_reset_closed_state(clock):
+    """CircuitBreakerStateMachineTest.shouldResetClosedState"""
+    cb = breaker(clock)
+    outcome(cb)
+    outcome(cb)
+    assert cb.window.size == 2
+    cb.reset()
+    assert cb.state is State.CLOSED
+    assert cb.window.size == 0
+
+
+def test_internal_transitions_publish_no_state_transition_event(clock):
+    """CircuitBreakerStateMachineTest.
+    circuitBreakerDoesNotPublishStateTransitionEventsForInternalTransitions"""
+    cb = breaker(clock)
+    seen = events_of(cb)
+    cb.force_open()
+    cb.force_open()
+    cb.disable()
+    cb.disable()
+    cb.close()
+    cb.close()
+    assert [(e.from_state, e.to_state) for e in seen] == [
+        (State.CLOSED, State.FORCED_OPEN),
+        (State.FORCED_OPEN, State.DISABLED),
+        (State.DISABLED, State.CLOSED),
+    ]
+
+
+# --- CircuitBreakerExceptionHandlingTest -----------------------------------------------------
+
+
+def test_should_record_runtime_exception_as_failure_and_business_exception_as_success(clock):
+    """CircuitBreakerExceptionHandlingTest.
+    shouldRecordRuntimeExceptionAsFailureAndBusinessExceptionAsSuccess"""
+    record = lambda error: Outcome.SUCCESS if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
+    cb = breaker(clock, classifier=record)
+    outcome(cb, RuntimeError())
+    outcome(cb, BusinessError())
+    assert (cb.window.failed, cb.window.size) == (1, 2)
+    assert (cb.stats.failed, cb.stats.successful) == (1, 1)
+
+
+# --- CircuitBreakerConfigTest ------------------------------------------------------------------
+
+
+def test_should_reduce_minimum_number_of_calls_to_sliding_window_size():
+    """CircuitBreakerConfigTest.shouldReduceMinimumNumberOfCallsToSlidingWindowSize"""
+    settings = BreakerSettings.defaults(sliding_window_size=5, minimum_number_of_calls=6)
+    assert (settings.minimum_number_of_calls, settings.sliding_window_size) == (5, 5)
+
+
+# --- the decorator path, and real calls without a time limit ---------------------------------
+
+
+def test_the_decorator_path_while_open_rejects_without_calling(clock):
+    """A mutation run found the decorator's own permit path unchecked while OPEN."""
+    cb = breaker(clock)
+    reached: list[int] = []
+
+    @cb
+    async def guarded() -> str:
+        reached.append(1)
+        return "ok"
+
+    cb.force_open()
+    with pytest.raises(CallNotPermittedError):
+        asyncio.run(guarded())
+    assert reached == []
+    cb.close()
+    assert asyncio.run(guarded()) == "ok" and reached == [1]
+
+
+def test_no_attempt_timeout_makes_real_calls(clock):
+    """`attempt_timeout=none`: calls run to their end, however long (a mutation run found this
+    unchecked)."""
+    cb = CircuitBreaker("untimed", BreakerSettings.defaults(attempt_timeout=None), clock=clock)
+
+    async def slowish() -> str:
+        await asyncio.sleep(0.05)
+        return "done"
+
+    call: Callable[[], Awaitable[str]] = slowish
+    assert asyncio.run(cb.call(call)) == "done"
+    assert cb.stats.successful == 1
