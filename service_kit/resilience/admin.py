@@ -42,18 +42,27 @@ def breaker_admin_router() -> APIRouter:
             for breaker in breakers(request).values()
         ]
 
+    @router.get("/{name}/events")
+    async def breaker_events(name: str, request: Request) -> dict[str, Any]:
+        """The breaker's latest events, oldest first, as Actuator's `circuitbreakerevents`."""
+        breaker = _named(breakers(request), name)
+        return {"circuitBreakerEvents": [e.as_actuator() for e in breaker.events.recent]}
+
     # async: the state changes on the event loop, where the calls through the breaker run.
     @router.post("/{name}/{action}")
     async def change_state(
         name: str, action: Literal["force-open", "close", "disable"], request: Request
     ) -> dict[str, Any]:
-        found = breakers(request)
-        if name not in found:
-            raise NotFound(f"Circuit breaker '{name}' not found")
-        breaker = found[name]
+        breaker = _named(breakers(request), name)
         {"force-open": breaker.force_open, "close": breaker.close, "disable": breaker.disable}[
             action
         ]()
         return breaker.snapshot()
 
     return router
+
+
+def _named(found: dict[str, CircuitBreaker], name: str) -> CircuitBreaker:
+    if name not in found:
+        raise NotFound(f"Circuit breaker '{name}' not found")
+    return found[name]

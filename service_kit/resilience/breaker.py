@@ -24,6 +24,7 @@ import circuitbreaker
 
 from service_kit.resilience.config import BreakerSettings
 from service_kit.resilience.deadline import AttemptDeadlines
+from service_kit.resilience.events import BreakerEvents, EventType
 from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
 from service_kit.resilience.state import (
     CallNotPermittedError,
@@ -94,6 +95,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         self._half_open_permits = 0
         self.window = self._new_window(State.CLOSED)
         self.stats = CallStats()
+        self.events = BreakerEvents(name)
         # The latest permitted calls' durations, for the dashboard's percentiles.
         self.durations: deque[float] = deque(maxlen=500)
         circuitbreaker.CircuitBreakerMonitor.register(self)
@@ -183,11 +185,13 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             self._half_open_permits -= 1
             return self._generation
         self.stats.not_permitted += 1
+        self.events.publish(EventType.NOT_PERMITTED)
         return None
 
     def _on_success(self, token: int, elapsed: float) -> None:
-        if token == _UNRECORDED:
+        if token == _UNRECORDED:  # DISABLED: no count, no event (shouldNotProduceEventsIn...)
             return
+        self.events.call(EventType.SUCCESS, elapsed)
         stats = self.stats
         stats.successful += 1
         stats.successful_seconds += elapsed
@@ -205,8 +209,11 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
     def _on_error(self, token: int, error: BaseException, elapsed: float, timed_out: bool) -> None:
         if token == _UNRECORDED:
             return
-        stats = self.stats
         outcome = self.classify(error)
+        if outcome is not Outcome.SUCCESS:
+            kind = EventType.ERROR if outcome is Outcome.FAILURE else EventType.IGNORED_ERROR
+            self.events.call(kind, elapsed, error)
+        stats = self.stats
         if outcome is Outcome.SUCCESS:
             # An error not recorded as a failure counts as a success, as in Resilience4j
             # (`CircuitBreakerExceptionHandlingTest`): the dependency did answer.
@@ -231,9 +238,19 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         if self._state is State.HALF_OPEN and window.size < window.capacity:
             return  # trial calls still outstanding
         if window.exceeds(self._failure_rate_threshold, self._slow_rate_threshold):
+            self._publish_exceeded(window)
             self._transition(State.OPEN)
         elif self._state is State.HALF_OPEN:
             self._transition(State.CLOSED)
+
+    def _publish_exceeded(self, window: CountWindow) -> None:
+        """FAILURE_RATE_EXCEEDED and/or SLOW_CALL_RATE_EXCEEDED, as Resilience4j publishes them
+        before the transition to OPEN."""
+        if window.failure_rate >= self._failure_rate_threshold:
+            self.events.publish(EventType.FAILURE_RATE_EXCEEDED, failure_rate=window.failure_rate)
+        if window.slow_call_rate >= self._slow_rate_threshold:
+            rate = window.slow_call_rate
+            self.events.publish(EventType.SLOW_CALL_RATE_EXCEEDED, slow_call_rate=rate)
 
     # -- transitions ----------------------------------------------------------------------
 
@@ -250,8 +267,9 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         self._transition(State.DISABLED)
 
     def reset(self) -> None:
-        """`circuitbreaker`'s name for `close()`."""
+        """CLOSED with an empty window, then a RESET event (Resilience4j's `reset()`)."""
         self.close()
+        self.events.publish(EventType.RESET)
 
     def add_listener(self, listener: TransitionListener) -> None:
         """Call `listener(event)` after every state transition (exceptions are logged)."""
@@ -281,6 +299,12 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             self.window = self._new_window(to_state)
         self._half_open_permits = self.window.capacity if to_state is State.HALF_OPEN else 0
         if not internal:
+            self.events.publish(
+                EventType.STATE_TRANSITION,
+                transition=f"{event.from_state.name}_TO_{to_state.name}",
+                failure_rate=event.failure_rate,
+                slow_call_rate=event.slow_call_rate,
+            )
             publish(event, self._listeners)
 
     # -- reading --------------------------------------------------------------------------

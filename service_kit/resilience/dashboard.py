@@ -1,9 +1,10 @@
 """What a live dashboard shows of a breaker, kept as it happens (Hystrix Dashboard's tile).
 
-`BreakerWatch` listens to the breaker's transitions (kept with their time and cause, and pushed
-at once to every open stream), samples its calls once a second for a two-minute rate sparkline,
-and builds the tile: state, time in it, countdown, rates against thresholds, counts, latency
-percentiles and settings. Like the metrics exporter, it binds to the breaker from outside.
+`BreakerWatch` pushes each transition at once to every open stream, samples the breaker's calls
+once a second for a two-minute rate sparkline, and builds the tile: state, time in it,
+countdown, rates against thresholds, counts, latency percentiles, settings, and the timeline,
+which is the breaker's own STATE_TRANSITION events (`events.py`). Like the metrics exporter, it
+binds to the breaker from outside.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from service_kit.resilience.breaker import CircuitBreaker
 from service_kit.resilience.state import TransitionEvent
 
 SPARKLINE_SECONDS = 120
-KEPT_TRANSITIONS = 20
 
 
 class BreakerWatch:
     def __init__(self, breaker: CircuitBreaker):
         self.breaker = breaker
         self.entered_at = time.time()
-        self.transitions: deque[dict[str, Any]] = deque(maxlen=KEPT_TRANSITIONS)
         self.calls_per_second: deque[int] = deque([0] * SPARKLINE_SECONDS, SPARKLINE_SECONDS)
         self._counted = self._calls()
         self._streams: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -44,7 +43,6 @@ class BreakerWatch:
             "failureRate": event.failure_rate,
             "slowCallRate": event.slow_call_rate,
         }
-        self.transitions.appendleft(transition)
         for stream in self._streams:
             stream.put_nowait(transition)
 
@@ -92,7 +90,9 @@ class BreakerWatch:
             "callsPerSecond": list(self.calls_per_second),
             "latencyMs": percentiles(breaker.durations),
             "settings": settings.model_dump(),
-            "transitions": list(self.transitions),
+            # The breaker's own STATE_TRANSITION events, newest first: the timeline and
+            # `GET /admin/breakers/{name}/events` tell the same story.
+            "transitions": [e.as_timeline_entry() for e in reversed(breaker.events.transitions)],
         }
 
 

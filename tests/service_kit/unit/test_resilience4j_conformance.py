@@ -15,6 +15,7 @@ from typing import Any
 
 import circuitbreaker
 import pytest
+from pydantic import SecretStr
 
 from service_kit.resilience import (
     BreakerSettings,
@@ -338,3 +339,100 @@ def test_no_attempt_timeout_makes_real_calls(clock):
     call: Callable[[], Awaitable[str]] = slowish
     assert asyncio.run(cb.call(call)) == "done"
     assert cb.stats.successful == 1
+
+
+# --- CircuitBreakerEventPublisherTest, and the events endpoint --------------------------------
+
+
+def kinds(cb: CircuitBreaker) -> list[str]:
+    return [e.type.value for e in cb.events.recent]
+
+
+def test_events_of_calls_rates_transitions_rejections_and_reset(clock):
+    """CircuitBreakerEventPublisherTest: shouldConsumeOnSuccessEvent, shouldConsumeOnErrorEvent,
+    shouldConsumeIgnoredErrorEvent, shouldConsumeOnStateTransitionEvent,
+    shouldConsumeCallNotPermittedEvent, shouldConsumeOnResetEvent; FAILURE_RATE_EXCEEDED comes
+    just before the transition it causes."""
+    ignore = lambda error: Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
+    cb = breaker(clock, classifier=ignore, sliding_window_size=3, minimum_number_of_calls=3)
+    outcome(cb)
+    outcome(cb, BusinessError("not ours"))
+    outcome(cb, OSError("BAM!"))
+    outcome(cb, OSError("BAM!"))
+    assert outcome(cb) is None
+    cb.reset()
+    assert kinds(cb) == [
+        "SUCCESS",
+        "IGNORED_ERROR",
+        "ERROR",
+        "ERROR",
+        "FAILURE_RATE_EXCEEDED",
+        "STATE_TRANSITION",
+        "NOT_PERMITTED",
+        "STATE_TRANSITION",
+        "RESET",
+    ]
+    shown = [e.as_actuator() for e in cb.events.recent]
+    assert shown[2]["errorMessage"] == "OSError: BAM!"
+    assert shown[4]["failureRate"] == pytest.approx(200 / 3)
+    assert [e["stateTransition"] for e in shown if e["type"] == "STATE_TRANSITION"] == [
+        "CLOSED_TO_OPEN",
+        "OPEN_TO_CLOSED",
+    ]
+
+
+def test_should_not_produce_events_in_disabled_state(clock):
+    """CircuitBreakerEventPublisherTest.shouldNotProduceEventsInDisabledState"""
+    cb = breaker(clock, sliding_window_size=1, minimum_number_of_calls=1)
+    cb.disable()
+    for error in (OSError("BAM!"), OSError("BAM!"), None, OSError("BAM!")):
+        outcome(cb, error)
+    assert kinds(cb) == ["STATE_TRANSITION"]
+
+
+def test_the_buffer_is_bounded_and_keeps_transitions_apart(clock):
+    """Resilience4j's eventConsumerBufferSize (100): a busy breaker's calls push out old
+    events, but never the timeline's transitions."""
+    cb = breaker(clock)
+    cb.force_open()
+    cb.close()
+    for _ in range(150):
+        outcome(cb)
+    assert len(cb.events.recent) == 100 and set(kinds(cb)) == {"SUCCESS"}
+    assert [e.transition for e in cb.events.transitions] == [
+        "CLOSED_TO_FORCED_OPEN",
+        "FORCED_OPEN_TO_CLOSED",
+    ]
+
+
+def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(clock):
+    """`GET /admin/breakers/{name}/events`, modelled on Actuator's `circuitbreakerevents`."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from service_kit.errors import install_error_handlers
+    from service_kit.resilience.admin import breaker_admin_router
+
+    cb = breaker(clock, name="storage")
+    outcome(cb, OSError("BAM!"))
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(breaker_admin_router())
+    app.state.breakers = {"storage": cb}
+    app.state.admin_token = SecretStr("t0ken")
+    client = TestClient(app)
+    assert client.get("/admin/breakers/storage/events").status_code == 401
+    answer = client.get(
+        "/admin/breakers/storage/events", headers={"Authorization": "Bearer t0ken"}
+    ).json()
+    [event] = answer["circuitBreakerEvents"]
+    assert event["circuitBreakerName"] == "storage" and event["type"] == "ERROR"
+    assert set(event) == {
+        "circuitBreakerName",
+        "type",
+        "creationTime",
+        "durationInMs",
+        "errorMessage",
+    }
+    missing = client.get("/admin/breakers/nope/events", headers={"Authorization": "Bearer t0ken"})
+    assert missing.status_code == 404
