@@ -13,11 +13,15 @@ States: CLOSED -(rate >= threshold)-> OPEN -(wait elapsed, on the next call)-> H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
+import math
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import circuitbreaker
@@ -28,12 +32,13 @@ from service_kit.resilience.events import BreakerEvents, EventType
 from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
 from service_kit.resilience.state import (
     CallNotPermittedError,
+    ResultRecordedAsFailure,
     State,
     TransitionEvent,
     TransitionListener,
     publish,
 )
-from service_kit.resilience.window import CountWindow
+from service_kit.resilience.window import CountWindow, TimeWindow
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,6 +47,18 @@ _UNRECORDED = -1  # permit token of a call made while DISABLED: nothing about it
 # An enum member looked up on its class costs about 0.2 µs in Python 3.11, as much as the rest
 # of a permit: the per-call paths compare against these instead.
 _CLOSED, _OPEN, _HALF_OPEN, _DISABLED = State.CLOSED, State.OPEN, State.HALF_OPEN, State.DISABLED
+# The transitions Resilience4j's `StateTransition` does not define (IllegalStateException there).
+ILLEGAL_TRANSITIONS = frozenset(
+    {
+        (State.CLOSED, State.HALF_OPEN),
+        (State.METRICS_ONLY, State.OPEN),
+        (State.METRICS_ONLY, State.HALF_OPEN),
+    }
+)
+
+
+class IllegalStateTransition(ValueError):
+    """A manual transition Resilience4j does not allow (CLOSED to HALF_OPEN, say)."""
 
 
 class CallStats:
@@ -76,11 +93,17 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         *,
         classifier: Classifier = default_classifier,
         clock: Callable[[], float] = time.monotonic,
+        result_is_failure: Callable[[Any], bool] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """`result_is_failure`: a returned value it says True of counts as a failure
+        (Resilience4j's `recordResult`). `rng` draws the randomized wait in OPEN."""
         super().__init__(name=name)
         self.settings = settings = settings or BreakerSettings.defaults()
         self.classify = classifier
+        self.result_is_failure = result_is_failure
         self._clock = clock
+        self._rng = rng or random.Random()
         timeout = settings.attempt_timeout
         self._deadlines = None if timeout is None else AttemptDeadlines(timeout)
         self._slow_threshold = settings.slow_call_duration_threshold
@@ -92,13 +115,18 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         self._rejection = CallNotPermittedError(self)
         self._rejection_generation = 0
         self._open_until = 0.0
+        self._opened_in_a_row = 0  # for the exponential wait; back to 0 when CLOSED
+        self._half_open_until = math.inf
         self._half_open_permits = 0
+        self._exceeded_published = False  # METRICS_ONLY publishes each crossing once
         self.window = self._new_window(State.CLOSED)
         self.stats = CallStats()
-        self.events = BreakerEvents(name)
+        self.events = BreakerEvents(name, settings.event_consumer_buffer_size)
         # The latest permitted calls' durations, for the dashboard's percentiles.
         self.durations: deque[float] = deque(maxlen=500)
         circuitbreaker.CircuitBreakerMonitor.register(self)
+        if settings.initial_state != "CLOSED":
+            self._transition(State[settings.initial_state])
 
     # -- calling --------------------------------------------------------------------------
 
@@ -148,7 +176,10 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         elapsed = clock() - started
         if deadlines is not None:
             deadlines.finish(key)
-        self._on_success(token, elapsed)
+        if self.result_is_failure is not None and self.result_is_failure(result):
+            self._on_error(token, ResultRecordedAsFailure(result), elapsed, False)
+        else:
+            self._on_success(token, elapsed)
         return result
 
     def _decorate_async(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -178,9 +209,11 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         state = self._state
         if state is _DISABLED:
             return _UNRECORDED
+        if state is State.METRICS_ONLY:
+            return self._generation
         if state is _OPEN and self._clock() >= self._open_until:
             self._transition(_HALF_OPEN)
-            state = _HALF_OPEN
+        state = self.state  # a HALF_OPEN past its longest wait moves on
         if state is _HALF_OPEN and self._half_open_permits > 0:
             self._half_open_permits -= 1
             return self._generation
@@ -233,17 +266,26 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             if token == self._generation and self._state is _HALF_OPEN:
                 self._half_open_permits += 1  # the trial did not count: let another one in
 
+    def release_permission(self) -> None:
+        """Hand back a permit taken with `permit()` for a call that will not be made
+        (Resilience4j's `releasePermission`: another trial call may go in its place)."""
+        if self._state is _HALF_OPEN:
+            self._half_open_permits += 1
+
     def _evaluate(self) -> None:
         window = self.window
         if self._state is State.HALF_OPEN and window.size < window.capacity:
             return  # trial calls still outstanding
+        if self._state is State.METRICS_ONLY:
+            self._publish_each_crossing_once(window)
+            return
         if window.exceeds(self._failure_rate_threshold, self._slow_rate_threshold):
             self._publish_exceeded(window)
             self._transition(State.OPEN)
         elif self._state is State.HALF_OPEN:
             self._transition(State.CLOSED)
 
-    def _publish_exceeded(self, window: CountWindow) -> None:
+    def _publish_exceeded(self, window: CountWindow | TimeWindow) -> None:
         """FAILURE_RATE_EXCEEDED and/or SLOW_CALL_RATE_EXCEEDED, as Resilience4j publishes them
         before the transition to OPEN."""
         if window.failure_rate >= self._failure_rate_threshold:
@@ -252,11 +294,38 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             rate = window.slow_call_rate
             self.events.publish(EventType.SLOW_CALL_RATE_EXCEEDED, slow_call_rate=rate)
 
+    def _publish_each_crossing_once(self, window: CountWindow | TimeWindow) -> None:
+        exceeds = window.exceeds(self._failure_rate_threshold, self._slow_rate_threshold)
+        if exceeds and not self._exceeded_published:
+            self._publish_exceeded(window)
+        self._exceeded_published = exceeds
+
     # -- transitions ----------------------------------------------------------------------
 
     def force_open(self) -> None:
         """Reject every call until `close()` (or another manual transition)."""
         self._transition(State.FORCED_OPEN)
+
+    def transition_to_open_state(self) -> None:
+        """OPEN for the configured wait (raises IllegalStateTransition from METRICS_ONLY)."""
+        self._transition(State.OPEN, manual=True)
+
+    def transition_to_open_state_for(self, seconds: float) -> None:
+        """OPEN for `seconds`, whatever the configured wait."""
+        self._transition(State.OPEN, manual=True, open_for=seconds)
+
+    def transition_to_open_state_until(self, until: datetime) -> None:
+        """OPEN until the wall-clock instant `until`."""
+        seconds = (until - datetime.now(UTC)).total_seconds()
+        self._transition(State.OPEN, manual=True, open_for=max(0.0, seconds))
+
+    def transition_to_half_open_state(self) -> None:
+        """HALF_OPEN now (raises IllegalStateTransition from CLOSED or METRICS_ONLY)."""
+        self._transition(State.HALF_OPEN, manual=True)
+
+    def transition_to_metrics_only_state(self) -> None:
+        """Permit every call, record it and publish its events, never change state."""
+        self._transition(State.METRICS_ONLY)
 
     def close(self) -> None:
         """Go to CLOSED with an empty window, from any state."""
@@ -275,17 +344,39 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         """Call `listener(event)` after every state transition (exceptions are logged)."""
         self._listeners.append(listener)
 
-    def _new_window(self, state: State) -> CountWindow:
+    def _new_window(self, state: State) -> CountWindow | TimeWindow:
+        settings = self.settings
         if state is State.HALF_OPEN:
-            trials = self.settings.permitted_number_of_calls_in_half_open_state
+            trials = settings.permitted_number_of_calls_in_half_open_state
             return CountWindow(trials, trials)
-        return CountWindow(self.settings.sliding_window_size, self.settings.minimum_number_of_calls)
+        size, minimum = settings.sliding_window_size, settings.minimum_number_of_calls
+        if settings.sliding_window_type == "TIME_BASED":
+            return TimeWindow(size, minimum, self._clock)
+        return CountWindow(size, minimum)
 
-    def _transition(self, to_state: State) -> None:
+    def _wait_in_open_state(self) -> float:
+        """The wait of this OPEN: constant, or growing with each OPEN in a row, randomized or
+        not (Resilience4j's `IntervalFunction.ofExponentialRandomBackoff`)."""
+        settings = self.settings
+        wait = settings.wait_duration_in_open_state
+        if settings.enable_exponential_backoff:
+            wait *= settings.exponential_backoff_multiplier ** (self._opened_in_a_row - 1)
+            cap = settings.exponential_max_wait_duration_in_open_state
+            wait = wait if cap is None else min(wait, cap)
+        if settings.enable_randomized_wait:
+            factor = settings.randomized_wait_factor
+            wait *= self._rng.uniform(1 - factor, 1 + factor)
+        return wait
+
+    def _transition(
+        self, to_state: State, manual: bool = False, open_for: float | None = None
+    ) -> None:
         """Enter `to_state` with a fresh window. One to the same state (closing a CLOSED
         breaker) resets it without publishing a transition, as Resilience4j's internal
         transitions do (CircuitBreakerStateMachineTest, "DoesNotPublishStateTransition
         EventsForInternalTransitions")."""
+        if manual and (self._state, to_state) in ILLEGAL_TRANSITIONS:
+            raise IllegalStateTransition(f"{self.name}: {self._state.name} to {to_state.name}")
         window = self.window
         event = TransitionEvent(
             self.name, self._state, to_state, window.failure_rate, window.slow_call_rate
@@ -293,10 +384,24 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         internal = to_state is self._state
         self._state = to_state
         self._generation += 1
+        self._exceeded_published = False
+        self._opened_in_a_row = (
+            self._opened_in_a_row + 1
+            if to_state is State.OPEN
+            else (0 if to_state is State.CLOSED else self._opened_in_a_row)
+        )
         if to_state is State.OPEN:
-            self._open_until = self._clock() + self.settings.wait_duration_in_open_state
+            wait = self._wait_in_open_state() if open_for is None else open_for
+            self._open_until = self._clock() + wait
+            self._schedule_half_open(wait)
         else:  # OPEN keeps the window that opened it, so health checks can show why
             self.window = self._new_window(to_state)
+        half_open_wait = self.settings.max_wait_duration_in_half_open_state
+        self._half_open_until = (
+            self._clock() + half_open_wait
+            if to_state is State.HALF_OPEN and half_open_wait > 0
+            else math.inf
+        )
         self._half_open_permits = self.window.capacity if to_state is State.HALF_OPEN else 0
         if not internal:
             self.events.publish(
@@ -307,11 +412,28 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             )
             publish(event, self._listeners)
 
+    def _schedule_half_open(self, wait: float) -> None:
+        """With automatic transitions, OPEN turns HALF_OPEN when the wait is over: at a timer
+        on the running loop, or at the first look at `state` after it, whichever comes first."""
+        if not self.settings.automatic_transition_from_open_to_half_open_enabled:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop running: `state` does it
+            asyncio.get_running_loop().call_later(wait, lambda: self.state)
+
     # -- reading --------------------------------------------------------------------------
 
     @property
     def state(self) -> State:
-        """The current state. OPEN turns HALF_OPEN on the first call after the wait."""
+        """The current state, after the transitions time makes: with automatic transitions
+        an OPEN past its wait is HALF_OPEN; a HALF_OPEN past `max_wait_duration_in_half_open_
+        state` takes `transition_to_state_after_wait_duration`. Without automatic transitions
+        OPEN turns HALF_OPEN at the first call after the wait, as in Resilience4j."""
+        state = self._state
+        if state is _OPEN and self.settings.automatic_transition_from_open_to_half_open_enabled:
+            if self._clock() >= self._open_until:
+                self._transition(_HALF_OPEN)
+        elif state is _HALF_OPEN and self._clock() >= self._half_open_until:
+            self._transition(State[self.settings.transition_to_state_after_wait_duration])
         return self._state
 
     @property
@@ -336,6 +458,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready summary for health endpoints; rates are -1.0 until enough calls."""
         window = self.window
+        window.expire()
         return {
             "name": self.name,
             "state": self._state.name,

@@ -13,7 +13,7 @@ class serves every breaker. Durations are seconds (floats); rates are percentage
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +35,26 @@ class BreakerSettings(BaseSettings):
     permitted_number_of_calls_in_half_open_state: int = Field(3, ge=1)
     attempt_timeout: float | None = Field(2.0, gt=0)
     """Per-call deadline enforced by the breaker; `None` (env value "none") disables it."""
+    sliding_window_type: Literal["COUNT_BASED", "TIME_BASED"] = "COUNT_BASED"
+    """COUNT_BASED: the last `sliding_window_size` calls; TIME_BASED: the calls of the last
+    `sliding_window_size` seconds."""
+    automatic_transition_from_open_to_half_open_enabled: bool = False
+    """OPEN turns HALF_OPEN when the wait is over even if no call comes (else at the next call)."""
+    max_wait_duration_in_half_open_state: float = Field(0.0, ge=0)
+    """Past this long in HALF_OPEN, go to `transition_to_state_after_wait_duration`; 0 waits
+    for the trial calls however long they take."""
+    transition_to_state_after_wait_duration: Literal["OPEN", "CLOSED"] = "OPEN"
+    enable_exponential_backoff: bool = False
+    """Each OPEN in a row waits `exponential_backoff_multiplier` times longer, up to
+    `exponential_max_wait_duration_in_open_state`."""
+    exponential_backoff_multiplier: float = Field(1.5, ge=1)
+    exponential_max_wait_duration_in_open_state: float | None = Field(None, gt=0)
+    enable_randomized_wait: bool = False
+    """Each wait in OPEN is drawn from wait * [1 - factor, 1 + factor]."""
+    randomized_wait_factor: float = Field(0.5, ge=0, lt=1)
+    initial_state: Literal["CLOSED", "OPEN", "METRICS_ONLY", "DISABLED", "FORCED_OPEN"] = "CLOSED"
+    event_consumer_buffer_size: int = Field(100, ge=1)
+    """How many of the latest events `GET /admin/breakers/{name}/events` can show."""
 
     @model_validator(mode="before")
     @classmethod
@@ -44,6 +64,8 @@ class BreakerSettings(BaseSettings):
         if not isinstance(values, dict):
             return values
         fields = cls.model_fields
+        if str(values.get("sliding_window_type", "COUNT_BASED")).upper() != "COUNT_BASED":
+            return values  # a time window holds any number of calls
         size = values.get("sliding_window_size", fields["sliding_window_size"].default)
         minimum = values.get("minimum_number_of_calls", fields["minimum_number_of_calls"].default)
         with contextlib.suppress(TypeError, ValueError):  # not numbers: the fields say so

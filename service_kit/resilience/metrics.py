@@ -25,13 +25,15 @@ from service_kit.resilience.state import State
 PREFIX = "resilience4j_circuitbreaker_"
 
 
-# state, calls_seconds, failure_rate, slow_call_rate, not_permitted_calls, buffered_calls
+# state, calls_seconds, failure_rate, slow_call_rate, not_permitted_calls, buffered_calls,
+# slow_calls
 Families = tuple[
     GaugeMetricFamily,
     SummaryMetricFamily,
     GaugeMetricFamily,
     GaugeMetricFamily,
     CounterMetricFamily,
+    GaugeMetricFamily,
     GaugeMetricFamily,
 ]
 
@@ -50,7 +52,8 @@ class BreakerCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        state, calls, failure_rate, slow_rate, not_permitted, buffered = families = self._families()
+        families = self._families()
+        state, calls, failure_rate, slow_rate, not_permitted, buffered, slow_calls = families
         for breaker in list(self.breakers.values()):
             name = breaker.name
             current = breaker.state
@@ -62,10 +65,13 @@ class BreakerCollector(Collector):
             calls.add_metric([name, "ignored"], stats.ignored, stats.ignored_seconds)
             not_permitted.add_metric([name], stats.not_permitted)
             window = breaker.window
+            window.expire()
             failure_rate.add_metric([name], window.failure_rate)
             slow_rate.add_metric([name], window.slow_call_rate)
             buffered.add_metric([name, "successful"], window.size - window.failed)
             buffered.add_metric([name, "failed"], window.failed)
+            slow_calls.add_metric([name, "successful"], window.slow - window.slow_failed)
+            slow_calls.add_metric([name, "failed"], window.slow_failed)
         return iter(families)
 
     @staticmethod
@@ -92,6 +98,9 @@ class BreakerCollector(Collector):
             ),
             GaugeMetricFamily(
                 PREFIX + "buffered_calls", "Calls in the sliding window", labels=["name", "kind"]
+            ),
+            GaugeMetricFamily(
+                PREFIX + "slow_calls", "Slow calls in the sliding window", labels=["name", "kind"]
             ),
         )
 

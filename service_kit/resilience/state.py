@@ -19,6 +19,7 @@ class State(enum.StrEnum):
     HALF_OPEN = "half_open"
     FORCED_OPEN = "forced_open"
     DISABLED = "disabled"
+    METRICS_ONLY = "metrics_only"
 
 
 class CallNotPermittedError(circuitbreaker.CircuitBreakerError):  # type: ignore[misc]  # untyped base
@@ -69,3 +70,11 @@ def publish(event: TransitionEvent, listeners: list[TransitionListener]) -> None
             listener(event)
         except Exception:
             log.exception("circuit_breaker_listener_failed", breaker=event.breaker)
+
+
+class ResultRecordedAsFailure(Exception):
+    """A call returned a value the breaker's `result_is_failure` counts as a failure."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(f"result recorded as a failure: {result!r}"[:200])
+        self.result = result

@@ -19,6 +19,17 @@ def test_defaults() -> None:
         "wait_duration_in_open_state": 5.0,
         "permitted_number_of_calls_in_half_open_state": 3,
         "attempt_timeout": 2.0,
+        "sliding_window_type": "COUNT_BASED",
+        "automatic_transition_from_open_to_half_open_enabled": False,
+        "max_wait_duration_in_half_open_state": 0.0,
+        "transition_to_state_after_wait_duration": "OPEN",
+        "enable_exponential_backoff": False,
+        "exponential_backoff_multiplier": 1.5,
+        "exponential_max_wait_duration_in_open_state": None,
+        "enable_randomized_wait": False,
+        "randomized_wait_factor": 0.5,
+        "initial_state": "CLOSED",
+        "event_consumer_buffer_size": 100,
     }
 
 

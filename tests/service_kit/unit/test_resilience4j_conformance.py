@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import circuitbreaker
@@ -25,6 +26,7 @@ from service_kit.resilience import (
     State,
     TransitionEvent,
 )
+from service_kit.resilience.breaker import IllegalStateTransition
 
 
 class Clock:
@@ -436,3 +438,224 @@ def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(cloc
     }
     missing = client.get("/admin/breakers/nope/events", headers={"Authorization": "Bearer t0ken"})
     assert missing.status_code == 404
+
+
+# --- the rest of the state machine: manual transitions, waits, METRICS_ONLY, results --------
+
+
+def test_should_increase_counter_on_release_permission(clock):
+    """CircuitBreakerStateMachineTest.shouldIncreaseCounterOnReleasePermission (2 trials here)."""
+    cb = breaker(clock)
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+    assert [cb.permit() is not None for _ in range(3)] == [True, True, False]
+    cb.release_permission()
+    assert cb.permit() is not None
+
+
+def test_should_not_allow_transition_from_closed_to_half_open(clock):
+    """CircuitBreakerStateMachineTest.shouldNotAllowTransitionFromClosedToHalfOpen; and the
+    two other transitions Resilience4j's StateTransition does not define."""
+    cb = breaker(clock)
+    with pytest.raises(IllegalStateTransition):
+        cb.transition_to_half_open_state()
+    cb.transition_to_metrics_only_state()
+    with pytest.raises(IllegalStateTransition):
+        cb.transition_to_open_state()
+    with pytest.raises(IllegalStateTransition):
+        cb.transition_to_half_open_state()
+    assert cb.state is State.METRICS_ONLY
+
+
+def test_should_transition_to_half_open_after_passed_wait_until(clock):
+    """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterPassedWaitDuration and
+    ...AfterPassedWaitUntil: OPEN for a given time, whatever the configured wait."""
+    cb = breaker(clock)
+    cb.transition_to_open_state_for(1800)
+    clock.now += 900
+    assert outcome(cb) is None and cb.state is State.OPEN
+    clock.now += 901
+    assert outcome(cb) == "ok" and cb.state is State.HALF_OPEN
+    cb.transition_to_open_state_until(datetime.now(UTC) + timedelta(minutes=30))
+    assert 1799 < cb.open_remaining <= 1800
+
+
+def test_should_transition_to_half_open_after_wait_interval(clock):
+    """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterWaitInterval: each OPEN in
+    a row waits 1.5 times longer (5 s, then 7.5 s)."""
+    cb = breaker(clock, enable_exponential_backoff=True, exponential_backoff_multiplier=1.5)
+    cb.transition_to_open_state()
+    clock.now += 3
+    assert outcome(cb) is None
+    clock.now += 3
+    assert outcome(cb) == "ok" and cb.state is State.HALF_OPEN
+    cb.transition_to_open_state()
+    clock.now += 6
+    assert outcome(cb) is None
+    clock.now += 5
+    assert outcome(cb) == "ok" and cb.state is State.HALF_OPEN
+
+
+def test_the_wait_is_capped_and_randomized_within_its_factor(clock):
+    """Resilience4j's exponentialMaxWaitDurationInOpenState and randomizedWaitFactor."""
+    cb = breaker(
+        clock,
+        enable_exponential_backoff=True,
+        exponential_backoff_multiplier=10,
+        exponential_max_wait_duration_in_open_state=20,
+    )
+    waits = []
+    for _ in range(3):
+        cb.transition_to_open_state()
+        waits.append(cb.open_remaining)
+    assert waits == [5.0, 20.0, 20.0]
+    cb = breaker(clock, name="randomized", enable_randomized_wait=True, randomized_wait_factor=0.5)
+    drawn = set()
+    for _ in range(20):
+        cb.transition_to_open_state()
+        drawn.add(cb.open_remaining)
+    assert all(2.5 <= wait <= 7.5 for wait in drawn) and len(drawn) > 1
+
+
+def test_automatic_transition_from_open_to_half_open_without_a_call(clock):
+    """CircuitBreakerAutoTransitionStateMachineTest: with the automatic transition, OPEN turns
+    HALF_OPEN when the wait is over, with no call (here at the first look at the state)."""
+    cb = breaker(clock, automatic_transition_from_open_to_half_open_enabled=True)
+    seen = events_of(cb)
+    cb.transition_to_open_state()
+    clock.now += 5
+    assert cb.state is State.HALF_OPEN
+    assert [(e.from_state, e.to_state) for e in seen][-1] == (State.OPEN, State.HALF_OPEN)
+
+
+def test_the_automatic_transition_also_happens_on_a_timer_of_the_running_loop():
+    """Nobody looks at the state: a timer on the event loop moves it."""
+    cb = CircuitBreaker(
+        "timed",
+        BreakerSettings.defaults(
+            wait_duration_in_open_state=0.05,
+            automatic_transition_from_open_to_half_open_enabled=True,
+        ),
+    )
+    seen = events_of(cb)
+
+    async def wait() -> None:
+        cb.transition_to_open_state()
+        await asyncio.sleep(0.2)
+
+    asyncio.run(wait())
+    assert [(e.from_state, e.to_state) for e in seen] == [
+        (State.CLOSED, State.OPEN),
+        (State.OPEN, State.HALF_OPEN),
+    ]
+
+
+@pytest.mark.parametrize("after", ["OPEN", "CLOSED"])
+def test_half_open_past_its_longest_wait_takes_the_configured_state(clock, after):
+    """CircuitBreakerStateMachineTest.circuitBreakerTransitionsToOpenAfterWaitDurationInHalfOpen
+    State and ...ToClosedAfterWaitDurationInHalfOpenState."""
+    cb = breaker(
+        clock,
+        max_wait_duration_in_half_open_state=1.0,
+        transition_to_state_after_wait_duration=after,
+    )
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+    clock.now += 0.999
+    assert cb.state is State.HALF_OPEN
+    clock.now += 0.001
+    assert cb.state is State[after]
+
+
+@pytest.mark.parametrize("initial", ["CLOSED", "OPEN", "METRICS_ONLY"])
+def test_circuit_breaker_initializes_in_the_configured_state(clock, initial):
+    """CircuitBreakerStateMachineTest.circuitBreakerInitializeInClosedState, ...InOpenState,
+    ...InMetricOnlyState."""
+    assert breaker(clock, initial_state=initial).state is State[initial]
+
+
+def test_should_record_metrics_in_metrics_only_state_and_publish_each_crossing_once(clock):
+    """CircuitBreakerStateMachineTest.shouldRecordMetricsInMetricsOnlyState and
+    shouldPublishEachEventOnceInMetricOnlyState: every call permitted and recorded, never a
+    state change; FAILURE_RATE_EXCEEDED once per crossing."""
+    cb = breaker(clock)
+    cb.transition_to_metrics_only_state()
+    for _ in range(8):
+        assert isinstance(outcome(cb, RuntimeError()), RuntimeError)
+    assert cb.state is State.METRICS_ONLY
+    assert cb.window.failure_rate == 100.0
+    assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 1
+    for _ in range(5):
+        outcome(cb)  # back under the threshold
+    for _ in range(5):
+        outcome(cb, RuntimeError())  # over it again
+    assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 2
+
+
+def test_should_record_specific_result_as_a_failure_and_any_other_as_success(clock):
+    """CircuitBreakerResultHandlingTest.shouldRecordSpecificStringResultAsAFailureAndAnyOther
+    AsSuccess: the value is still returned."""
+    cb = CircuitBreaker(
+        "results",
+        BreakerSettings.defaults(sliding_window_size=5),
+        clock=clock,
+        result_is_failure=lambda result: result == "failure",
+    )
+
+    async def returns(value: str) -> str:
+        return value
+
+    assert asyncio.run(cb.call(returns, "failure")) == "failure"
+    assert asyncio.run(cb.call(returns, "success")) == "success"
+    assert (cb.window.failed, cb.window.size) == (1, 2)
+    assert kinds(cb) == ["ERROR", "SUCCESS"]
+
+
+# --- SlidingTimeWindowMetricsTest --------------------------------------------------------------
+
+
+def test_a_time_based_window_holds_the_calls_of_the_last_seconds(clock):
+    """SlidingTimeWindowMetricsTest.checkRecordingOfCallsOverTime (the idea: buckets of one
+    second, the oldest dropped as time moves), through the breaker."""
+    cb = breaker(
+        clock, sliding_window_type="TIME_BASED", sliding_window_size=3, minimum_number_of_calls=2
+    )
+    outcome(cb, RuntimeError())
+    clock.now += 1
+    outcome(cb)
+    assert (cb.window.size, cb.window.failed, cb.window.failure_rate) == (2, 1, 50.0)
+    clock.now += 2  # the first call's second has left the window
+    assert cb.snapshot()["buffered_calls"] == 1 and cb.window.failure_rate == -1.0
+    clock.now += 1
+    assert cb.snapshot()["buffered_calls"] == 0
+
+
+def test_a_time_based_window_opens_on_its_rate_and_keeps_a_minimum_above_its_size(clock):
+    cb = breaker(
+        clock, sliding_window_type="TIME_BASED", sliding_window_size=2, minimum_number_of_calls=4
+    )
+    assert cb.settings.minimum_number_of_calls == 4  # not capped: a time window holds any count
+    for _ in range(3):
+        outcome(cb, RuntimeError())
+    assert cb.state is State.CLOSED
+    outcome(cb, RuntimeError())
+    assert cb.state is State.OPEN
+
+
+def test_the_slow_calls_series_splits_successful_and_failed():
+    """resilience4j_circuitbreaker_slow_calls{kind=successful|failed} (TaggedCircuitBreaker
+    MetricsTest.shouldAddMetricsForSlowCalls, in the Prometheus exporter)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from service_kit.resilience.metrics import track
+
+    clock = Clock()
+    cb = breaker(clock, name="slowish", slow_call_duration_threshold=1.0)
+    registry = CollectorRegistry()
+    track(cb, registry)
+    outcome(cb, seconds=2.0)
+    outcome(cb, RuntimeError(), seconds=2.0)
+    outcome(cb, RuntimeError(), seconds=2.0)
+    text = generate_latest(registry).decode()
+    assert 'resilience4j_circuitbreaker_slow_calls{kind="successful",name="slowish"} 1.0' in text
+    assert 'resilience4j_circuitbreaker_slow_calls{kind="failed",name="slowish"} 2.0' in text
