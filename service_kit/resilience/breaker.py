@@ -1,13 +1,14 @@
-"""A Resilience4j-style circuit breaker for `async def` calls, hand-written on `circuitbreaker`.
+"""A Resilience4j-style circuit breaker for `async def` calls, composed with `circuitbreaker`.
 
 Why hand-written: `circuitbreaker` counts consecutive failures only, lets every caller through
 when half-open, calls its fallback only while open and counts a cancellation as a success. No
-Python library offers a count-based failure/slow-call-rate window with a fixed number of
-half-open trial calls, so this module adds those rules while reusing `circuitbreaker`'s
-decorator plumbing, its registry (`CircuitBreakerMonitor`) and its error type.
+Python library offers Resilience4j's sliding windows with failure- and slow-call-rate
+thresholds and a fixed number of half-open trial calls, so this module writes those rules and
+uses of `circuitbreaker` only what fits them: its registry (`CircuitBreakerMonitor`, which
+lists our breakers beside any of its own) and its error type (our rejection is one).
 
-States: CLOSED -(rate >= threshold)-> OPEN -(wait elapsed, on the next call)-> HALF_OPEN
--(trial calls done)-> CLOSED or OPEN; plus the manual FORCED_OPEN and DISABLED.
+States: CLOSED -(rate >= threshold)-> OPEN -(wait elapsed)-> HALF_OPEN -(trial calls done)->
+CLOSED or OPEN; plus the manual FORCED_OPEN, DISABLED and METRICS_ONLY.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any, ParamSpec, TypeVar
 import circuitbreaker
 
 from service_kit.resilience.config import BreakerSettings
-from service_kit.resilience.deadline import AttemptDeadlines
 from service_kit.resilience.events import BreakerEvents, EventType
 from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
 from service_kit.resilience.state import (
@@ -44,9 +44,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _UNRECORDED = -1  # permit token of a call made while DISABLED: nothing about it is recorded
-# An enum member looked up on its class costs about 0.2 µs in Python 3.11, as much as the rest
-# of a permit: the per-call paths compare against these instead.
-_CLOSED, _OPEN, _HALF_OPEN, _DISABLED = State.CLOSED, State.OPEN, State.HALF_OPEN, State.DISABLED
 # The transitions Resilience4j's `StateTransition` does not define (IllegalStateException there).
 ILLEGAL_TRANSITIONS = frozenset(
     {
@@ -79,7 +76,7 @@ class CallStats:
         self.successful_seconds = self.failed_seconds = self.ignored_seconds = 0.0
 
 
-class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # untyped base
+class CircuitBreaker:
     """Guards async calls: `await breaker.call(fn, *args)` or decorate with `@breaker`.
 
     Single-threaded asyncio needs no lock: between checking the state and taking a permit
@@ -98,22 +95,19 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
     ) -> None:
         """`result_is_failure`: a returned value it says True of counts as a failure
         (Resilience4j's `recordResult`). `rng` draws the randomized wait in OPEN."""
-        super().__init__(name=name)
+        self.name = name
         self.settings = settings = settings or BreakerSettings.defaults()
         self.classify = classifier
         self.result_is_failure = result_is_failure
         self._clock = clock
         self._rng = rng or random.Random()
-        timeout = settings.attempt_timeout
-        self._deadlines = None if timeout is None else AttemptDeadlines(timeout)
+        self._attempt_timeout = settings.attempt_timeout  # TimeLimiter's timeoutDuration
         self._slow_threshold = settings.slow_call_duration_threshold
         self._failure_rate_threshold = settings.failure_rate_threshold
         self._slow_rate_threshold = settings.slow_call_rate_threshold
         self._listeners: list[TransitionListener] = []
         self._state = State.CLOSED
         self._generation = 0  # bumped on every transition; results of older calls are dropped
-        self._rejection = CallNotPermittedError(self)
-        self._rejection_generation = 0
         self._open_until = 0.0
         self._opened_in_a_row = 0  # for the exponential wait; back to 0 when CLOSED
         self._half_open_until = math.inf
@@ -141,80 +135,64 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         return await self.call_permitted(token, fn, *args, **kwargs)
 
     def rejection(self) -> CallNotPermittedError:
-        """The error that says why calls are rejected now, for callers that answer a rejection
-        without raising it (`call_with_fallback`): one per state, not one per call."""
-        if self._rejection_generation != self._generation:
-            self._rejection = CallNotPermittedError(self)
-            self._rejection_generation = self._generation
-        return self._rejection
+        """The error that says why a call is rejected now, for callers that answer a rejection
+        without raising it (`call_with_fallback`)."""
+        return CallNotPermittedError(self)
 
     def permit(self) -> int | None:
         """A permit for one call now (pass it to `call_permitted`), or None if the breaker
         rejects the call (counted as not permitted). For callers with their own answer to a
         rejection, which then costs no exception (`call_with_fallback`)."""
-        return self._generation if self._state is _CLOSED else self._acquire_permission()
+        return self._generation if self._state is State.CLOSED else self._acquire_permission()
 
     async def call_permitted(
         self, token: int, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run `fn` on a permit from `permit()`, timed out and recorded as `call` does."""
-        deadlines = self._deadlines
-        key = deadlines.start() if deadlines is not None else 0
         clock = self._clock
         started = clock()
         try:
-            result = await fn(*args, **kwargs)
+            async with asyncio.timeout(self._attempt_timeout) as deadline:
+                result = await fn(*args, **kwargs)
         except BaseException as error:
             elapsed = clock() - started
-            timed_out = deadlines is not None and deadlines.finish(key)
-            if deadlines is not None and timed_out and isinstance(error, asyncio.CancelledError):
-                timeout = TimeoutError(f"{self.name}: no answer within {deadlines.timeout} s")
-                self._on_error(token, timeout, elapsed, timed_out)
-                raise timeout from error
-            self._on_error(token, error, elapsed, timed_out)
+            if deadline.expired():  # ours: the task was cancelled at the attempt's deadline
+                timeout = TimeoutError(f"{self.name}: no answer within {self._attempt_timeout} s")
+                self._on_error(token, timeout, elapsed, timed_out=True)
+                raise timeout from error.__cause__
+            self._on_error(token, error, elapsed, timed_out=False)
             raise
         elapsed = clock() - started
-        if deadlines is not None:
-            deadlines.finish(key)
         if self.result_is_failure is not None and self.result_is_failure(result):
             self._on_error(token, ResultRecordedAsFailure(result), elapsed, False)
         else:
             self._on_success(token, elapsed)
         return result
 
-    def _decorate_async(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-        # Called by circuitbreaker's `decorate`, which names and registers the breaker first.
-        if inspect.isasyncgenfunction(function):
-            raise TypeError("async generators are not supported; guard each awaited call")
+    def __call__(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        """`@breaker` on an `async def`: each call goes through `call`."""
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(f"{self.name}: only async functions can be guarded")
 
+        @functools.wraps(function)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-            # `permit()`, inlined: this runs on every call through a decorated function.
-            token = self._generation if self._state is _CLOSED else self._acquire_permission()
-            if token is None:
-                raise CallNotPermittedError(self)
-            return await self.call_permitted(token, function, *args, **kwargs)
+            return await self.call(function, *args, **kwargs)
 
-        return functools.wraps(function)(guarded)
-
-    def _decorate_sync(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        raise TypeError(f"{self.name}: only async functions can be guarded")
-
-    def __enter__(self) -> None:
-        raise TypeError(f"{self.name}: use `await breaker.call(fn)`; sync guarding is unsupported")
+        return guarded
 
     # -- permits and outcomes -------------------------------------------------------------
 
     def _acquire_permission(self) -> int | None:
         """The permit token for a call in a non-CLOSED state, or None (counted as rejected)."""
         state = self._state
-        if state is _DISABLED:
+        if state is State.DISABLED:
             return _UNRECORDED
         if state is State.METRICS_ONLY:
             return self._generation
-        if state is _OPEN and self._clock() >= self._open_until:
-            self._transition(_HALF_OPEN)
+        if state is State.OPEN and self._clock() >= self._open_until:
+            self._transition(State.HALF_OPEN)
         state = self.state  # a HALF_OPEN past its longest wait moves on
-        if state is _HALF_OPEN and self._half_open_permits > 0:
+        if state is State.HALF_OPEN and self._half_open_permits > 0:
             self._half_open_permits -= 1
             return self._generation
         self.stats.not_permitted += 1
@@ -236,7 +214,7 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
             # A fast success in CLOSED lowers both rates once the window holds enough calls, and
             # they were below the thresholds (or it would be OPEN): nothing to decide. This is
             # the common call, so it skips the evaluation.
-            if slow or window.size <= window.minimum or self._state is not _CLOSED:
+            if slow or window.size <= window.minimum or self._state is not State.CLOSED:
                 self._evaluate()
 
     def _on_error(self, token: int, error: BaseException, elapsed: float, timed_out: bool) -> None:
@@ -256,20 +234,19 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         if outcome is Outcome.FAILURE:
             stats.failed += 1
             stats.failed_seconds += elapsed
-            self._last_failure = error  # shown by circuitbreaker's error and monitor users
             if token == self._generation:
                 self.window.record(True, timed_out or elapsed > self._slow_threshold)
                 self._evaluate()
         else:
             stats.ignored += 1
             stats.ignored_seconds += elapsed
-            if token == self._generation and self._state is _HALF_OPEN:
+            if token == self._generation and self._state is State.HALF_OPEN:
                 self._half_open_permits += 1  # the trial did not count: let another one in
 
     def release_permission(self) -> None:
         """Hand back a permit taken with `permit()` for a call that will not be made
         (Resilience4j's `releasePermission`: another trial call may go in its place)."""
-        if self._state is _HALF_OPEN:
+        if self._state is State.HALF_OPEN:
             self._half_open_permits += 1
 
     def _evaluate(self) -> None:
@@ -429,10 +406,13 @@ class CircuitBreaker(circuitbreaker.CircuitBreaker):  # type: ignore[misc]  # un
         state` takes `transition_to_state_after_wait_duration`. Without automatic transitions
         OPEN turns HALF_OPEN at the first call after the wait, as in Resilience4j."""
         state = self._state
-        if state is _OPEN and self.settings.automatic_transition_from_open_to_half_open_enabled:
+        if (
+            state is State.OPEN
+            and self.settings.automatic_transition_from_open_to_half_open_enabled
+        ):
             if self._clock() >= self._open_until:
-                self._transition(_HALF_OPEN)
-        elif state is _HALF_OPEN and self._clock() >= self._half_open_until:
+                self._transition(State.HALF_OPEN)
+        elif state is State.HALF_OPEN and self._clock() >= self._half_open_until:
             self._transition(State[self.settings.transition_to_state_after_wait_duration])
         return self._state
 
