@@ -156,7 +156,8 @@ def start_stack(
     `resource_env` and `processor_env` add to or override those services' environment (a fault
     test routes a connection through its proxy that way); `common_env` goes to every service."""
     resource_db = resource_database_url or new_database_url("resource")
-    s3 = {"S3_ENDPOINT_URL": s3_endpoint_url, **(common_env or {})}
+    common = common_env or {}
+    s3 = {"S3_ENDPOINT_URL": s3_endpoint_url, **common}
     folder = uuid.uuid4().hex[:8]
     storage = _on_free_port(
         "storage_service",
@@ -167,12 +168,8 @@ def start_stack(
         SEED_STAGING_PATH=f"/staging/{folder}/",
         SEED_PERMANENT_PATH=f"/permanent/{folder}/",
     )
-    song = _on_free_port(
-        "song_service",
-        log_dir / "song.log",
-        **(common_env or {}),
-        DATABASE_URL=new_database_url("song"),
-    )
+    song_db = new_database_url("song")
+    song = _on_free_port("song_service", log_dir / "song.log", **common, DATABASE_URL=song_db)
     resource_defaults = {
         **s3,
         "ADMIN_TOKEN": admin_token,
@@ -181,18 +178,10 @@ def start_stack(
         "STORAGE_SERVICE_URL": storage.url,
         "SONG_SERVICE_URL": song.url,
     }
-    resource = _on_free_port(
-        "resource_service",
-        log_dir / "resource.log",
-        **{**resource_defaults, **(resource_env or {})},
-    )
+    resource_env = {**resource_defaults, **(resource_env or {})}
+    resource = _on_free_port("resource_service", log_dir / "resource.log", **resource_env)
     peers = {"RESOURCE_SERVICE_URL": resource.url, "SONG_SERVICE_URL": song.url}
-    processor_env = {
-        "RABBITMQ_URL": rabbitmq_url,
-        **peers,
-        **(common_env or {}),
-        **(processor_env or {}),
-    }
+    processor_env = {"RABBITMQ_URL": rabbitmq_url, **peers, **common, **(processor_env or {})}
     workers = [
         _on_free_port("resource_processor", log_dir / f"processor{i}.log", **processor_env)
         for i in range(processors)
