@@ -22,7 +22,7 @@ from resource_service.dashboard import Dashboard
 from resource_service.object_store import ObjectStore
 from resource_service.outbox import OutboxRelay, OutboxTimes
 from resource_service.schemas import STORAGE_LIST
-from resource_service.storage_lookup import StorageLookup
+from resource_service.storage_lookup import StorageLookup, may_retry
 from resource_service.upload_body import UploadPace
 from service_kit.broker import BrokerLink, parked_check
 from service_kit.db import prepare_database
@@ -32,6 +32,7 @@ from service_kit.resilience.admin import breaker_health
 from service_kit.resilience.bulkhead import Bulkhead
 from service_kit.resilience.dashboard import BreakerWatch, sampling
 from service_kit.resilience.metrics import track
+from service_kit.resilience.retry import Retry
 from service_kit.s3 import make_s3_client
 from service_kit.web import HealthCheck, sync_check
 
@@ -50,20 +51,14 @@ class Parts:
 
 @asynccontextmanager
 async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
-    stub = STORAGE_LIST.validate_json(settings.storage_stub_json)  # a bad stub stops the start
     breaker = CircuitBreaker("storage", settings.storage_breaker)
     track(breaker)  # the exporter and the dashboard bind to the breaker from outside
     watch = BreakerWatch(breaker)
     async with AsyncExitStack() as stack:
         database = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
         stack.callback(database.close)
-        storage_http = _http_client(
-            stack, settings.storage_service_url, settings.storage_timeout_seconds
-        )
+        lookup = _storage_lookup(stack, settings, breaker)
         song_http = _http_client(stack, settings.song_service_url, settings.song_timeout_seconds)
-        lookup = StorageLookup(
-            StorageClient(storage_http), breaker, stub, settings.storage_last_good_max_age_seconds
-        )
         broker = make_broker(settings)
         s3_threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
         stack.callback(s3_threads.shutdown, wait=False, cancel_futures=True)
@@ -103,6 +98,21 @@ def _outbox_times(settings: Settings) -> OutboxTimes:
         settings.outbox_claim_seconds,
         settings.retry_horizon_seconds,
         settings.outbox_retention_hours,
+    )
+
+
+def _storage_lookup(
+    stack: AsyncExitStack, settings: Settings, breaker: CircuitBreaker
+) -> StorageLookup:
+    """Where files live: the Storage Service through Retry and the breaker, then fallbacks."""
+    stub = STORAGE_LIST.validate_json(settings.storage_stub_json)  # a bad stub stops the start
+    http = _http_client(stack, settings.storage_service_url, settings.storage_timeout_seconds)
+    return StorageLookup(
+        StorageClient(http),
+        breaker,
+        stub,
+        settings.storage_last_good_max_age_seconds,
+        Retry("storage", settings.storage_retry, may_retry),
     )
 
 

@@ -5,6 +5,7 @@ from pydantic import Field, field_validator
 from resource_service.schemas import STORAGE_LIST
 from service_kit.config import BrokerSettings, DatabaseSettings, S3Settings, ServiceSettings
 from service_kit.resilience import BreakerSettings
+from service_kit.resilience.retry import RetrySettings
 
 S3_MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last must be at least this big
 
@@ -28,6 +29,11 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     storage_stub_json: str = DEFAULT_STORAGE_STUB
     storage_breaker: BreakerSettings = Field(
         default_factory=lambda: BreakerSettings.from_env("STORAGE_BREAKER_")
+    )
+    # Retry around the breaker (Resilience4j's order): STORAGE_RETRY_MAX_ATTEMPTS and so on.
+    # One attempt by default, so a lookup waits for nothing more than today.
+    storage_retry: RetrySettings = Field(
+        default_factory=lambda: RetrySettings.from_env("STORAGE_RETRY_")
     )
     song_timeout_seconds: float = 5.0
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import structlog
 from prometheus_client import Counter
 
@@ -18,6 +19,7 @@ from resource_service.clients import StorageClient
 from resource_service.errors import MalformedStorageAnswer
 from resource_service.schemas import StorageLocation
 from service_kit.resilience import CircuitBreaker, call_with_fallback
+from service_kit.resilience.retry import Retry
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +34,7 @@ class StorageLookup:
     breaker: CircuitBreaker
     stub: list[StorageLocation]
     last_good_max_age_seconds: float
+    retry: Retry | None = None  # outside the breaker: each attempt goes through it
     clock: Callable[[], float] = time.monotonic
     # storage type -> (location, when it was seen); from live answers only
     _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
@@ -44,7 +47,11 @@ class StorageLookup:
 
     async def location(self, storage_type: str) -> StorageLocation:
         served = await call_with_fallback(
-            self.breaker, self._live, storage_type, fallback=lambda _: self._fallback(storage_type)
+            self.breaker,
+            self._live,
+            storage_type,
+            fallback=lambda _: self._fallback(storage_type),
+            retry=self.retry,
         )
         location, source = served.value
         LOOKUPS.labels(source).inc()
@@ -74,6 +81,14 @@ class StorageLookup:
             if self.clock() - seen_at <= self.last_good_max_age_seconds:
                 return location, "last_good"
         return find_location(self.stub, storage_type), "stub"
+
+
+def may_retry(error: BaseException) -> bool:
+    """What another attempt may fix: the Storage Service unreachable, slow or failing (5xx);
+    never a rejection by the open breaker, a 4xx or an answer of the wrong shape."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code >= 500
+    return isinstance(error, httpx.TransportError | TimeoutError)
 
 
 def find_location(storages: list[StorageLocation], storage_type: str) -> StorageLocation:

@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from service_kit.resilience.breaker import CircuitBreaker
+from service_kit.resilience.retry import Retry
 
 T = TypeVar("T")
 
 
-class Served(NamedTuple, Generic[T]):  # a tuple: built on every call, 3x cheaper than a dataclass
+class Served(NamedTuple, Generic[T]):
     value: T
     used_fallback: bool
     error: BaseException | None = None
@@ -32,6 +33,7 @@ async def call_with_fallback(
     /,
     *args: Any,
     fallback: Callable[[BaseException], Awaitable[T] | T],
+    retry: Retry | None = None,
     **kwargs: Any,
 ) -> Served[T]:
     """`await breaker.call(fn, *args, **kwargs)`; if the breaker rejects the call or it raises
@@ -41,8 +43,14 @@ async def call_with_fallback(
     `Decorators.withFallback`, how the breaker *counts* an error (a 4xx is ignored by the
     window) does not decide whether the caller gets an answer: it does. Cancellation and other
     non-`Exception`s still raise, and so does an exception raised by the fallback itself.
-    `fallback` may be a plain function or an `async def` one.
+    `fallback` may be a plain function or an `async def` one. With a `retry`, it goes outside
+    the breaker (Resilience4j's order): each attempt is a call through the breaker.
     """
+    if retry is not None:
+        try:
+            return Served(await retry.call(breaker.call, fn, *args, **kwargs), False)
+        except Exception as failure:
+            return await _served_by_fallback(fallback, failure)
     token = breaker.permit()
     error: Exception
     if token is None:  # rejected: an answer without raising, the cheap path while OPEN
@@ -52,7 +60,13 @@ async def call_with_fallback(
             return Served(await breaker.call_permitted(token, fn, *args, **kwargs), False)
         except Exception as failure:
             error = failure
+    return await _served_by_fallback(fallback, error)
+
+
+async def _served_by_fallback(
+    fallback: Callable[[BaseException], Awaitable[T] | T], error: Exception
+) -> Served[T]:
     value = fallback(error)
-    if inspect.iscoroutine(value):  # a type check; `isawaitable` asks an ABC, 5x slower
+    if inspect.iscoroutine(value):
         value = await value
     return Served(cast(T, value), used_fallback=True, error=error)

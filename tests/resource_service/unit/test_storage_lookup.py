@@ -11,8 +11,9 @@ import pytest
 from resource_service.clients import StorageClient
 from resource_service.config import DEFAULT_STORAGE_STUB
 from resource_service.schemas import STORAGE_LIST
-from resource_service.storage_lookup import StorageLookup
+from resource_service.storage_lookup import StorageLookup, may_retry
 from service_kit.resilience import BreakerSettings, CircuitBreaker
+from service_kit.resilience.retry import Retry, RetrySettings
 
 LIVE = [
     {"id": 7, "storageType": "STAGING", "bucket": "live-staging", "path": "/in/"},
@@ -135,3 +136,30 @@ def test_a_client_error_is_served_by_the_fallback_but_not_counted(lookup, storag
     storage.answer = client_error
     assert bucket(lookup, "STAGING") == "live-staging"
     assert lookup.breaker.window.failed == 0
+
+
+def test_with_a_retry_one_failure_is_retried_and_the_live_answer_serves(storage, clock):
+    """STORAGE_RETRY_MAX_ATTEMPTS=2: a 503 then the rows; each attempt went through the
+    breaker (one failure, one success in its window)."""
+    answers = iter([503, LIVE])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        storage.answer = next(answers)
+        return FakeStorageService.handle(storage, request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url="http://s")
+    breaker = CircuitBreaker(
+        "storage-retry",
+        BreakerSettings.defaults(minimum_number_of_calls=100, sliding_window_size=100),
+        clock=clock,
+    )
+
+    async def no_wait(_seconds: float) -> None:
+        return None
+
+    retry = Retry("storage-retry", RetrySettings.defaults(max_attempts=2), may_retry, sleep=no_wait)
+    stub = STORAGE_LIST.validate_json(DEFAULT_STORAGE_STUB)
+    lookup = StorageLookup(StorageClient(http), breaker, stub, MAX_AGE, retry, clock=clock)
+    assert bucket(lookup, "STAGING") == "live-staging"
+    assert lookup.last_source == "live"
+    assert (breaker.window.failed, breaker.window.size) == (1, 2)
