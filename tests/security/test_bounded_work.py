@@ -45,8 +45,15 @@ def test_a_json_body_over_the_limit_is_413_before_parsing(stack, service, path, 
 
 def in_use(stack) -> float:
     metrics = stack.http.get(f"{stack.resource.url}/metrics").text
-    found = re.search(r'^bulkhead_in_use\{name="uploads"\} (\S+)$', metrics, re.M)
-    return float(found.group(1)) if found else 0.0
+
+    def gauge(name: str) -> float:
+        found = re.search(
+            rf'^resilience4j_bulkhead_{name}\{{name="uploads"\}} (\S+)$', metrics, re.M
+        )
+        assert found, name
+        return float(found.group(1))
+
+    return gauge("max_allowed_concurrent_calls") - gauge("available_concurrent_calls")
 
 
 class PeakRss(threading.Thread):
