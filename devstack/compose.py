@@ -98,7 +98,11 @@ def env_file_values() -> dict[str, str]:
 
 
 def port_is_free(port: int) -> bool:
+    """True unless something listens on the port. SO_REUSEADDR, as every server sets it: the
+    TIME_WAIT entries of connections closed a minute ago must not make a free port "in use"
+    (the container engine would bind it fine)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
