@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint format localstack bench demo images replay-dlq migrate-queues reset clean \
+.PHONY: install run test check lint format localstack bench demo images replay-dlq migrate-queues reset clean \
 	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down
 
 # Re-install whenever pyproject.toml changes.
@@ -38,10 +38,17 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict service_kit
+	$(VENV)/bin/codespell
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The quick tier, before each commit: lint and the tests that need no server (about a minute).
+UNIT_TESTS := tests/service_kit/unit tests/resource_service/unit tests/resource_processor/unit \
+	tests/devstack/unit tests/static
+check: lint
+	$(VENV)/bin/pytest -q -p no:logging $(UNIT_TESTS)
 
 # The whole suite (the compose walkthrough in containers included), then the Storage and Song
 # integration tests again through testcontainers, against podman's Docker API where no Docker
