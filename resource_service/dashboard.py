@@ -54,17 +54,22 @@ class Dashboard:
     broker: BrokerLink
     max_viewers: int = 20
     viewers: int = 0
-    _latest: tuple[float, dict[str, Any]] | None = None
+    # (when taken, the breakers' last transition times then, the snapshot)
+    _latest: tuple[float, tuple[float, ...], dict[str, Any]] | None = None
     _taking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def shared_snapshot(self) -> dict[str, Any]:
-        """The latest snapshot if it is under a second old; else one taken now, once for all."""
+        """The latest snapshot if it is under a second old and no breaker changed state since;
+        else one taken now, once for all. (A snapshot from before a transition would put the
+        viewers' timelines back by one.)"""
         async with self._taking:
             now = time.monotonic()
-            if self._latest is None or now - self._latest[0] >= SNAPSHOT_SECONDS:
-                self._latest = (now, await self.snapshot())
+            transitions = tuple(watch.entered_at for watch in self.watches)
+            latest = self._latest
+            if latest is None or now - latest[0] >= SNAPSHOT_SECONDS or latest[1] != transitions:
+                self._latest = latest = (now, transitions, await self.snapshot())
                 SNAPSHOTS.inc()
-            return self._latest[1]
+            return latest[2]
 
     async def snapshot(self) -> dict[str, Any]:
         storage = self.dependencies.storage
