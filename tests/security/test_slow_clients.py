@@ -6,6 +6,7 @@ answers 200 within seconds."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -36,7 +37,7 @@ async def trickle(url: str) -> bytes:
         f"POST /resources HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/mpeg\r\n"
         f"Content-Length: {len(SONG)}\r\n\r\n".encode()
     )
-    answer = asyncio.ensure_future(reader.read(4096))
+    answer = asyncio.ensure_future(read_response(reader))
     sent = 0
     while not answer.done() and sent < len(SONG):
         writer.write(SONG[sent : sent + 10])
@@ -45,6 +46,13 @@ async def trickle(url: str) -> bytes:
     data = await asyncio.wait_for(answer, 60)
     writer.close()
     return data
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """The whole answer: its head, then as many body bytes as it declares."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    found = re.search(rb"(?i)content-length: *(\d+)", head)
+    return head + await reader.readexactly(int(found.group(1)) if found else 0)
 
 
 def status_of(raw: bytes) -> int:
