@@ -29,6 +29,7 @@ import circuitbreaker
 
 from service_kit.resilience.config import BreakerSettings
 from service_kit.resilience.events import BreakerEvents, EventType
+from service_kit.resilience.interval import interval_of
 from service_kit.resilience.outcome import Classifier, Outcome, default_classifier
 from service_kit.resilience.state import (
     CallNotPermittedError,
@@ -101,6 +102,11 @@ class CircuitBreaker:
         self.result_is_failure = result_is_failure
         self._clock = clock
         self._rng = rng or random.Random()
+        self._open_interval = interval_of(
+            settings,
+            settings.wait_duration_in_open_state,
+            settings.exponential_max_wait_duration_in_open_state,
+        )
         self._attempt_timeout = settings.attempt_timeout  # TimeLimiter's timeoutDuration
         self._slow_threshold = settings.slow_call_duration_threshold
         self._failure_rate_threshold = settings.failure_rate_threshold
@@ -333,17 +339,8 @@ class CircuitBreaker:
 
     def _wait_in_open_state(self) -> float:
         """The wait of this OPEN: constant, or growing with each OPEN in a row, randomized or
-        not (Resilience4j's `IntervalFunction.ofExponentialRandomBackoff`)."""
-        settings = self.settings
-        wait = settings.wait_duration_in_open_state
-        if settings.enable_exponential_backoff:
-            wait *= settings.exponential_backoff_multiplier ** (self._opened_in_a_row - 1)
-            cap = settings.exponential_max_wait_duration_in_open_state
-            wait = wait if cap is None else min(wait, cap)
-        if settings.enable_randomized_wait:
-            factor = settings.randomized_wait_factor
-            wait *= self._rng.uniform(1 - factor, 1 + factor)
-        return wait
+        not (Resilience4j's `waitIntervalFunctionInOpenState`)."""
+        return self._open_interval(self._opened_in_a_row, self._rng)
 
     def _transition(
         self, to_state: State, manual: bool = False, open_for: float | None = None

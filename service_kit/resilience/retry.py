@@ -27,6 +27,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from service_kit.resilience.interval import interval_of
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -88,22 +90,15 @@ class Retry:
         self.events: deque[RetryEvent] = deque(maxlen=100)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._interval = interval_of(
+            settings, settings.wait_duration, settings.exponential_max_wait_duration
+        )
         for kind in KINDS:  # every series from the start, at zero
             CALLS.labels(name, kind)
 
     def interval(self, attempt: int) -> float:
-        """The wait after failed attempt number `attempt` (1-based), as Resilience4j's
-        `IntervalFunction` computes it."""
-        settings = self.settings
-        wait = settings.wait_duration
-        if settings.enable_exponential_backoff:
-            wait *= settings.exponential_backoff_multiplier ** (attempt - 1)
-            cap = settings.exponential_max_wait_duration
-            wait = wait if cap is None else min(wait, cap)
-        if settings.enable_randomized_wait:
-            factor = settings.randomized_wait_factor
-            wait *= self._rng.uniform(1 - factor, 1 + factor)
-        return wait
+        """The wait after failed attempt number `attempt` (1-based)."""
+        return self._interval(attempt, self._rng)
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """`await fn(*args)`, again after a wait while it raises what may be retried, up to
