@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Request
 
@@ -49,15 +50,20 @@ def breaker_admin_router() -> APIRouter:
         return {"circuitBreakerEvents": [e.as_actuator() for e in breaker.events.recent]}
 
     # async: the state changes on the event loop, where the calls through the breaker run.
-    @router.post("/{name}/{action}")
-    async def change_state(
-        name: str, action: Literal["force-open", "close", "disable"], request: Request
-    ) -> dict[str, Any]:
-        breaker = _named(breakers(request), name)
-        {"force-open": breaker.force_open, "close": breaker.close, "disable": breaker.disable}[
-            action
-        ]()
-        return breaker.snapshot()
+    # One route per action, not `/{name}/{action}`: a method a path does not have is a 405,
+    # whatever the path (a POST to `/{name}/events` included).
+    def action_route(action: str, change: Callable[[CircuitBreaker], None]) -> None:
+        async def change_state(name: str, request: Request) -> dict[str, Any]:
+            breaker = _named(breakers(request), name)
+            change(breaker)
+            return breaker.snapshot()
+
+        change_state.__name__ = f"{action.replace('-', '_')}_breaker"
+        router.post(f"/{{name}}/{action}", name=change_state.__name__)(change_state)
+
+    action_route("force-open", CircuitBreaker.force_open)
+    action_route("close", CircuitBreaker.close)
+    action_route("disable", CircuitBreaker.disable)
 
     return router
 

@@ -60,4 +60,4 @@ def test_unknown_breaker_or_action(stack):
         404,
         "Circuit breaker 'nope' not found",
     )
-    assert_error(admin_post(stack, "/storage/explode"), 400)
+    assert_error(admin_post(stack, "/storage/explode"), 404)  # no such route
