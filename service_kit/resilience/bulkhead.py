@@ -17,15 +17,30 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Gauge
 
-AVAILABLE = Gauge(
-    "resilience4j_bulkhead_available_concurrent_calls", "Calls a bulkhead can take now", ["name"]
-)
-MAX_ALLOWED = Gauge(
-    "resilience4j_bulkhead_max_allowed_concurrent_calls", "A bulkhead's calls at once", ["name"]
-)
-REJECTED = Counter(
-    "resilience4j_bulkhead_rejected_calls", "Calls a full bulkhead rejected", ["name"]
-)
+_metrics: tuple[Gauge, Gauge, Counter] | None = None
+
+
+def _bulkhead_metrics() -> tuple[Gauge, Gauge, Counter]:
+    """(available, max allowed, rejected), registered when the first bulkhead is built, not at
+    import: a process with no bulkhead exports no bulkhead series."""
+    global _metrics
+    if _metrics is None:
+        _metrics = (
+            Gauge(
+                "resilience4j_bulkhead_available_concurrent_calls",
+                "Calls a bulkhead can take now",
+                ["name"],
+            ),
+            Gauge(
+                "resilience4j_bulkhead_max_allowed_concurrent_calls",
+                "A bulkhead's calls at once",
+                ["name"],
+            ),
+            Counter(
+                "resilience4j_bulkhead_rejected_calls", "Calls a full bulkhead rejected", ["name"]
+            ),
+        )
+    return _metrics
 
 
 class BulkheadFull(Exception):
@@ -37,20 +52,22 @@ class Bulkhead:
         self.name = name
         self.limit = max_concurrent_calls
         self.in_use = 0  # one event loop touches it: no lock needed
+        available, max_allowed, rejected = _bulkhead_metrics()
         # The series exist from the start, not from the first refusal.
-        MAX_ALLOWED.labels(name).set(max_concurrent_calls)
-        AVAILABLE.labels(name).set(max_concurrent_calls)
-        REJECTED.labels(name)
+        max_allowed.labels(name).set(max_concurrent_calls)
+        self._available = available.labels(name)
+        self._available.set(max_concurrent_calls)
+        self._rejected = rejected.labels(name)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         if self.in_use >= self.limit:
-            REJECTED.labels(self.name).inc()
+            self._rejected.inc()
             raise BulkheadFull(f"{self.name}: all {self.limit} slots in use")
         self.in_use += 1
-        AVAILABLE.labels(self.name).set(self.limit - self.in_use)
+        self._available.set(self.limit - self.in_use)
         try:
             yield
         finally:
             self.in_use -= 1
-            AVAILABLE.labels(self.name).set(self.limit - self.in_use)
+            self._available.set(self.limit - self.in_use)

@@ -32,7 +32,20 @@ from service_kit.resilience.interval import interval_of
 P = ParamSpec("P")
 T = TypeVar("T")
 
-CALLS = Counter("resilience4j_retry_calls", "Calls through a Retry, by outcome", ["name", "kind"])
+_calls: Counter | None = None
+
+
+def _calls_counter() -> Counter:
+    """Registered when the first Retry is built, not at import: a process that only imports
+    the resilience package (the processor) exports no Retry series."""
+    global _calls
+    if _calls is None:
+        _calls = Counter(
+            "resilience4j_retry_calls", "Calls through a Retry, by outcome", ["name", "kind"]
+        )
+    return _calls
+
+
 KINDS = (
     "successful_without_retry",
     "successful_with_retry",
@@ -93,8 +106,9 @@ class Retry:
         self._interval = interval_of(
             settings, settings.wait_duration, settings.exponential_max_wait_duration
         )
+        self._calls = _calls_counter()
         for kind in KINDS:  # every series from the start, at zero
-            CALLS.labels(name, kind)
+            self._calls.labels(name, kind)
 
     def interval(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (1-based)."""
@@ -121,7 +135,7 @@ class Retry:
             self._on_failure(error, attempts)
             raise
         kind = "successful_with_retry" if attempts > 1 else "successful_without_retry"
-        CALLS.labels(self.name, kind).inc()
+        self._calls.labels(self.name, kind).inc()
         if attempts > 1:
             self._publish("SUCCESS", attempts)
         return result
@@ -133,7 +147,7 @@ class Retry:
 
     def _on_failure(self, error: BaseException, attempts: int) -> None:
         kind = "failed_with_retry" if attempts > 1 else "failed_without_retry"
-        CALLS.labels(self.name, kind).inc()
+        self._calls.labels(self.name, kind).inc()
         self._publish("ERROR" if self.retry_on(error) else "IGNORED_ERROR", attempts, error)
 
     def _publish(
