@@ -2,7 +2,7 @@
 
 Uploads are sequential, so each request meets the breaker in the state the previous ones left.
 A killed service refuses connections at once; a frozen one accepts them and never answers, so
-the first calls wait for the breaker's attempt timeout until it has seen its minimum number of
+the first calls wait for the TimeLimiter's timeout until it has seen its minimum number of
 calls and opens. Latency under an open breaker is compared with the healthy latency, and the
 requests that waited for a timeout are counted.
 
@@ -21,10 +21,10 @@ from bench.payloads import MB, delete, mp3_bytes, upload
 from bench.report import Figure, percentile
 from devstack.stack import Stack
 
-ATTEMPT_TIMEOUT = 1.0
+TIMEOUT_DURATION = 1.0
 MINIMUM_NUMBER_OF_CALLS = 5
 BREAKER_ENV = {
-    "STORAGE_BREAKER_ATTEMPT_TIMEOUT": f"{ATTEMPT_TIMEOUT:g}",
+    "STORAGE_TIMELIMITER_TIMEOUT_DURATION": f"{TIMEOUT_DURATION:g}",
     "STORAGE_BREAKER_MINIMUM_NUMBER_OF_CALLS": str(MINIMUM_NUMBER_OF_CALLS),
     "STORAGE_BREAKER_SLIDING_WINDOW_SIZE": "10",
     "STORAGE_BREAKER_WAIT_DURATION_IN_OPEN_STATE": "120",
@@ -44,8 +44,8 @@ class Phase:
 
     @property
     def timeouts(self) -> int:
-        """Requests that waited for the attempt timeout."""
-        return sum(1 for s in self.seconds if s >= ATTEMPT_TIMEOUT)
+        """Requests that waited for the TimeLimiter's timeout."""
+        return sum(1 for s in self.seconds if s >= TIMEOUT_DURATION)
 
 
 def breaker_state(stack: Stack) -> str:
@@ -133,7 +133,7 @@ def figures(stack: Stack) -> list[Figure]:
                 target="<= minimum number of calls",
                 met=phase.timeouts <= MINIMUM_NUMBER_OF_CALLS,
                 group=GROUP,
-                note=f"of {len(phase.seconds)}; slower than the {ATTEMPT_TIMEOUT:g} s timeout",
+                note=f"of {len(phase.seconds)}; slower than the {TIMEOUT_DURATION:g} s timeout",
             ),
         ]
     return results

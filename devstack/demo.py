@@ -40,7 +40,7 @@ from devstack.stack import Stack, start_stack
 console = Console()
 # Small numbers so the story plays in seconds, not minutes.
 BREAKER_ENV = {
-    "STORAGE_BREAKER_ATTEMPT_TIMEOUT": "1",
+    "STORAGE_TIMELIMITER_TIMEOUT_DURATION": "1",
     "STORAGE_BREAKER_WAIT_DURATION_IN_OPEN_STATE": "5",
     "STORAGE_BREAKER_MINIMUM_NUMBER_OF_CALLS": "3",
     "STORAGE_BREAKER_SLIDING_WINDOW_SIZE": "5",
@@ -121,7 +121,7 @@ def frozen_uploads(stack: Stack, probe: Probe, first: int) -> list[Upload]:
         "3. Freeze the Storage Service (SIGSTOP)",
         "The same as [bold]docker compose pause storage-service[/]: the process stays and its "
         "port accepts connections, but nothing answers, the worst kind of outage. Each lookup "
-        "waits for the 1 s attempt timeout until the breaker OPENs; then uploads are answered "
+        "waits for the 1 s time limit until the breaker OPENs; then uploads are answered "
         "at once from the last good answer. Δ columns: which source served storage lookups "
         "meanwhile (uploads and the background moves to PERMANENT).",
     )

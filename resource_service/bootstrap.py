@@ -31,8 +31,10 @@ from service_kit.resilience import CircuitBreaker
 from service_kit.resilience.admin import breaker_health
 from service_kit.resilience.bulkhead import Bulkhead
 from service_kit.resilience.dashboard import BreakerWatch, sampling
+from service_kit.resilience.events import EventLog
 from service_kit.resilience.metrics import track
 from service_kit.resilience.retry import Retry
+from service_kit.resilience.time_limiter import TimeLimiter
 from service_kit.s3 import make_s3_client
 from service_kit.web import HealthCheck, sync_check
 
@@ -45,6 +47,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 class Parts:
     dependencies: handlers.Dependencies
     breakers: dict[str, CircuitBreaker]
+    event_logs: dict[str, dict[str, EventLog]]  # "retries" -> {"storage": its events}, ...
     health_checks: dict[str, HealthCheck]
     dashboard: Dashboard
 
@@ -57,7 +60,10 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
     async with AsyncExitStack() as stack:
         database = await asyncio.to_thread(prepare_database, settings, ALEMBIC_DIR)
         stack.callback(database.close)
-        lookup = _storage_lookup(stack, settings, breaker)
+        retry = Retry("storage", settings.storage_retry, may_retry)
+        time_limiter = TimeLimiter("storage", settings.storage_time_limiter)
+        lookup = _storage_lookup(stack, settings, breaker, retry, time_limiter)
+        uploads = Bulkhead("uploads", settings.max_concurrent_uploads)
         song_http = _http_client(stack, settings.song_service_url, settings.song_timeout_seconds)
         broker = make_broker(settings)
         s3_threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
@@ -74,7 +80,7 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
             storage=lookup,
             songs=SongClient(song_http),
             relay=relay,
-            uploads=Bulkhead("uploads", settings.max_concurrent_uploads),
+            uploads=uploads,
             max_upload_bytes=settings.max_upload_bytes,
             upload_pace=_upload_pace(settings),
             upload_max_seconds=settings.upload_max_seconds,
@@ -89,7 +95,12 @@ async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
         health_checks = _health_checks(dependencies, broker)
         await stack.enter_async_context(sampling([watch]))
         dashboard = Dashboard([watch], dependencies, broker, settings.dashboard_max_viewers)
-        yield Parts(dependencies, {"storage": breaker}, health_checks, dashboard)
+        event_logs = {
+            "retries": {retry.name: retry.events},
+            "timelimiters": {time_limiter.name: time_limiter.events},
+            "bulkheads": {uploads.name: uploads.events},
+        }
+        yield Parts(dependencies, {"storage": breaker}, event_logs, health_checks, dashboard)
 
 
 def _outbox_times(settings: Settings) -> OutboxTimes:
@@ -102,9 +113,14 @@ def _outbox_times(settings: Settings) -> OutboxTimes:
 
 
 def _storage_lookup(
-    stack: AsyncExitStack, settings: Settings, breaker: CircuitBreaker
+    stack: AsyncExitStack,
+    settings: Settings,
+    breaker: CircuitBreaker,
+    retry: Retry,
+    time_limiter: TimeLimiter,
 ) -> StorageLookup:
-    """Where files live: the Storage Service through Retry and the breaker, then fallbacks."""
+    """Where files live: the Storage Service through Retry, the breaker and the TimeLimiter,
+    then fallbacks."""
     stub = STORAGE_LIST.validate_json(settings.storage_stub_json)  # a bad stub stops the start
     http = _http_client(stack, settings.storage_service_url, settings.storage_timeout_seconds)
     return StorageLookup(
@@ -112,7 +128,8 @@ def _storage_lookup(
         breaker,
         stub,
         settings.storage_last_good_max_age_seconds,
-        Retry("storage", settings.storage_retry, may_retry),
+        retry,
+        time_limiter,
     )
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+
 from pydantic import Field, field_validator
 
 from resource_service.schemas import STORAGE_LIST
 from service_kit.config import BrokerSettings, DatabaseSettings, S3Settings, ServiceSettings
 from service_kit.resilience import BreakerSettings
 from service_kit.resilience.retry import RetrySettings
+from service_kit.resilience.time_limiter import TimeLimiterSettings
 
 S3_MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last must be at least this big
 
@@ -34,6 +37,10 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
     # One attempt by default, so a lookup waits for nothing more than today.
     storage_retry: RetrySettings = Field(
         default_factory=lambda: RetrySettings.from_env("STORAGE_RETRY_")
+    )
+    # The deadline of each Storage call, inside the breaker: STORAGE_TIMELIMITER_TIMEOUT_DURATION.
+    storage_time_limiter: TimeLimiterSettings = Field(
+        default_factory=lambda: _storage_time_limiter_settings()
     )
     song_timeout_seconds: float = 5.0
 
@@ -89,3 +96,13 @@ class Settings(ServiceSettings, DatabaseSettings, S3Settings, BrokerSettings):
         """How long an upload's intent stands before its object counts as abandoned: the
         longest an upload can take (the deadline is checked per chunk, so one idle wait more)."""
         return self.upload_max_seconds + self.upload_idle_seconds + self.upload_commit_seconds
+
+
+def _storage_time_limiter_settings() -> TimeLimiterSettings:
+    """STORAGE_TIMELIMITER_TIMEOUT_DURATION, or the name it had before the TimeLimiter was one
+    (STORAGE_BREAKER_ATTEMPT_TIMEOUT), so older run files and scripts keep their deadline."""
+    older = os.environ.get("STORAGE_BREAKER_ATTEMPT_TIMEOUT")
+    if older is None or "STORAGE_TIMELIMITER_TIMEOUT_DURATION" in os.environ:
+        return TimeLimiterSettings.from_env("STORAGE_TIMELIMITER_")
+    timeout = None if older.strip().lower() == "none" else older
+    return TimeLimiterSettings.from_env("STORAGE_TIMELIMITER_", timeout_duration=timeout)

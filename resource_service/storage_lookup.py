@@ -1,5 +1,6 @@
 """Where files of a type live, asked through a circuit breaker that never leaves us without an
-answer: live from the Storage Service, else the last good answer (bounded age), else the stub.
+answer: live from the Storage Service (through Retry, CircuitBreaker and TimeLimiter), else the
+last good answer (bounded age), else the stub.
 
 Uploads and moves never fail because the Storage Service is down, slow or answering garbage;
 which source served each lookup is logged and counted.
@@ -20,6 +21,7 @@ from resource_service.errors import MalformedStorageAnswer
 from resource_service.schemas import StorageLocation
 from service_kit.resilience import CircuitBreaker, call_with_fallback
 from service_kit.resilience.retry import Retry
+from service_kit.resilience.time_limiter import TimeLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,7 @@ class StorageLookup:
     stub: list[StorageLocation]
     last_good_max_age_seconds: float
     retry: Retry | None = None  # outside the breaker: each attempt goes through it
+    time_limiter: TimeLimiter | None = None  # inside the breaker: each attempt's deadline
     clock: Callable[[], float] = time.monotonic
     # storage type -> (location, when it was seen); from live answers only
     _last_good: dict[str, tuple[StorageLocation, float]] = field(default_factory=dict)
@@ -52,6 +55,7 @@ class StorageLookup:
             storage_type,
             fallback=lambda _: self._fallback(storage_type),
             retry=self.retry,
+            time_limiter=self.time_limiter,
         )
         location, source = served.value
         LOOKUPS.labels(source).inc()

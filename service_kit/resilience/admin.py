@@ -1,4 +1,5 @@
-"""What a service exposes about its breakers: a health check and an admin router."""
+"""What a service exposes about its breakers and other decorators: a health check and admin
+routers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from service_kit.deps import require_admin_token
 from service_kit.errors import NotFound
 from service_kit.resilience.breaker import CircuitBreaker
+from service_kit.resilience.events import EventLog
 from service_kit.resilience.state import State
 from service_kit.web import HealthCheck
 
@@ -65,6 +67,36 @@ def breaker_admin_router() -> APIRouter:
     action_route("close", CircuitBreaker.close)
     action_route("disable", CircuitBreaker.disable)
 
+    return router
+
+
+# Path segment -> (what its decorators are called, the list's key in Actuator's answer).
+DECORATOR_EVENTS = {
+    "retries": ("Retry", "retryEvents"),
+    "timelimiters": ("TimeLimiter", "timeLimiterEvents"),
+    "bulkheads": ("Bulkhead", "bulkheadEvents"),
+}
+
+
+def decorator_events_router() -> APIRouter:
+    """`GET /admin/{retries,timelimiters,bulkheads}/{name}/events` over the event logs a
+    composition root put in `app.state.event_logs`, as Actuator's `retryevents`,
+    `timelimiterevents` and `bulkheadevents`."""
+    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_token)])
+
+    def events_route(family: str, title: str, key: str) -> None:
+        async def decorator_events(name: str, request: Request) -> dict[str, Any]:
+            logs = cast(dict[str, dict[str, EventLog]], request.app.state.event_logs)
+            log = logs.get(family, {}).get(name)
+            if log is None:
+                raise NotFound(f"{title} '{name}' not found")
+            return {key: log.as_actuator()}
+
+        decorator_events.__name__ = f"{family}_events"
+        router.get(f"/{family}/{{name}}/events", name=decorator_events.__name__)(decorator_events)
+
+    for family, (title, key) in DECORATOR_EVENTS.items():
+        events_route(family, title, key)
     return router
 
 

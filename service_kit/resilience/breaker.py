@@ -107,7 +107,6 @@ class CircuitBreaker:
             settings.wait_duration_in_open_state,
             settings.exponential_max_wait_duration_in_open_state,
         )
-        self._attempt_timeout = settings.attempt_timeout  # TimeLimiter's timeoutDuration
         self._slow_threshold = settings.slow_call_duration_threshold
         self._failure_rate_threshold = settings.failure_rate_threshold
         self._slow_rate_threshold = settings.slow_call_rate_threshold
@@ -133,7 +132,7 @@ class CircuitBreaker:
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` under the breaker; raise `CallNotPermittedError` if it may not run now.
 
-        Past `attempt_timeout` the call is cancelled and `TimeoutError` raised (a slow failure).
+        The breaker sets no deadline: a `TimeLimiter` inside it does (`call_with_fallback`).
         """
         token = self.permit()
         if token is None:
@@ -154,23 +153,17 @@ class CircuitBreaker:
     async def call_permitted(
         self, token: int, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run `fn` on a permit from `permit()`, timed out and recorded as `call` does."""
+        """Run `fn` on a permit from `permit()`, recorded as `call` does."""
         clock = self._clock
         started = clock()
         try:
-            async with asyncio.timeout(self._attempt_timeout) as deadline:
-                result = await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except BaseException as error:
-            elapsed = clock() - started
-            if deadline.expired():  # ours: the task was cancelled at the attempt's deadline
-                timeout = TimeoutError(f"{self.name}: no answer within {self._attempt_timeout} s")
-                self._on_error(token, timeout, elapsed, timed_out=True)
-                raise timeout from error.__cause__
-            self._on_error(token, error, elapsed, timed_out=False)
+            self._on_error(token, error, clock() - started)
             raise
         elapsed = clock() - started
         if self.result_is_failure is not None and self.result_is_failure(result):
-            self._on_error(token, ResultRecordedAsFailure(result), elapsed, False)
+            self._on_error(token, ResultRecordedAsFailure(result), elapsed)
         else:
             self._on_success(token, elapsed)
         return result
@@ -223,7 +216,7 @@ class CircuitBreaker:
             if slow or window.size <= window.minimum or self._state is not State.CLOSED:
                 self._evaluate()
 
-    def _on_error(self, token: int, error: BaseException, elapsed: float, timed_out: bool) -> None:
+    def _on_error(self, token: int, error: BaseException, elapsed: float) -> None:
         if token == _UNRECORDED:
             return
         outcome = self.classify(error)
@@ -241,7 +234,7 @@ class CircuitBreaker:
             stats.failed += 1
             stats.failed_seconds += elapsed
             if token == self._generation:
-                self.window.record(True, timed_out or elapsed > self._slow_threshold)
+                self.window.record(True, elapsed > self._slow_threshold)
                 self._evaluate()
         else:
             stats.ignored += 1
@@ -315,7 +308,7 @@ class CircuitBreaker:
         self._transition(State.CLOSED)
 
     def disable(self) -> None:
-        """Permit every call and record nothing (the attempt timeout still applies)."""
+        """Permit every call and record nothing."""
         self._transition(State.DISABLED)
 
     def reset(self) -> None:

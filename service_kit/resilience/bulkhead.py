@@ -6,8 +6,9 @@ that a load above what the service can hold costs it nothing (DESIGN §3: 503 wi
 
 Series: `resilience4j_bulkhead_available_concurrent_calls` and
 `resilience4j_bulkhead_max_allowed_concurrent_calls` (Resilience4j's), and
-`resilience4j_bulkhead_rejected_calls_total` (ours: Resilience4j publishes a CALL_REJECTED
-event, which a Prometheus counter stands for here).
+`resilience4j_bulkhead_rejected_calls_total` (ours: Resilience4j counts its CALL_REJECTED
+events only in Micrometer's event metrics, which Prometheus users would miss).
+Events (the last 100), Resilience4j's: CALL_PERMITTED, CALL_REJECTED, CALL_FINISHED.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import Counter, Gauge
+
+from service_kit.resilience.events import EventLog
 
 _metrics: tuple[Gauge, Gauge, Counter] | None = None
 
@@ -52,6 +55,7 @@ class Bulkhead:
         self.name = name
         self.limit = max_concurrent_calls
         self.in_use = 0  # one event loop touches it: no lock needed
+        self.events = EventLog("bulkheadName", name)
         available, max_allowed, rejected = _bulkhead_metrics()
         # The series exist from the start, not from the first refusal.
         max_allowed.labels(name).set(max_concurrent_calls)
@@ -63,11 +67,14 @@ class Bulkhead:
     def slot(self) -> Iterator[None]:
         if self.in_use >= self.limit:
             self._rejected.inc()
+            self.events.publish("CALL_REJECTED")
             raise BulkheadFull(f"{self.name}: all {self.limit} slots in use")
         self.in_use += 1
         self._available.set(self.limit - self.in_use)
+        self.events.publish("CALL_PERMITTED")
         try:
             yield
         finally:
             self.in_use -= 1
             self._available.set(self.limit - self.in_use)
+            self.events.publish("CALL_FINISHED")

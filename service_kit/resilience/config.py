@@ -33,8 +33,6 @@ class BreakerSettings(BaseSettings):
     slow_call_duration_threshold: float = Field(2.0, gt=0)
     wait_duration_in_open_state: float = Field(5.0, gt=0)
     permitted_number_of_calls_in_half_open_state: int = Field(3, ge=1)
-    attempt_timeout: float | None = Field(2.0, gt=0)
-    """Per-call deadline enforced by the breaker; `None` (env value "none") disables it."""
     sliding_window_type: Literal["COUNT_BASED", "TIME_BASED"] = "COUNT_BASED"
     """COUNT_BASED: the last `sliding_window_size` calls; TIME_BASED: the calls of the last
     `sliding_window_size` seconds."""

@@ -4,6 +4,8 @@ Types and fields follow Resilience4j's `CircuitBreakerEvent` and Spring Boot Act
 `circuitbreakerevents` endpoint, which `GET /admin/breakers/{name}/events` serves in the same
 shape: a call's SUCCESS, ERROR, IGNORED_ERROR or NOT_PERMITTED; STATE_TRANSITION; RESET;
 FAILURE_RATE_EXCEEDED and SLOW_CALL_RATE_EXCEEDED (just before the transition they cause).
+The other decorators (Retry, TimeLimiter, Bulkhead) keep theirs in an `EventLog` each, served
+by `GET /admin/{retries,timelimiters,bulkheads}/{name}/events` in Actuator's shape.
 
 `recent` keeps the last `EVENT_BUFFER_SIZE` events of any type (Resilience4j's
 `eventConsumerBufferSize`, 100 by default); `transitions` keeps the last 20 transitions on their
@@ -15,9 +17,10 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 EVENT_BUFFER_SIZE = 100
 KEPT_TRANSITIONS = 20
@@ -97,3 +100,42 @@ class BreakerEvents:
         """A call's event; the error as Java's `getMessage()` would show it, its type first."""
         message = None if error is None else f"{type(error).__name__}: {error}"[:300]
         self.recent.append(BreakerEvent(self.breaker, kind, time.time(), duration, message))
+
+
+class DecoratorEvent(NamedTuple):  # a tuple: built on every call, at a third of a dataclass's cost
+    """An event of a Retry, TimeLimiter or Bulkhead: its type and the fields Actuator shows."""
+
+    name_key: str  # Actuator's key for the decorator's name: "retryName", "bulkheadName", ...
+    name: str
+    type: str
+    at: float  # epoch seconds
+    details: tuple[tuple[str, Any], ...] = ()
+
+    def as_actuator(self) -> dict[str, Any]:
+        """As Actuator's `retryevents`, `timelimiterevents` and `bulkheadevents` list it."""
+        return {
+            self.name_key: self.name,
+            "type": self.type,
+            "creationTime": datetime.fromtimestamp(self.at, UTC).isoformat(),
+            **{key: value for key, value in self.details if value is not None},
+        }
+
+
+class EventLog:
+    """The latest events of one Retry, TimeLimiter or Bulkhead, oldest first."""
+
+    def __init__(self, name_key: str, name: str, size: int = EVENT_BUFFER_SIZE) -> None:
+        self.name_key = name_key
+        self.name = name
+        self.recent: deque[DecoratorEvent] = deque(maxlen=size)
+
+    def publish(self, kind: str, **details: Any) -> None:
+        self.recent.append(
+            DecoratorEvent(self.name_key, self.name, kind, time.time(), tuple(details.items()))
+        )
+
+    def __iter__(self) -> Iterator[DecoratorEvent]:
+        return iter(self.recent)
+
+    def as_actuator(self) -> list[dict[str, Any]]:
+        return [event.as_actuator() for event in self.recent]

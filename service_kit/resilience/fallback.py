@@ -10,12 +10,14 @@ What the fallback returns (last-known-good, a stub, ...) is the service's busine
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from service_kit.resilience.breaker import CircuitBreaker
 from service_kit.resilience.retry import Retry
+from service_kit.resilience.time_limiter import TimeLimiter
 
 T = TypeVar("T")
 
@@ -34,6 +36,7 @@ async def call_with_fallback(
     *args: Any,
     fallback: Callable[[BaseException], Awaitable[T] | T],
     retry: Retry | None = None,
+    time_limiter: TimeLimiter | None = None,
     **kwargs: Any,
 ) -> Served[T]:
     """`await breaker.call(fn, *args, **kwargs)`; if the breaker rejects the call or it raises
@@ -43,9 +46,14 @@ async def call_with_fallback(
     `Decorators.withFallback`, how the breaker *counts* an error (a 4xx is ignored by the
     window) does not decide whether the caller gets an answer: it does. Cancellation and other
     non-`Exception`s still raise, and so does an exception raised by the fallback itself.
-    `fallback` may be a plain function or an `async def` one. With a `retry`, it goes outside
-    the breaker (Resilience4j's order): each attempt is a call through the breaker.
+    `fallback` may be a plain function or an `async def` one.
+
+    The decorators go in Resilience4j's documented order, fallback(Retry(CircuitBreaker(
+    TimeLimiter(fn)))): each attempt of a `retry` is a call through the breaker, and the
+    breaker records a call the `time_limiter` cut short as a failure.
     """
+    if time_limiter is not None:
+        fn = functools.partial(time_limiter.call, fn)
     if retry is not None:
         try:
             return Served(await retry.call(breaker.call, fn, *args, **kwargs), False)

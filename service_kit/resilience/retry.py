@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import Counter
@@ -27,6 +24,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from service_kit.resilience.events import EventLog
 from service_kit.resilience.interval import interval_of
 
 P = ParamSpec("P")
@@ -77,16 +75,6 @@ class RetrySettings(BaseSettings):
         return cls.model_validate({**cls.model_construct().model_dump(), **overrides})
 
 
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
-    retry: str
-    type: str  # RETRY, SUCCESS, ERROR, IGNORED_ERROR
-    at: float
-    attempts: int
-    error: str | None = None
-    wait: float | None = None  # RETRY: seconds before the next attempt
-
-
 class Retry:
     def __init__(
         self,
@@ -100,7 +88,7 @@ class Retry:
         self.name = name
         self.settings = settings
         self.retry_on = retry_on
-        self.events: deque[RetryEvent] = deque(maxlen=100)
+        self.events = EventLog("retryName", name)
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._interval = interval_of(
@@ -158,4 +146,7 @@ class Retry:
         wait: float | None = None,
     ) -> None:
         message = None if error is None else f"{type(error).__name__}: {error}"[:300]
-        self.events.append(RetryEvent(self.name, kind, time.time(), attempts, message, wait))
+        # Actuator's field names; the wait is ours (seconds before the next attempt).
+        self.events.publish(
+            kind, numberOfAttempts=attempts, errorMessage=message, waitDurationInSeconds=wait
+        )

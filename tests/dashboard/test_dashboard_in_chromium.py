@@ -79,7 +79,7 @@ def test_the_tile_turns_open_and_closed_live_while_the_storage_service_freezes(
 
     stack.storage.signal(signal.SIGSTOP)
     try:
-        for n in range(10):  # each waits out the 2 s attempt timeout until the breaker opens
+        for n in range(10):  # each waits out the 2 s time limit until the breaker opens
             assert stack.upload(make_mp3(1, title=f"frozen {n}")).status_code == 200
             if breaker_state(stack) == "OPEN":
                 break

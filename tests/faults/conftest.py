@@ -10,8 +10,8 @@ import pytest
 
 from devstack.faultproxy import FaultProxy, Mode
 
+TIMEOUT_DURATION = 0.5  # the TimeLimiter's, inside the breaker
 BREAKER = {
-    "ATTEMPT_TIMEOUT": 0.5,
     "WAIT_DURATION_IN_OPEN_STATE": 2.0,
     "MINIMUM_NUMBER_OF_CALLS": 4,
     "SLIDING_WINDOW_SIZE": 8,
@@ -33,6 +33,7 @@ def stack(start_module_stack, storage_proxy):
         resource_env={
             "STORAGE_SERVICE_URL": storage_proxy.url,
             **{f"STORAGE_BREAKER_{name}": str(value) for name, value in BREAKER.items()},
+            "STORAGE_TIMELIMITER_TIMEOUT_DURATION": str(TIMEOUT_DURATION),
         },
     )
     storage_proxy.upstream_port = running.storage.port

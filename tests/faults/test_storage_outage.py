@@ -11,7 +11,7 @@ import pytest
 from devstack.faultproxy import Mode
 from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
-from tests.faults.conftest import BREAKER, breaker, lookup_counts
+from tests.faults.conftest import BREAKER, TIMEOUT_DURATION, breaker, lookup_counts
 
 # The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted
 # trial calls succeed: recovery takes the wait plus a few uploads.
@@ -82,7 +82,7 @@ def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack, record_
     stack.storage.signal(signal.SIGSTOP)
     frozen = [timed_upload(stack, f"frozen {i}") for i in range(12)]
 
-    timeout = BREAKER["ATTEMPT_TIMEOUT"]
+    timeout = TIMEOUT_DURATION
     waited = [elapsed for _, elapsed in frozen if elapsed >= timeout]
     assert len(waited) <= BREAKER["MINIMUM_NUMBER_OF_CALLS"], [e for _, e in frozen]
     assert breaker(stack)["state"] == "OPEN"

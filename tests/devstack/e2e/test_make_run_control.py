@@ -21,7 +21,7 @@ from tests.devstack.e2e.conftest import REPO, SERVICES, MakeRun, listening
 
 # Small numbers, so that the breaker opens within a few uploads.
 BREAKER_ENV = {
-    "STORAGE_BREAKER_ATTEMPT_TIMEOUT": "0.5",
+    "STORAGE_TIMELIMITER_TIMEOUT_DURATION": "0.5",
     "STORAGE_BREAKER_MINIMUM_NUMBER_OF_CALLS": "3",
     "STORAGE_BREAKER_SLIDING_WINDOW_SIZE": "5",
     "STORAGE_BREAKER_WAIT_DURATION_IN_OPEN_STATE": "2",

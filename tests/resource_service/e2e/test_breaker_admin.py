@@ -1,4 +1,5 @@
-"""The breaker admin endpoint: list with settings, force-open (fallback serves), close, disable."""
+"""The breaker admin endpoint: list with settings, force-open (fallback serves), close, disable;
+and the events of the other decorators around an upload, as Actuator lists them."""
 
 from devstack.mp3 import make_mp3
 from devstack.stack import wait_until
@@ -25,7 +26,37 @@ def test_breakers_are_listed_with_their_settings(stack):
     [listed] = admin_get(stack).json()
     assert listed["name"] == "storage"
     assert listed["settings"]["minimum_number_of_calls"] == 5
-    assert listed["settings"]["attempt_timeout"] == 2.0
+    assert listed["settings"]["wait_duration_in_open_state"] == 5.0
+
+
+def events_of(stack, family: str, name: str) -> list[dict]:
+    """`GET /admin/{family}/{name}/events` (Actuator's `retryevents`, `timelimiterevents`,
+    `bulkheadevents`)."""
+    answer = stack.http.get(
+        f"{stack.resource.url}/admin/{family}/{name}/events", headers=stack.admin_headers
+    )
+    assert answer.status_code == 200, answer.text
+    [(_, events)] = answer.json().items()
+    return events
+
+
+def test_an_upload_leaves_its_time_limiter_and_bulkhead_events(stack):
+    stack.upload(make_mp3(1)).raise_for_status()
+    limited = events_of(stack, "timelimiters", "storage")
+    assert limited[-1]["timeLimiterName"] == "storage"
+    assert limited[-1]["type"] == "SUCCESS"
+    slots = [e["type"] for e in events_of(stack, "bulkheads", "uploads")]
+    assert slots[-2:] == ["CALL_PERMITTED", "CALL_FINISHED"]
+    assert events_of(stack, "retries", "storage") == []  # one attempt by default, nothing retried
+    answer = stack.http.get(f"{stack.resource.url}/admin/retries/nope/events")
+    assert answer.status_code == 401  # the admin token guards them as it guards the breakers
+    assert_error(
+        stack.http.get(
+            f"{stack.resource.url}/admin/retries/nope/events", headers=stack.admin_headers
+        ),
+        404,
+        "Retry 'nope' not found",
+    )
 
 
 def test_forced_open_uploads_are_served_by_the_fallback_and_health_is_degraded(stack):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -407,50 +406,6 @@ def test_classifier_is_pluggable(clock, registry) -> None:
     breaker = CircuitBreaker("lookup", classifier=lookups_may_miss, clock=clock)
     run(calls(breaker, *[raising(KeyError("song"))] * 5, raising(ValueError("bad"))))
     assert (breaker.stats.ignored, breaker.stats.failed) == (5, 1)
-
-
-def test_attempt_timeout_is_a_slow_failure(make) -> None:
-    breaker = make(attempt_timeout=0.05, failure_rate_threshold=100)
-
-    async def scenario() -> None:
-        with pytest.raises(TimeoutError) as raised:
-            await breaker.call(asyncio.sleep, 1.0)
-        assert isinstance(raised.value.__cause__, asyncio.CancelledError)
-        assert asyncio.current_task().cancelling() == 0  # nothing left to cancel the caller
-        assert await breaker.call(succeed) == "ok"  # a fast call right after is unaffected
-
-    async def staggered() -> list[Any]:  # one shared timer must serve every call in flight
-        first = asyncio.create_task(breaker.call(asyncio.sleep, 1.0))
-        await asyncio.sleep(0.03)
-        second = asyncio.create_task(breaker.call(asyncio.sleep, 1.0))
-        quick = asyncio.create_task(breaker.call(succeed))
-        return await asyncio.gather(first, second, quick, return_exceptions=True)
-
-    run(scenario())
-    run(scenario())  # the same breaker, a new event loop
-    started = time.monotonic()
-    first, second, quick = run(staggered())
-
-    assert time.monotonic() - started < 0.5
-    assert isinstance(first, TimeoutError)
-    assert isinstance(second, TimeoutError)
-    assert quick == "ok"
-    snapshot = breaker.snapshot()
-    assert (snapshot["failed_calls"], snapshot["slow_calls"]) == (4, 4)  # clock never moved
-
-
-def test_outside_cancellation_within_the_deadline_stays_a_cancellation(make) -> None:
-    breaker = make(attempt_timeout=1.0)
-
-    async def scenario() -> None:
-        task = asyncio.create_task(breaker.call(asyncio.sleep, 10))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(scenario())
-    assert (breaker.stats.failed, breaker.stats.ignored) == (0, 1)
 
 
 # -- manual states ------------------------------------------------------------------------------

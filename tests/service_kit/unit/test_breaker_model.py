@@ -113,7 +113,6 @@ class BreakerAgainstModel(RuleBasedStateMachine):
                 failure_rate_threshold=RATE,
                 slow_call_rate_threshold=RATE,
                 slow_call_duration_threshold=SLOW,
-                attempt_timeout=None,
             ),
             classifier=classify,
             clock=self.clock,

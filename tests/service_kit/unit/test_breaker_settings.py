@@ -18,7 +18,6 @@ def test_defaults() -> None:
         "slow_call_duration_threshold": 2.0,
         "wait_duration_in_open_state": 5.0,
         "permitted_number_of_calls_in_half_open_state": 3,
-        "attempt_timeout": 2.0,
         "sliding_window_type": "COUNT_BASED",
         "automatic_transition_from_open_to_half_open_enabled": False,
         "max_wait_duration_in_half_open_state": 0.0,
@@ -36,14 +35,14 @@ def test_defaults() -> None:
 def test_from_env_reads_only_the_given_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STORAGE_BREAKER_SLIDING_WINDOW_SIZE", "20")
     monkeypatch.setenv("STORAGE_BREAKER_WAIT_DURATION_IN_OPEN_STATE", "0.5")
-    monkeypatch.setenv("STORAGE_BREAKER_ATTEMPT_TIMEOUT", "none")
+    monkeypatch.setenv("STORAGE_BREAKER_EXPONENTIAL_MAX_WAIT_DURATION_IN_OPEN_STATE", "none")
     monkeypatch.setenv("SONGS_BREAKER_SLIDING_WINDOW_SIZE", "99")
 
     settings = BreakerSettings.from_env("STORAGE_BREAKER_", minimum_number_of_calls=7)
 
     assert settings.sliding_window_size == 20
     assert settings.wait_duration_in_open_state == 0.5
-    assert settings.attempt_timeout is None
+    assert settings.exponential_max_wait_duration_in_open_state is None
     assert settings.minimum_number_of_calls == 7
     assert settings.failure_rate_threshold == 50.0
 
@@ -60,7 +59,7 @@ def test_defaults_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         {"sliding_window_size": 0},
         {"failure_rate_threshold": 101},
         {"slow_call_duration_threshold": 0},
-        {"attempt_timeout": -1},
+        {"wait_duration_in_open_state": 0},
     ],
 )
 def test_invalid_settings_are_rejected(invalid: dict) -> None:

@@ -10,7 +10,6 @@ they apply (README, "The resilience layer").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,7 +57,6 @@ def breaker(clock: Clock, name: str = "testName", classifier: Any = None, **sett
         "minimum_number_of_calls": 5,
         "permitted_number_of_calls_in_half_open_state": 2,
         "wait_duration_in_open_state": 5.0,
-        "attempt_timeout": None,
     }
     extra = {} if classifier is None else {"classifier": classifier}
     return CircuitBreaker(
@@ -327,20 +325,6 @@ def test_the_decorator_path_while_open_rejects_without_calling(clock):
     assert reached == []
     cb.close()
     assert asyncio.run(guarded()) == "ok" and reached == [1]
-
-
-def test_no_attempt_timeout_makes_real_calls(clock):
-    """`attempt_timeout=none`: calls run to their end, however long (a mutation run found this
-    unchecked)."""
-    cb = CircuitBreaker("untimed", BreakerSettings.defaults(attempt_timeout=None), clock=clock)
-
-    async def slowish() -> str:
-        await asyncio.sleep(0.05)
-        return "done"
-
-    call: Callable[[], Awaitable[str]] = slowish
-    assert asyncio.run(cb.call(call)) == "done"
-    assert cb.stats.successful == 1
 
 
 # --- CircuitBreakerEventPublisherTest, and the events endpoint --------------------------------

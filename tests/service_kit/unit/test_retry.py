@@ -107,9 +107,7 @@ def test_retry_goes_outside_the_breaker_and_never_retries_a_rejection():
     and the fallback serves."""
     breaker = CircuitBreaker(
         "retry-breaker",
-        BreakerSettings.defaults(
-            sliding_window_size=2, minimum_number_of_calls=2, attempt_timeout=None
-        ),
+        BreakerSettings.defaults(sliding_window_size=2, minimum_number_of_calls=2),
     )
     flaky = Flaky(*[httpx.ConnectError("refused")] * 10)
     waits: list[float] = []
