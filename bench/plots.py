@@ -1,6 +1,6 @@
 """The benchmark curves as PNGs (matplotlib, no display): one figure of two panels per curve,
-throughput on the left and latency (log scale) on the right, written where the README shows
-them."""
+throughput on the left and latency (log scale) on the right, written where docs/benchmarks.md
+shows them."""
 
 from __future__ import annotations
 

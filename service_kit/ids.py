@@ -1,4 +1,5 @@
-"""The one parser for ids in paths and in `?id=1,2,3` lists (DESIGN §3, shared rules for ids)."""
+"""The one parser for ids in paths and in `?id=1,2,3` lists (docs/contract.md §3, shared rules for
+ids)."""
 
 from __future__ import annotations
 

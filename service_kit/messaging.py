@@ -11,7 +11,7 @@ For each work queue `Q`:
   survives a restart of every process. They are classic queues, which dead-letter at most
   once: a message whose delay ends while `Q` is missing is dropped. Quorum retry queues with
   at-least-once dead-lettering keep it, but tripled the quorum queues of each vhost, and the
-  suite then hung RabbitMQ 3.10's vhost management; see the README.
+  suite then hung RabbitMQ 3.10's vhost management (docs/faults.md).
 - `Q.dlq`: what no retry can fix (malformed, an invariant broken) or what still fails after the
   retry horizon is parked here, with the reason, the attempt count and the first failure time
   in its headers. `make replay-dlq` moves parked messages back once their cause is fixed. It is

@@ -14,7 +14,8 @@ class DeletedIds(BaseModel):
 
 
 class ErrorPublic(BaseModel):
-    """The one error format (DESIGN §3); documented on every route, see `web.ERROR_RESPONSES`."""
+    """The one error format (docs/contract.md §3); documented on every route, see
+    `web.ERROR_RESPONSES`."""
 
     model_config = ConfigDict(extra="forbid")
 

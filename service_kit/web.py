@@ -230,7 +230,7 @@ async def _run_check(name: str, check: HealthCheck) -> dict[str, Any]:
     try:
         return await check()
     except Exception as exc:  # a failing dependency is a health answer, not an error
-        # What failed goes to the log; the body says only that it is down (DESIGN §3: no
+        # What failed goes to the log; the body says only that it is down (docs/contract.md §3: no
         # exception class names reach a client).
         log.warning("health_check_failed", check=name, error=repr(exc)[:300])
         return {"status": "DOWN"}

@@ -1,10 +1,12 @@
-"""Assertions on the contract's error format (DESIGN §3), shared by every service's tests."""
+"""Assertions on the contract's error format (docs/contract.md §3), shared by every service's
+tests."""
 
 from __future__ import annotations
 
 import re
 
-# What must never reach a client (DESIGN §3): an exception class name, a traceback, a source file.
+# What must never reach a client (docs/contract.md §3): an exception class name, a traceback, a
+# source file.
 INTERNALS = re.compile(r"[A-Z][A-Za-z]*(Error|Exception)\b|Traceback|File \"|\w\.py\b")
 
 

@@ -2,7 +2,8 @@
 `maxWaitDuration` 0, its series named as Resilience4j's Micrometer export names them.
 
 Ours because asyncio.Semaphore only waits: a request over the limit must be refused at once, so
-that a load above what the service can hold costs it nothing (DESIGN §3: 503 with Retry-After).
+that a load above what the service can hold costs it nothing (docs/contract.md §3: 503 with
+Retry-After).
 
 Series: `resilience4j_bulkhead_available_concurrent_calls` and
 `resilience4j_bulkhead_max_allowed_concurrent_calls` (Resilience4j's), and

@@ -39,7 +39,8 @@ def check_response(case: Case, response: httpx.Response) -> None:
 
 
 def assert_contract_error(response: httpx.Response) -> dict:
-    """DESIGN §3: {"errorMessage": str, "errorCode": "<status>"} plus `details` of str -> str."""
+    """docs/contract.md §3: {"errorMessage": str, "errorCode": "<status>"} plus `details` of str ->
+    str."""
     body = assert_error(response, response.status_code)
     details = body.get("details", {})
     assert isinstance(details, dict), body

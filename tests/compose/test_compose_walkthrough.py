@@ -1,5 +1,6 @@
-"""The README's compose walkthrough, in real containers: `make compose-up`, an upload reaches
-PERMANENT, our containers run as non-root, a paused Storage Service is covered by the breaker, a
+"""The compose walkthrough (docs/compose.md), in real containers: `make compose-up`, an upload
+reaches PERMANENT, our containers run as non-root, a paused Storage Service is covered by the
+breaker, a
 killed processor is covered by its replica and brought back by the restart policy, and
 `make compose-down` leaves nothing (issue: the compose stack, run for real).
 

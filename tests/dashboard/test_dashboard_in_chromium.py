@@ -2,8 +2,8 @@
 playwright against a real stack. Freeze the Storage Service and upload: the tile turns OPEN
 without a reload within a second and names the fallback; thaw it: the tile returns to CLOSED.
 
-DASHBOARD_SCREENSHOT=images/dashboard.png makes the test save its screenshot there (the README's
-picture is one); otherwise it goes to the test's temporary folder.
+DASHBOARD_SCREENSHOT=images/dashboard.png makes the test save its screenshot there (the picture in
+docs/resilience.md is one); otherwise it goes to the test's temporary folder.
 """
 
 from __future__ import annotations

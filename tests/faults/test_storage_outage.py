@@ -1,4 +1,5 @@
-"""The Storage Service dies, freezes or answers garbage: uploads and moves go on (DESIGN §5)."""
+"""The Storage Service dies, freezes or answers garbage: uploads and moves go on (docs/contract.md
+§5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bounded work (DESIGN §3): JSON bodies over MAX_JSON_BYTES get 413 before they are parsed;
+"""Bounded work (docs/contract.md §3): JSON bodies over MAX_JSON_BYTES get 413 before they are
+parsed;
 uploads over MAX_CONCURRENT_UPLOADS get 503 with Retry-After at once and store nothing; S3 has
 threads of its own, so a hanging S3 starves neither the database calls nor /health/live; metric
 labels come from a closed set."""

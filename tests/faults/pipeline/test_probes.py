@@ -1,4 +1,4 @@
-"""The probes (DESIGN §3): `/health/live` checks nothing but that the process serves;
+"""The probes (docs/contract.md §3): `/health/live` checks nothing but that the process serves;
 `/health/ready` checks its own database only, so an open breaker with a fallback, or a broker
 outage the outbox absorbs, leaves a service ready. Real faults: the proxies in front of the
 Resource Service's PostgreSQL and RabbitMQ are cut."""

@@ -162,7 +162,7 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     # The link is not dead: it keeps trying (and says so) while the declare is refused.
     wait_until(lambda: "PRECONDITION_FAILED" in (tmp_path / "r.log").read_text(), 15)
     assert broker()["status"] == "DEGRADED" and broker()["link"] == "connecting"
-    # The fix the README gives: `make migrate-queues`, at this stack's broker.
+    # The fix docs/decisions.md gives: `make migrate-queues`, at this stack's broker.
     migrate = [sys.executable, "-m", "service_kit.migrate_queues", "--url", url]
     assert "migrated resource.processed" in subprocess.check_output(migrate, text=True)
     wait_until(

@@ -1,4 +1,4 @@
-"""The Resource Service's outside behaviours (DESIGN §3), each error message included."""
+"""The Resource Service's outside behaviours (docs/contract.md §3), each error message included."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each test names the Resilience4j test method it comes from (resilience4j-circuit
 src/test/java/io/github/resilience4j/circuitbreaker/..., read at af9e7c979). Java's
 `tryAcquirePermission()` + `onSuccess/onError(duration)` are `permit()` +
 `call_permitted(token, fn)` here, on an injected clock. Deliberate differences are named where
-they apply (README, "The resilience layer").
+they apply (docs/resilience.md, "The resilience layer").
 """
 
 from __future__ import annotations
