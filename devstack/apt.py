@@ -11,11 +11,15 @@ def ensure_commands(packages_by_command: dict[str, str]) -> None:
     """Install the package of each command that is not on PATH; a failed install is retried
     once after `apt-get update` (a fresh machine may have no package lists yet)."""
     missing = sorted({p for c, p in packages_by_command.items() if shutil.which(c) is None})
-    if not missing:
-        return
-    print(f"installing Debian's {', '.join(missing)}")
+    if missing:
+        install_packages(missing)
+
+
+def install_packages(packages: list[str]) -> None:
+    """`apt-get install` them, retried once after `apt-get update`."""
+    print(f"installing Debian's {', '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", *missing]
+    install = ["apt-get", "install", "-y", "-q", *packages]
     if subprocess.run(install, env=env).returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
         subprocess.run(install, env=env, check=True)

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import create_engine, text
 
-from devstack import localstack
+from devstack import localstack, servers
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.mp3 import make_mp3
 from devstack.processes import ServiceProcess
@@ -424,13 +424,15 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("chaos-report.json"))
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="chaos-logs-"))
-    started = localstack.start()
-    try:
-        with Sandbox("chaos") as sandbox:
-            report = run_chaos(args.seed, args.duration, sandbox, localstack.endpoint(), log_dir)
-    finally:
-        if started is not None:
-            localstack.stop_process(started)
+    with servers.local() as rabbitmqctl:
+        started = localstack.start()
+        try:
+            with Sandbox("chaos", rabbitmqctl=rabbitmqctl) as sandbox:
+                s3 = localstack.endpoint()
+                report = run_chaos(args.seed, args.duration, sandbox, s3, log_dir)
+        finally:
+            if started is not None:
+                localstack.stop_process(started)
     args.report.write_text(
         json.dumps({**asdict(report), "violations": report.violations}, indent=2)
     )

@@ -24,6 +24,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
+from devstack import servers
 from devstack.demo_steps import (
     DemoSandbox,
     Probe,
@@ -35,6 +36,7 @@ from devstack.demo_steps import (
     upload,
     wait_all_permanent,
 )
+from devstack.sandbox import Sandbox
 from devstack.stack import Stack, start_stack
 
 console = Console()
@@ -239,21 +241,23 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
     console.rule("[bold]Failure demo: the storage lookup's circuit breaker")
     started = time.monotonic()
-    sandbox, stack, passed = DemoSandbox(), None, False
-    try:
-        stack, probe = start(sandbox)
-        uploads = [healthy_upload(stack, probe)]
-        uploads += frozen_uploads(stack, probe, first=2)
-        uploads += thawed_uploads(stack, probe, first=2 + FROZEN_UPLOADS)
-        passed = summary(stack, probe, uploads)
-    except KeyboardInterrupt:
-        console.print("\n[yellow]Interrupted.[/]")
-    except Exception as exc:  # say what broke, then still clean up
-        console.print(f"\n[bold red]The demo broke:[/] {exc!r}")
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
-        clean_up(sandbox, stack)
+    stack, passed = None, False
+    with servers.local() as rabbitmqctl:  # ours only when none answers
+        sandbox = DemoSandbox(Sandbox("demo", rabbitmqctl=rabbitmqctl))
+        try:
+            stack, probe = start(sandbox)
+            uploads = [healthy_upload(stack, probe)]
+            uploads += frozen_uploads(stack, probe, first=2)
+            uploads += thawed_uploads(stack, probe, first=2 + FROZEN_UPLOADS)
+            passed = summary(stack, probe, uploads)
+        except KeyboardInterrupt:
+            console.print("\n[yellow]Interrupted.[/]")
+        except Exception as exc:  # say what broke, then still clean up
+            console.print(f"\n[bold red]The demo broke:[/] {exc!r}")
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)  # let the clean-up finish
+            clean_up(sandbox, stack)
     if passed and stack is not None and os.environ.get("DEMO_KEEP") != "1":
         shutil.rmtree(stack.log_dir, ignore_errors=True)  # kept when something went wrong
     verdict = "[bold green]PASS" if passed else "[bold red]FAIL"

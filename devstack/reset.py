@@ -19,7 +19,7 @@ import aio_pika
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from devstack import supervisor
+from devstack import servers, supervisor
 from devstack.services import DATABASES, RunSettings, database_name
 from service_kit.config import S3Settings
 from service_kit.messaging import queue_arguments
@@ -91,16 +91,18 @@ def main() -> None:
     settings = RunSettings()
     if supervisor.answers(supervisor.RunPaths(settings.dir)):
         sys.exit("make run is up: `make down` first, then `make reset`.")
-    buckets = storage_buckets(settings)
-    try:
-        objects = empty_buckets(settings, buckets)
-        print(f"deleted {objects} object(s) in {', '.join(buckets) or 'no bucket'}")
-    except Exception as exc:  # nothing answers on the S3 port: nothing is stored there
-        name = type(exc).__name__
-        print(f"S3 not reached on port {settings.s3_port} ({name}): no object deleted")
-    drop_databases(settings)
-    print(f"dropped the databases {', '.join(database_name(settings, n) for n in DATABASES)}")
-    asyncio.run(delete_queues(settings.rabbitmq_url))
+    # The run's own PostgreSQL and RabbitMQ stopped with it: they come up for the while.
+    with servers.running(settings.postgres_url, settings.rabbitmq_url, settings.dir):
+        buckets = storage_buckets(settings)
+        try:
+            objects = empty_buckets(settings, buckets)
+            print(f"deleted {objects} object(s) in {', '.join(buckets) or 'no bucket'}")
+        except Exception as exc:  # nothing answers on the S3 port: nothing is stored there
+            name = type(exc).__name__
+            print(f"S3 not reached on port {settings.s3_port} ({name}): no object deleted")
+        drop_databases(settings)
+        print(f"dropped the databases {', '.join(database_name(settings, n) for n in DATABASES)}")
+        asyncio.run(delete_queues(settings.rabbitmq_url))
     print("deleted the platform's queues; the next make run starts from nothing")
 
 

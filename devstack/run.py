@@ -1,10 +1,11 @@
 """`make run`: a supervisor, not a chain.
 
-supervisord starts S3 (LocalStack, unless something already answers on its port) and every
-service, each in a process of its own. When one exits, is killed or frozen, the others keep
-serving and this terminal says what happened in one line; `make ps|stop|start|...` act on one
-service from another terminal (devstack.control). Ctrl-C or SIGTERM stops everything it
-started; so does its own death, even by SIGKILL (devstack.child).
+supervisord starts PostgreSQL, RabbitMQ and S3 (LocalStack), each only when nothing answers at
+its address (devstack.servers), and every service, each in a process of its own. When one
+exits, is killed or frozen, the others keep serving and this terminal says what happened in one
+line; `make ps|stop|start|...` act on one service from another terminal (devstack.control).
+Ctrl-C or SIGTERM stops everything it started; so does its own death, even by SIGKILL
+(devstack.child).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import psutil
 
-from devstack import child, supervisor
+from devstack import child, servers, supervisor
 from devstack.reset import recorded_resources
 from devstack.services import (
     LOCALSTACK,
+    SERVERS,
     Program,
     RunSettings,
     health,
@@ -60,6 +62,7 @@ class Run:
         self.paths = RunPaths(settings.dir)
         self.programs = programs(settings)
         self.supervisord: subprocess.Popen[bytes] | None = None
+        self.servers_started: list[str] = []  # of "postgres", "rabbitmq": ours, not found
         self.rpc = Supervisord(self.paths)
 
     def start_supervisord(self) -> None:
@@ -77,22 +80,48 @@ class Run:
                 raise StartFailed(f"supervisord did not start; see {self.paths.log}")
             time.sleep(0.05)
 
+    def prepare_servers(self) -> None:
+        """Install and initialise the PostgreSQL and RabbitMQ of our own that will be started
+        (nothing answers at their address); then describe the programs again, with the
+        binaries an install may just have put in place."""
+        urls = {"postgres": self.settings.postgres_url, "rabbitmq": self.settings.rabbitmq_url}
+        for name, url in urls.items():
+            if servers.ours_to_start(url):
+                self.servers_started.append(name)
+                describe_server = servers.postgres if name == "postgres" else servers.rabbitmq
+                servers.prepare(describe_server(url, self.settings.dir), self.settings.dir)
+        self.programs = programs(self.settings)
+
     def start_all(self) -> None:
-        for program in self.programs:
-            if health(program).status != "DOWN":
-                where = "S3 (LocalStack)" if program.name == LOCALSTACK else program.name
-                print(
-                    f"{where} already answers on {program.url}: served from outside make run, "
-                    "left as it is",
-                    flush=True,
-                )
-                continue
-            self.rpc.start(program.name)
-            self.wait_healthy(program, timeout=90 if program.name == LOCALSTACK else 60)
+        """PostgreSQL and RabbitMQ (ours, or found), the databases, then everything else."""
+        for program in self.programs[: len(SERVERS)]:
+            if program.name in self.servers_started:
+                self.start_program(program)
+            else:
+                print(f"{program.name:<19} {program.url}  (found: not started by make run)")
+        provision_databases(self.settings)
+        for program in self.programs[len(SERVERS) :]:
+            self.start_program(program)
+
+    def start_program(self, program: Program) -> None:
+        if health(program).status != "DOWN":
+            where = "S3 (LocalStack)" if program.name == LOCALSTACK else program.name
+            print(
+                f"{where} already answers on {program.url}: served from outside make run, "
+                "left as it is",
+                flush=True,
+            )
+            return
+        self.rpc.start(program.name)
+        self.wait_healthy(program, timeout=90 if program.name == LOCALSTACK else 60)
+        if program.name in SERVERS:
+            data = servers.data_dir(self.settings.dir, program.name, program.user)
+            print(f"{program.name:<19} {program.url}  (started by make run, data in {data})")
+        else:
             docs = "" if program.name == LOCALSTACK else f"  (docs: {program.url}/docs)"
             print(f"{program.name:<19} {program.url}{docs}", flush=True)
-            if program.name == LOCALSTACK:
-                self.say_if_files_were_lost()
+        if program.name == LOCALSTACK:
+            self.say_if_files_were_lost()
 
     def say_if_files_were_lost(self) -> None:
         """A LocalStack this run started is empty: rows left by an earlier run lost their files."""
@@ -172,6 +201,11 @@ class Run:
             self.supervisord.kill()  # its children die with it (devstack.child)
             self.supervisord.wait()
 
+    def stop_epmd(self) -> None:
+        """Our broker's epmd outlives it (Erlang starts it as a daemon): ask it to go too."""
+        if "rabbitmq" in self.servers_started:
+            servers.stop_epmd(servers.rabbitmq(self.settings.rabbitmq_url, self.settings.dir))
+
 
 def is_frozen(pid: int) -> bool:
     try:
@@ -197,7 +231,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     code = 0
     try:
-        provision_databases(settings)
+        run.prepare_servers()
         run.start_supervisord()
         run.start_all()
         print(
@@ -217,6 +251,7 @@ def main() -> None:
         code = 1
     finally:
         run.shutdown()
+        run.stop_epmd()
         run.paths.stack.unlink(missing_ok=True)
     print("Everything make run started has stopped.", flush=True)
     sys.exit(code)

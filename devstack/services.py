@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from devstack import localstack
+from devstack import localstack, servers
 from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,16 +91,45 @@ class Program:
     name: str
     command: list[str]
     port: int
-    health_path: str
+    health_path: str  # "" for PostgreSQL and RabbitMQ: they are asked in their own protocols
     env: dict[str, str]
+    user: str | None = None  # devstack.child switches to this user first (PostgreSQL, RabbitMQ)
+    stop_signal: str = "TERM"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = {"postgres": "postgresql", "rabbitmq": "amqp"}.get(self.name, "http")
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+
+SERVERS = ("postgres", "rabbitmq")  # started by `make run` only when none answers
+
+
+def server_program(server: servers.Server) -> Program:
+    return Program(
+        server.name, server.command, server.port, "", server.env, server.user, server.stop_signal
+    )
+
+
+def server_programs(settings: RunSettings) -> list[Program]:
+    """PostgreSQL, RabbitMQ and LocalStack, each started only when nothing answers for it."""
+    localstack_command = ["devstack.localstack", "serve", "--port", str(settings.s3_port)]
+    return [
+        server_program(servers.postgres(settings.postgres_url, settings.dir)),
+        server_program(servers.rabbitmq(settings.rabbitmq_url, settings.dir)),
+        Program(
+            LOCALSTACK,
+            [sys.executable, "-m", *localstack_command],
+            settings.s3_port,
+            "/_localstack/init",
+            {},
+        ),
+    ]
 
 
 def programs(settings: RunSettings) -> list[Program]:
-    """LocalStack first, then the services in the order they depend on each other."""
+    """PostgreSQL, RabbitMQ and LocalStack first, then the services in the order they depend
+    on each other."""
 
     def url(port: int) -> str:
         return f"http://127.0.0.1:{port}"
@@ -113,13 +142,7 @@ def programs(settings: RunSettings) -> list[Program]:
         return Program(name, command, port, "/health", {"PORT": str(port), **env})
 
     return [
-        Program(
-            LOCALSTACK,
-            [sys.executable, "-m", "devstack.localstack", "serve", "--port", str(settings.s3_port)],
-            settings.s3_port,
-            "/_localstack/init",
-            {},
-        ),
+        *server_programs(settings),
         service(
             "storage-service",
             "storage_service",
@@ -159,6 +182,9 @@ class Health:
 
 def health(program: Program, timeout: float = 1.0) -> Health:
     """What the program's health endpoint says now; DOWN when nothing answers in time."""
+    if program.name in SERVERS:
+        server = servers.Server(program.name, program.port, program.command)
+        return Health("UP" if servers.ready(server) else "DOWN", {})
     try:
         with urllib.request.urlopen(f"{program.url}{program.health_path}", timeout=timeout) as r:
             body = json.load(r)

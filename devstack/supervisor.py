@@ -55,6 +55,10 @@ def _quote(value: str) -> str:
     return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
 
 
+def _as_user(program: Program) -> list[str]:
+    return ["--user", program.user] if program.user else []
+
+
 def render_config(paths: RunPaths, programs: list[Program], restart: str) -> str:
     child = [sys.executable, "-m", "devstack.child"]
     lines = [
@@ -86,13 +90,13 @@ def render_config(paths: RunPaths, programs: list[Program], restart: str) -> str
         lines += [
             "",
             f"[program:{program.name}]",
-            f"command={' '.join([*child, *program.command])}",
+            f"command={' '.join([*child, *_as_user(program), *program.command])}",
             "autostart=false",
             f"autorestart={'unexpected' if on_failure else 'false'}",
             "exitcodes=0",
             f"startsecs={3 if on_failure else 0}",
             f"startretries={10 if on_failure else 0}",
-            "stopsignal=TERM",
+            f"stopsignal={program.stop_signal}",
             f"stopwaitsecs={STOP_WAIT_SECONDS}",
             f"priority={priority}",
             f"stdout_logfile={paths.service_log(program.name)}",

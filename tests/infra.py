@@ -1,5 +1,6 @@
 """Where the tests find PostgreSQL, RabbitMQ and S3: containers when a Docker engine answers,
-otherwise the services this machine runs (PostgreSQL and RabbitMQ) and LocalStack on the host."""
+otherwise the services this machine runs (PostgreSQL and RabbitMQ, or ours when none answers:
+devstack.servers) and LocalStack on the host."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from devstack import localstack
-from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, local_rabbitmqctl
+from devstack import localstack, servers
+from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,14 @@ def containers() -> Iterator[Infrastructure]:
 
 @contextlib.contextmanager
 def local_services() -> Iterator[Infrastructure]:
-    process = localstack.start()  # None when one already answers: then we leave it running
-    try:
-        yield Infrastructure(
-            LOCAL_POSTGRES, LOCAL_RABBITMQ, localstack.endpoint(), local_rabbitmqctl
-        )
-    finally:
-        if process is not None:
-            localstack.stop_process(process)
+    """The machine's PostgreSQL and RabbitMQ (ours when none answers), LocalStack on the host."""
+    with servers.local() as rabbitmqctl:
+        process = localstack.start()  # None when one already answers: then we leave it running
+        try:
+            yield Infrastructure(LOCAL_POSTGRES, LOCAL_RABBITMQ, localstack.endpoint(), rabbitmqctl)
+        finally:
+            if process is not None:
+                localstack.stop_process(process)
 
 
 def infrastructure() -> contextlib.AbstractContextManager[Infrastructure]:

@@ -10,11 +10,14 @@ import psutil
 
 from devstack.mp3 import make_mp3
 from devstack.stack import free_port, wait_until
-from tests.devstack.e2e.conftest import all_gone, listening, stop
+from tests.devstack.e2e.conftest import SERVICES, all_gone, listening, stop
 
 
-def ports(run) -> list[int]:
-    return [program.port for program in run.programs.values()]
+def ports(run, localstack: bool = False) -> list[int]:
+    """The ports of what this run served: its services, and LocalStack when it started it (the
+    session's PostgreSQL and RabbitMQ answered, so the run started none of its own)."""
+    served = [*SERVICES, *(["localstack"] if localstack else [])]
+    return [run.programs[name].port for name in served]
 
 
 def test_ctrl_c_stops_everything_it_started_localstack_included(start_make_run):
@@ -28,7 +31,8 @@ def test_ctrl_c_stops_everything_it_started_localstack_included(start_make_run):
     os.killpg(run.process.pid, signal.SIGINT)
     assert run.process.wait(30) is not None
     run.said("Everything make run started has stopped.")
-    wait_until(lambda: all_gone(started, ports(run)), 10, "no process and no listener left")
+    everything = ports(run, localstack=True)
+    wait_until(lambda: all_gone(started, everything), 10, "no process and no listener left")
 
 
 def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(start_make_run):
@@ -37,7 +41,7 @@ def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(start_make_run):
     # A frozen service must not hold the exit up: it cannot handle SIGTERM.
     os.kill(run.pid("storage-service"), signal.SIGSTOP)
     os.killpg(run.process.pid, signal.SIGKILL)  # make and the run command, at once
-    wait_until(lambda: all_gone(started, ports(run)[1:]), 10, "no process and no listener left")
+    wait_until(lambda: all_gone(started, ports(run)), 10, "no process and no listener left")
 
 
 def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start_make_run):
@@ -58,7 +62,7 @@ def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start
     assert down.returncode == 0, down.stderr
     assert run.process.wait(30) == 0
     run.said("Stopped by make down.")
-    wait_until(lambda: all_gone(started, ports(run)[1:]), 10, "no process and no listener left")
+    wait_until(lambda: all_gone(started, ports(run)), 10, "no process and no listener left")
     again = run.make("down")
     assert again.returncode == 0 and "nothing to stop" in again.stdout
     # `make down` stops everything at once: that is no outage of one service to report.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from devstack import servers
 from devstack.run import describe
 from devstack.services import RunSettings, programs
 from devstack.supervisor import Event, RunPaths, last_exits, parse_event, render_config
@@ -73,7 +75,25 @@ def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path)
         'DATABASE_URL="postgresql+psycopg://x_storage_service@127.0.0.1:5432/x_storage_db"'
         in storage
     )
-    assert "programs=localstack,storage-service,song-service,resource-service," in config
+    assert "programs=postgres,rabbitmq,localstack,storage-service,song-service," in config
+
+
+def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path: Path):
+    """PostgreSQL and RabbitMQ, when the run starts them (devstack.servers): as the packages'
+    unprivileged users when we are root, PostgreSQL stopped by SIGINT (its fast shutdown),
+    RabbitMQ as its own node with its own epmd port, never the machine's /etc/rabbitmq."""
+    settings = RunSettings(dir=tmp_path, rabbitmq_url="amqp://guest:guest@127.0.0.1:25999/")
+    sections = render_config(RunPaths(tmp_path), programs(settings), "no").split("\n\n")
+    postgres = next(s for s in sections if s.startswith("[program:postgres]"))
+    rabbitmq = next(s for s in sections if s.startswith("[program:rabbitmq]"))
+    root = os.geteuid() == 0
+    data = servers.data_dir(tmp_path, "postgres", "postgres" if root else None)
+    assert "stopsignal=INT" in postgres and f"-D {data} -p 5432" in postgres
+    assert ("devstack.child --user postgres" in postgres) == root
+    assert 'RABBITMQ_NODENAME="songplatform@localhost"' in rabbitmq
+    assert 'RABBITMQ_NODE_PORT="25999"' in rabbitmq and 'ERL_EPMD_PORT="24699"' in rabbitmq
+    home = servers.data_dir(tmp_path, "rabbitmq", "rabbitmq" if root else None)
+    assert f'RABBITMQ_CONF_ENV_FILE="{home / "rabbitmq-env.conf"}"' in rabbitmq
 
 
 def test_a_percent_in_a_value_survives_supervisords_expansion(tmp_path: Path):
