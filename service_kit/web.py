@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -161,6 +163,36 @@ class BodyLimit:
         return error_response(413, f"Request body is too large: at most {self.max_bytes} bytes")
 
 
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # what a gateway or a client may set
+
+
+class RequestId:
+    """`X-Request-ID` into every log line of the request, and back in the answer.
+
+    The gateway sets one when the client sent none (docs/gateway.md); a direct call without one
+    gets one of ours. A value that is not a plain token is replaced, so no client can write
+    what it likes into our logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers", [])).get(b"x-request-id", b"")
+        request_id = sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id.decode()):
+            await self.app(scope, receive, send_with_id)
+
+
 def _replay(messages: list[Message], receive: Receive) -> Receive:
     """`messages` first, then the connection's own (a later disconnect, say)."""
     pending = list(messages)
@@ -201,6 +233,7 @@ def create_service_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes, streamed=streamed_bodies)
     app.add_middleware(AllowedHosts, patterns=settings.allowed_host_patterns)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestId)  # outermost: every line of the request carries it
     install_error_handlers(app)
     app.state.health_checks = {}
     token = settings.admin_token
