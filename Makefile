@@ -21,8 +21,9 @@ install: $(INSTALLED) localstack
 
 # A supervisor: a service that dies or freezes leaves the others running.
 # RESTART=on-failure restarts a crashed service with backoff, as compose's policy does.
+# REPLICAS=2 runs a second Resource Service behind the gateway (127.0.0.1:8000).
 run: install
-	@$(PY) -m devstack $(if $(RESTART),--restart $(RESTART))
+	@$(if $(REPLICAS),RUN_REPLICAS=$(REPLICAS)) $(PY) -m devstack $(if $(RESTART),--restart $(RESTART))
 
 # From another terminal, on one service of a running `make run` (compose's names and meanings):
 # make ps; make stop|start|restart|kill|pause|unpause|logs SERVICE=storage-service; make down

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import psutil
 
-from devstack import child, servers, supervisor
+from devstack import apt, child, gateway, servers, supervisor
 from devstack.reset import recorded_resources
 from devstack.services import (
+    GATEWAY,
     LOCALSTACK,
     SERVERS,
     Program,
     RunSettings,
+    gateway_settings,
     health,
     programs,
     provision_databases,
@@ -92,6 +94,12 @@ class Run:
                 servers.prepare(describe_server(url, self.settings.dir), self.settings.dir)
         self.programs = programs(self.settings)
 
+    def prepare_gateway(self) -> None:
+        """nginx installed (Debian's, its own service kept stopped) and its configuration."""
+        if not gateway.NGINX.exists():
+            apt.install_servers(["nginx"])
+        gateway.write(gateway_settings(self.settings), self.settings.dir / GATEWAY)
+
     def start_all(self) -> None:
         """PostgreSQL and RabbitMQ (ours, or found), the databases, then everything else."""
         for program in self.programs[: len(SERVERS)]:
@@ -118,7 +126,10 @@ class Run:
             data = servers.data_dir(self.settings.dir, program.name, program.user)
             print(f"{program.name:<19} {program.url}  (started by make run, data in {data})")
         else:
-            docs = "" if program.name == LOCALSTACK else f"  (docs: {program.url}/docs)"
+            docs = {
+                LOCALSTACK: "",
+                GATEWAY: "  (the front door: uploads, downloads, deletes, songs to read)",
+            }.get(program.name, f"  (docs: {program.url}/docs)")
             print(f"{program.name:<19} {program.url}{docs}", flush=True)
         if program.name == LOCALSTACK:
             self.say_if_files_were_lost()
@@ -232,6 +243,7 @@ def main() -> None:
     code = 0
     try:
         run.prepare_servers()
+        run.prepare_gateway()
         run.start_supervisord()
         run.start_all()
         print(

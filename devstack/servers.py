@@ -97,23 +97,6 @@ def _owned_dir(path: Path, user: str | None) -> Path:
     return path
 
 
-def _install(packages: list[str]) -> None:
-    """Debian's packages, with their services kept from starting (policy-rc.d says no, as in
-    Debian's container images): the servers we start are ours, on our ports."""
-    if os.geteuid() != 0:
-        raise RuntimeError(f"install {' '.join(packages)} (sudo apt-get install) and try again")
-    policy = Path("/usr/sbin/policy-rc.d")
-    placed = not policy.exists()
-    if placed:
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    try:
-        apt.install_packages(packages)
-    finally:
-        if placed:
-            policy.unlink(missing_ok=True)
-
-
 def postgres_bin() -> Path:
     """The newest installed PostgreSQL's bin directory (Debian keeps it off PATH)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=_version)
@@ -151,7 +134,7 @@ def prepare(server: Server, base: Path) -> None:
     """Install the server's package when missing, and make its data directory the first time."""
     if server.name == "postgres":
         if not (postgres_bin() / "postgres").exists():
-            _install(["postgresql"])
+            apt.install_servers(["postgresql"])
         data = data_dir(base, "postgres", server.user)
         if not (data / "PG_VERSION").exists():
             _owned_dir(data, server.user)
@@ -159,7 +142,7 @@ def prepare(server: Server, base: Path) -> None:
             _run_as(server.user, [*initdb, "-A", "trust", "--no-sync"])
         return
     if not Path(RABBITMQ_SERVER).exists():
-        _install(["rabbitmq-server"])
+        apt.install_servers(["rabbitmq-server"])
     home = data_dir(base, "rabbitmq", server.user)
     (home / "log").mkdir(parents=True, exist_ok=True)
     (home / "enabled_plugins").write_text("[].\n")

@@ -19,14 +19,16 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from devstack import localstack, servers
+from devstack import gateway, localstack, servers
 from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
 
 REPO = Path(__file__).resolve().parent.parent
 LOCALSTACK = "localstack"
+GATEWAY = "gateway"
 
 
 class RunSettings(BaseSettings):
@@ -38,6 +40,9 @@ class RunSettings(BaseSettings):
     song_port: int = 8081
     storage_port: int = 8082
     processor_port: int = 8083
+    gateway_port: int = 8000  # the front door (devstack.gateway)
+    replicas: int = Field(1, ge=1, le=4)  # Resource Service replicas behind the gateway
+    resource_replica_port: int = 8084  # the second replica's; a third's is the next, ...
     s3_port: int = localstack.DEFAULT_PORT
     postgres_url: str = LOCAL_POSTGRES  # a server; each service gets `<prefix><service>_db`
     database_prefix: str = ""
@@ -152,16 +157,9 @@ def programs(settings: RunSettings) -> list[Program]:
             ADMIN_TOKEN=admin_token(settings),
         ),
         service("song-service", "song_service", settings.song_port, DATABASE_URL=database("song")),
-        service(
-            "resource-service",
-            "resource_service",
-            settings.resource_port,
-            DATABASE_URL=database("resource"),
-            RABBITMQ_URL=settings.rabbitmq_url,
-            S3_ENDPOINT_URL=s3,
-            STORAGE_SERVICE_URL=url(settings.storage_port),
-            SONG_SERVICE_URL=url(settings.song_port),
-            ADMIN_TOKEN=admin_token(settings),
+        *(
+            service(name, "resource_service", port, **resource_service_env(settings))
+            for name, port in resource_replicas(settings).items()
         ),
         service(
             "resource-processor",
@@ -171,7 +169,40 @@ def programs(settings: RunSettings) -> list[Program]:
             RESOURCE_SERVICE_URL=url(settings.resource_port),
             SONG_SERVICE_URL=url(settings.song_port),
         ),
+        Program(GATEWAY, gateway.command(settings.dir / GATEWAY), settings.gateway_port, "", {}),
     ]
+
+
+def resource_replicas(settings: RunSettings) -> dict[str, int]:
+    """Each Resource Service replica's name and port: `resource-service`, then
+    `resource-service-2` and on with `make run REPLICAS=2`."""
+    replicas = {"resource-service": settings.resource_port}
+    for n in range(2, settings.replicas + 1):
+        replicas[f"resource-service-{n}"] = settings.resource_replica_port + n - 2
+    return replicas
+
+
+def resource_service_env(settings: RunSettings) -> dict[str, str]:
+    def url(port: int) -> str:
+        return f"http://127.0.0.1:{port}"
+
+    return {
+        "DATABASE_URL": service_database_url(settings, "resource"),
+        "RABBITMQ_URL": settings.rabbitmq_url,
+        "S3_ENDPOINT_URL": url(settings.s3_port),
+        "STORAGE_SERVICE_URL": url(settings.storage_port),
+        "SONG_SERVICE_URL": url(settings.song_port),
+        "ADMIN_TOKEN": admin_token(settings),
+    }
+
+
+def gateway_settings(settings: RunSettings) -> gateway.GatewaySettings:
+    return gateway.GatewaySettings(
+        settings.gateway_port,
+        list(resource_replicas(settings).values()),
+        settings.song_port,
+        worker_user=gateway.worker_user(),
+    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +213,7 @@ class Health:
 
 def health(program: Program, timeout: float = 1.0) -> Health:
     """What the program's health endpoint says now; DOWN when nothing answers in time."""
-    if program.name in SERVERS:
+    if not program.health_path:  # PostgreSQL, RabbitMQ, the gateway: asked in their protocol
         server = servers.Server(program.name, program.port, program.command)
         return Health("UP" if servers.ready(server) else "DOWN", {})
     try:

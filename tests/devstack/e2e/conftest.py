@@ -116,6 +116,8 @@ def start_make_run(
             "RUN_SONG_PORT": str(free_port()),
             "RUN_STORAGE_PORT": str(free_port()),
             "RUN_PROCESSOR_PORT": str(free_port()),
+            "RUN_GATEWAY_PORT": str(free_port()),
+            "RUN_RESOURCE_REPLICA_PORT": str(free_port()),
             # The test session's LocalStack, served from outside this run, unless a test asks
             # for a port of its own (then the run starts LocalStack itself).
             "RUN_S3_PORT": str(s3_port or int(infra.s3_endpoint_url.rsplit(":", 1)[1])),

@@ -16,7 +16,7 @@ from tests.devstack.e2e.conftest import SERVICES, all_gone, listening, stop
 def ports(run, localstack: bool = False) -> list[int]:
     """The ports of what this run served: its services, and LocalStack when it started it (the
     session's PostgreSQL and RabbitMQ answered, so the run started none of its own)."""
-    served = [*SERVICES, *(["localstack"] if localstack else [])]
+    served = [*SERVICES, "gateway", *(["localstack"] if localstack else [])]
     return [run.programs[name].port for name in served]
 
 

@@ -1,0 +1,186 @@
+"""The front door: nginx in front of the public API, its configuration made from one route table.
+
+nginx, because it is the gateway most readers already know, Debian ships it, and everything
+the edge needs is in its core: routing by method and path, body limits per route, timeouts,
+a per-client rate limit, passive health checks with retries on the other replica, a request id
+(`$request_id`) and a JSON access log. HAProxy would do as well; Caddy needs plugins for the
+rate limit. docs/gateway.md says what goes through and what does not.
+
+Only `ROUTES` go through: uploads, downloads and deletes of resources, and reading songs.
+Everything else (writing songs, `/storages`, `/admin`, `/metrics`, `/health*`, the dashboard)
+stays on the services' own ports: the gateway answers 404 for an unknown path and 403 for a
+method a public path does not take, in the platform's error format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]
+    location: str  # nginx's location match
+    upstream: str  # "resource" or "song"
+    upload: bool = False  # the upload's body limit, streamed through unbuffered
+
+
+ROUTES = (
+    Route(("POST", "DELETE"), "= /resources", "resource", upload=True),
+    Route(("GET",), "~ ^/resources/[^/]+$", "resource"),
+    Route(("GET",), "~ ^/songs/[^/]+$", "song"),
+)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    port: int
+    resource_ports: list[int]  # every Resource Service replica
+    song_port: int
+    upload_bytes: int = 250 * 1024 * 1024  # the Resource Service's MAX_UPLOAD_BYTES
+    json_bytes: int = 1024 * 1024  # every service's MAX_JSON_BYTES
+    rate_per_second: int = 50  # per client address, with a burst of twice as many
+    worker_user: str | None = None  # nginx's workers drop to it when we are root
+
+
+def render(settings: GatewaySettings, prefix: Path) -> str:
+    """nginx.conf for `nginx -p PREFIX -c nginx.conf`: in the foreground, logs to stdout/err."""
+    user = f"user {settings.worker_user};" if settings.worker_user else ""
+    upstreams = {"resource": settings.resource_ports, "song": [settings.song_port]}
+    return "\n".join(
+        [
+            user,
+            "daemon off;",
+            "worker_processes 1;",
+            f"pid {prefix / 'nginx.pid'};",
+            "error_log stderr warn;",
+            "events { worker_connections 1024; }",
+            "http {",
+            *_indented(_http(settings, upstreams, prefix)),
+            "}",
+            "",
+        ]
+    )
+
+
+def _http(settings: GatewaySettings, upstreams: dict[str, list[int]], prefix: Path) -> list[str]:
+    rate = settings.rate_per_second
+    lines = [
+        _access_log_format(),
+        "access_log /dev/stdout json;",
+        # The client's id when it sent a plain one, else nginx's own: passed on and answered.
+        'map $http_x_request_id $req_id { default $request_id; "~^[A-Za-z0-9._:-]{1,128}$" '
+        "$http_x_request_id; }",
+        f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/s;",
+        "limit_req_status 429;",
+        *(f"{key}_temp_path {prefix / 'tmp' / key};" for key in _TEMP_PATHS),
+    ]
+    for name, ports in upstreams.items():
+        # Passive health checks: a replica that fails is left alone for 10 s. No keepalive
+        # connections: on a cached one to a replica just killed, an upload would already be
+        # sent and could not be retried; a new connection is refused before anything is sent,
+        # and the request goes to the other replica (it costs a loopback connect, ~0.1 ms).
+        servers = [f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in ports]
+        lines += [f"upstream {name} {{", *_indented(servers), "}"]
+    return [*lines, "server {", *_indented(_server(settings)), "}"]
+
+
+_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def _access_log_format() -> str:
+    fields = {
+        "time": "$time_iso8601",
+        "request_id": "$req_id",
+        "client": "$remote_addr",
+        "method": "$request_method",
+        "path": "$uri",
+        "status": "$status",
+        "bytes_sent": "$body_bytes_sent",
+        "seconds": "$request_time",
+        "upstream": "$upstream_addr",
+        "upstream_status": "$upstream_status",
+    }
+    return f"log_format json escape=json '{json.dumps(fields)}';"
+
+
+def _server(settings: GatewaySettings) -> list[str]:
+    lines = [
+        f"listen 127.0.0.1:{settings.port};",
+        f"client_max_body_size {settings.json_bytes};",
+        f"client_body_buffer_size {settings.json_bytes};",  # JSON bodies stay in memory
+        "client_body_timeout 30s;",
+        "send_timeout 60s;",
+        f"limit_req zone=per_client burst={2 * settings.rate_per_second} nodelay;",
+        "add_header X-Request-ID $req_id always;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Host $host;",
+        "proxy_set_header X-Request-ID $req_id;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_hide_header X-Request-ID;",  # ours is added once, above
+        "proxy_connect_timeout 2s;",
+        "proxy_read_timeout 300s;",  # an upload's own deadline is the service's
+        "proxy_next_upstream error timeout http_502 http_503;",
+        "proxy_next_upstream_tries 2;",
+    ]
+    for route in ROUTES:
+        lines += [f"location {route.location} {{", *_indented(_location(settings, route)), "}"]
+    lines += ["location / {", *_indented(_error(404, "Not found at the gateway")), "}"]
+    for status, message in _ERRORS.items():
+        lines += [f"error_page {status} = @{status};", f"location @{status} {{"]
+        lines += [*_indented(_error(status, message)), "}"]
+    return lines
+
+
+_ERRORS = {
+    403: "Not served by the gateway",
+    413: "Request body is too large",
+    429: "Too many requests, try again later",
+    502: "The service behind the gateway did not answer",
+    504: "The service behind the gateway did not answer in time",
+}
+
+
+def _location(settings: GatewaySettings, route: Route) -> list[str]:
+    lines = [
+        f"limit_except {' '.join(route.methods)} {{ deny all; }}",
+        f"proxy_pass http://{route.upstream};",
+        "proxy_buffering off;",  # downloads stream, whatever their size
+    ]
+    if route.upload:
+        lines += [f"client_max_body_size {settings.upload_bytes};", "proxy_request_buffering off;"]
+    return lines
+
+
+def _error(status: int, message: str) -> list[str]:
+    body = json.dumps({"errorMessage": message, "errorCode": str(status)})
+    lines = ["default_type application/json;", "add_header X-Request-ID $req_id always;"]
+    if status == 429:
+        lines.append("add_header Retry-After 1 always;")
+    return [*lines, f"return {status} '{body}';"]
+
+
+def _indented(lines: list[str]) -> list[str]:
+    return [f"    {line}" for line in lines]
+
+
+def command(prefix: Path) -> list[str]:
+    return [str(NGINX), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+
+
+def worker_user() -> str | None:
+    """Debian's nginx user for the workers when we are root; else we are the workers."""
+    return "www-data" if os.geteuid() == 0 else None
+
+
+def write(settings: GatewaySettings, prefix: Path) -> None:
+    """The configuration, and the folders nginx wants (it writes no temp file: bodies over the
+    JSON limit are streamed, answers are not buffered)."""
+    for key in _TEMP_PATHS:
+        (prefix / "tmp" / key).mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(render(settings, prefix))
