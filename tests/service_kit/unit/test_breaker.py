@@ -24,6 +24,7 @@ from service_kit.resilience import (
     default_classifier,
 )
 from service_kit.resilience.metrics import track
+from tests.cancel import cancel_midway
 
 
 class FakeClock:
@@ -335,15 +336,7 @@ def test_calls_started_before_a_transition_do_not_count_after_it(make, clock) ->
 
 def test_cancellation_is_ignored_and_reraised(make) -> None:
     breaker = make()
-
-    async def scenario() -> None:
-        task = asyncio.create_task(breaker.call(asyncio.sleep, 10))
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(scenario())
+    run(cancel_midway(breaker.call(asyncio.sleep, 10)))
 
     assert breaker.snapshot()["buffered_calls"] == 0
     stats = breaker.stats

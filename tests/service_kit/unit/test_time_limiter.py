@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from resource_service.config import Settings
 from service_kit.resilience import BreakerSettings, CircuitBreaker, call_with_fallback
 from service_kit.resilience.time_limiter import TimeLimiter, TimeLimiterSettings
+from tests.cancel import cancel_midway
 
 
 @pytest.fixture(autouse=True)
@@ -157,15 +158,7 @@ def test_none_makes_real_calls_however_long() -> None:
 
 def test_outside_cancellation_within_the_deadline_stays_a_cancellation() -> None:
     tl = limiter("tl-outside", 1.0)
-
-    async def scenario() -> None:
-        task = asyncio.create_task(tl.call(asyncio.sleep, 10))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(scenario())
+    asyncio.run(cancel_midway(tl.call(asyncio.sleep, 10), after=0.01))
     assert counted("tl-outside", "timeout") == 0
 
 
