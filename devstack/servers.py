@@ -301,5 +301,18 @@ def local(base: Path = REPO / ".run") -> Iterator[Callable[..., str]]:
     """The machine's PostgreSQL and RabbitMQ at the default addresses, or ours started for the
     while when none answers; yields the `rabbitmqctl` of the broker in use."""
     with running(LOCAL_POSTGRES, LOCAL_RABBITMQ, base) as started:
-        broker = next((server for server in started if server.name == "rabbitmq"), None)
-        yield local_rabbitmqctl if broker is None else rabbitmqctl_of(broker)
+        ours = rabbitmq(LOCAL_RABBITMQ, base)
+        # Ours when this call started it, or when another process of this checkout did (a test
+        # session running `make demo`): its node then runs from the same folder.
+        broker_is_ours = any(s.name == "rabbitmq" for s in started) or _running(ours)
+        yield rabbitmqctl_of(ours) if broker_is_ours else local_rabbitmqctl
+
+
+def _running(server: Server) -> bool:
+    """Our broker's node is up: its pid file names a live process."""
+    pid_file = Path(server.env["RABBITMQ_PID_FILE"])
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
