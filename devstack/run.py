@@ -258,7 +258,7 @@ def main() -> None:
         print("Stopped by make down.", flush=True)
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
-    except StartFailed as exc:
+    except RuntimeError as exc:  # StartFailed, or a package we may not install (not root)
         print(f"make run could not start the platform: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:

@@ -3,10 +3,10 @@
 On this project's machines both already run; on a fresh Debian or Ubuntu machine nothing answers
 at 127.0.0.1:5432 and :5672, and every command would stop at its first connection. Then `make
 run` (as programs of its supervisord, so `make ps|stop|kill|pause` work on them by name), the
-tests, `make demo` and `make chaos` (with `running`) start Debian's own servers: installed when
-missing, the way podman and Chromium are; each from a data directory of its own, on the
-configured loopback port, as the package's unprivileged user when we are root (as ourselves
-otherwise); stopped with everything else. A server that answers is used as it is, and nothing
+tests, `make demo`, `make chaos` and `make reset` (with `local` or `running`) start Debian's
+own servers: installed when missing, the way podman and Chromium are; each from a data
+directory of its own, on the configured loopback port, as the package's unprivileged user when
+we are root (as ourselves otherwise); stopped with everything else. A server that answers is used as it is, and nothing
 is installed.
 """
 
