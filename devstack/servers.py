@@ -6,8 +6,8 @@ run` (as programs of its supervisord, so `make ps|stop|kill|pause` work on them 
 tests, `make demo`, `make chaos` and `make reset` (with `local` or `running`) start Debian's
 own servers: installed when missing, the way podman and Chromium are; each from a data
 directory of its own, on the configured loopback port, as the package's unprivileged user when
-we are root (as ourselves otherwise); stopped with everything else. A server that answers is used as it is, and nothing
-is installed.
+we are root (as ourselves otherwise); stopped with everything else. A server that answers is
+used as it is, and nothing is installed.
 """
 
 from __future__ import annotations
