@@ -7,6 +7,7 @@ XML-RPC calls and its log lines into one sentence per event.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import sys
@@ -117,7 +118,9 @@ def write_run(paths: RunPaths, programs: list[Program], settings: RunSettings) -
 
 
 ProcessInfo = dict[str, Any]  # supervisord's getProcessInfo: name, statename, pid, ...
-RpcError = (OSError, xmlrpc.client.Error)  # supervisord gone, or refusing the call
+# supervisord gone, or refusing the call; or going away in the middle of one, which leaves the
+# connection in a state http.client refuses to use again (CannotSendRequest).
+RpcError = (OSError, xmlrpc.client.Error, http.client.HTTPException)
 
 
 class Supervisord:
