@@ -64,7 +64,7 @@ class Run:
         self.paths = RunPaths(settings.dir)
         self.programs = programs(settings)
         self.supervisord: subprocess.Popen[bytes] | None = None
-        self.servers_started: list[str] = []  # of "postgres", "rabbitmq": ours, not found
+        self.servers_started: list[servers.Server] = []  # ours, not found answering
         self.rpc = Supervisord(self.paths)
 
     def start_supervisord(self) -> None:
@@ -86,13 +86,13 @@ class Run:
         """Install and initialise the PostgreSQL and RabbitMQ of our own that will be started
         (nothing answers at their address); then describe the programs again, with the
         binaries an install may just have put in place."""
-        urls = {"postgres": self.settings.postgres_url, "rabbitmq": self.settings.rabbitmq_url}
-        for name, url in urls.items():
-            if servers.ours_to_start(url):
-                self.servers_started.append(name)
-                describe_server = servers.postgres if name == "postgres" else servers.rabbitmq
-                servers.prepare(describe_server(url, self.settings.dir), self.settings.dir)
-        self.programs = programs(self.settings)
+        settings = self.settings
+        self.servers_started = servers.wanted(
+            settings.postgres_url, settings.rabbitmq_url, settings.dir
+        )
+        for server in self.servers_started:
+            servers.prepare(server, settings.dir)
+        self.programs = programs(settings)
 
     def prepare_gateway(self) -> None:
         """nginx installed (Debian's, its own service kept stopped) and its configuration."""
@@ -102,8 +102,9 @@ class Run:
 
     def start_all(self) -> None:
         """PostgreSQL and RabbitMQ (ours, or found), the databases, then everything else."""
+        ours = {server.name for server in self.servers_started}
         for program in self.programs[: len(SERVERS)]:
-            if program.name in self.servers_started:
+            if program.name in ours:
                 self.start_program(program)
             else:
                 print(f"{program.name:<19} {program.url}  (found: not started by make run)")
@@ -214,8 +215,8 @@ class Run:
 
     def stop_epmd(self) -> None:
         """Our broker's epmd outlives it (Erlang starts it as a daemon): ask it to go too."""
-        if "rabbitmq" in self.servers_started:
-            servers.stop_epmd(servers.rabbitmq(self.settings.rabbitmq_url, self.settings.dir))
+        for server in self.servers_started:
+            servers.stop_epmd(server)  # a no-op for PostgreSQL
 
 
 def is_frozen(pid: int) -> bool:
