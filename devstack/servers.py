@@ -242,7 +242,8 @@ def running(postgres_url: str, rabbitmq_url: str, base: Path) -> Iterator[list[S
             prepare(server, base)
             started.append((server, _spawn(server, base)))
             _wait_ready(server, started[-1][1])
-            print(f"started {server.name} on 127.0.0.1:{server.port} (data in {base})", flush=True)
+            data = data_dir(base, server.name, server.user)
+            print(f"started {server.name} on 127.0.0.1:{server.port} (data in {data})", flush=True)
         yield servers
     finally:
         for server, process in reversed(started):
