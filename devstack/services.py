@@ -1,9 +1,8 @@
 """What `make run` runs: each service's compose name, package, port and environment.
 
 The defaults are the contract's addresses (docs/contract.md §6). Every one can be changed with a
-`RUN_*`
-variable, so that a test drives the real `make run` on ports, databases and a vhost of its own
-without touching what a person runs on this machine.
+`RUN_*` variable, so that a test drives the real `make run` on ports, databases and a vhost of its
+own without touching what a person runs on this machine.
 """
 
 from __future__ import annotations

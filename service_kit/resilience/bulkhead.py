@@ -1,9 +1,8 @@
 """A semaphore bulkhead that refuses rather than queues: Resilience4j's SemaphoreBulkhead with
 `maxWaitDuration` 0, its series named as Resilience4j's Micrometer export names them.
 
-Ours because asyncio.Semaphore only waits: a request over the limit must be refused at once, so
-that a load above what the service can hold costs it nothing (docs/contract.md §3: 503 with
-Retry-After).
+Ours because asyncio.Semaphore only waits: a request over the limit must be refused at once, so that
+a load above what the service can hold costs it nothing (docs/contract.md §3: 503 with Retry-After).
 
 Series: `resilience4j_bulkhead_available_concurrent_calls` and
 `resilience4j_bulkhead_max_allowed_concurrent_calls` (Resilience4j's), and

@@ -1,6 +1,5 @@
 """Properties of the one id/CSV parser (docs/contract.md §3, shared rules for ids), of the Song
-Service
-client's CSV batches, and of the bucket rule the Storage Service's OpenAPI documents."""
+Service client's CSV batches, and of the bucket rule the Storage Service's OpenAPI documents."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Uploads that go wrong after they started (docs/contract.md §3, POST /resources), against a real
-stack:
-bodies over the limit once a multipart upload is under way, a client that stops sending, a
+stack: bodies over the limit once a multipart upload is under way, a client that stops sending, a
 client that disconnects. Each leaves no row, no object and no unfinished multipart upload.
 
 The simpler rejections (content type, empty or non-MP3 bytes, 413 by row count) are in

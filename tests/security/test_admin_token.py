@@ -1,6 +1,5 @@
 """Management behind a token (docs/contract.md §3): `/admin/*` needs `Authorization: Bearer
-<ADMIN_TOKEN>`;
-without it nothing changes, and the token never reaches a log."""
+<ADMIN_TOKEN>`; without it nothing changes, and the token never reaches a log."""
 
 from __future__ import annotations
 
@@ -99,8 +98,7 @@ def test_writing_storages_needs_the_admin_token_and_reading_them_does_not(
     stack, headers, status, message
 ):
     """Where every upload and move goes is management (docs/contract.md §3): deleting the seed rows
-    and
-    posting one would redirect the platform. Without the token nothing is written."""
+    and posting one would redirect the platform. Without the token nothing is written."""
     before = stack.http.get(f"{stack.storage.url}/storages")
     assert before.status_code == 200  # reading stays open
     for method, path, body in STORAGE_WRITES:

@@ -1,7 +1,6 @@
 """Bounded work (docs/contract.md §3): JSON bodies over MAX_JSON_BYTES get 413 before they are
-parsed;
-uploads over MAX_CONCURRENT_UPLOADS get 503 with Retry-After at once and store nothing; S3 has
-threads of its own, so a hanging S3 starves neither the database calls nor /health/live; metric
+parsed; uploads over MAX_CONCURRENT_UPLOADS get 503 with Retry-After at once and store nothing; S3
+has threads of its own, so a hanging S3 starves neither the database calls nor /health/live; metric
 labels come from a closed set."""
 
 from __future__ import annotations
