@@ -42,8 +42,8 @@ class GatewaySettings:
     port: int
     resource_ports: list[int]  # every Resource Service replica
     song_port: int
-    upload_bytes: int = 250 * 1024 * 1024  # the Resource Service's MAX_UPLOAD_BYTES
-    json_bytes: int = 1024 * 1024  # every service's MAX_JSON_BYTES
+    upload_bytes: int  # the Resource Service's MAX_UPLOAD_BYTES
+    json_bytes: int  # every service's MAX_JSON_BYTES
     rate_per_second: int = 50  # per client address, with a burst of twice as many
     worker_user: str | None = None  # nginx's workers drop to it when we are root
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from devstack import gateway, localstack, servers
 from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
+from resource_service.config import Settings as ResourceServiceSettings
 
 REPO = Path(__file__).resolve().parent.parent
 LOCALSTACK = "localstack"
@@ -196,10 +197,15 @@ def resource_service_env(settings: RunSettings) -> dict[str, str]:
 
 
 def gateway_settings(settings: RunSettings) -> gateway.GatewaySettings:
+    """The gateway's body limits are the Resource Service's own, read from the same
+    environment the run hands the services (MAX_UPLOAD_BYTES, MAX_JSON_BYTES)."""
+    limits = ResourceServiceSettings()
     return gateway.GatewaySettings(
         settings.gateway_port,
         list(resource_replicas(settings).values()),
         settings.song_port,
+        upload_bytes=limits.max_upload_bytes,
+        json_bytes=limits.max_json_bytes,
         worker_user=gateway.worker_user(),
     )
 

@@ -1,0 +1,20 @@
+"""The gateway's configuration (devstack.gateway): its body limits are the Resource Service's
+own settings, so a run with another MAX_UPLOAD_BYTES gets a front door that agrees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devstack import gateway
+from devstack.services import RunSettings, gateway_settings
+
+
+def test_the_body_limits_follow_the_services_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "12345")
+    monkeypatch.setenv("MAX_JSON_BYTES", "2048")
+    config = gateway.render(gateway_settings(RunSettings()), Path("/run/gw"))
+    upload = config.split("location = /resources {", 1)[1].split("location ", 1)[0]
+    assert "client_max_body_size 12345;" in upload
+    assert "client_max_body_size 2048;" in config.split("location", 1)[0]  # everywhere else
