@@ -210,17 +210,17 @@ def wanted(postgres_url: str, rabbitmq_url: str, base: Path) -> list[Server]:
     return servers
 
 
-def ready(server: Server) -> bool:
-    """PostgreSQL answers a query (it accepts connections before it can serve one); RabbitMQ
-    listens (it opens its AMQP port once booted)."""
-    if server.name != "postgres":
-        return answers(f"amqp://127.0.0.1:{server.port}")
+def ready(name: str, port: int) -> bool:
+    """PostgreSQL answers a query (it accepts connections before it can serve one); anything
+    else (RabbitMQ, which opens its AMQP port once booted; the gateway) listens."""
+    if name != "postgres":
+        return answers(f"amqp://127.0.0.1:{port}")
     import psycopg
 
     try:
         with psycopg.connect(
             host="127.0.0.1",
-            port=server.port,
+            port=port,
             user="postgres",
             dbname="postgres",
             connect_timeout=1,
@@ -267,7 +267,7 @@ def _spawn(server: Server, base: Path) -> subprocess.Popen[bytes]:
 
 def _wait_ready(server: Server, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not ready(server):
+    while not ready(server.name, server.port):
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{server.name} did not start on 127.0.0.1:{server.port}")
         time.sleep(0.2)

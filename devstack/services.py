@@ -219,8 +219,7 @@ class Health:
 def health(program: Program, timeout: float = 1.0) -> Health:
     """What the program's health endpoint says now; DOWN when nothing answers in time."""
     if not program.health_path:  # PostgreSQL, RabbitMQ, the gateway: asked in their protocol
-        server = servers.Server(program.name, program.port, program.command)
-        return Health("UP" if servers.ready(server) else "DOWN", {})
+        return Health("UP" if servers.ready(program.name, program.port) else "DOWN", {})
     try:
         with urllib.request.urlopen(f"{program.url}{program.health_path}", timeout=timeout) as r:
             body = json.load(r)
