@@ -1,7 +1,9 @@
 """deploy/k8s, checked offline (no cluster here): both overlays render with kustomize; every
 object validates strictly against the three newest Kubernetes versions kubernetes-validate
-knows; the KEDA objects against KEDA's own CRD schemas; checkov finds nothing (each skip is
-justified in an annotation); and the manifests agree with the services they run."""
+knows; the KEDA and Gateway API objects against their projects' own CRD schemas, vendored; checkov
+finds nothing (each skip is justified in an annotation); the manifests agree with the services
+they run, the Gateway's routes with the gateway's route table, and every egress rule names its
+destination."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 TOOLS = REPO / ".tools" / "k8s"
 CRDS = Path(__file__).parent / "keda-crds"
+GATEWAY_CRDS = Path(__file__).parent / "gateway-crds"
 OVERLAYS = ["local", "production"]
 PACKAGES = {
     "storage-service": "storage_service",
@@ -92,19 +95,107 @@ def test_every_object_validates_strictly_on_the_newest_kubernetes(tools, rendere
         output = checked.stdout + checked.stderr
         assert checked.returncode == 0, output
         unknown = [ln for ln in output.splitlines() if "Couldn't find schema" in ln]
-        assert all("keda.sh" in line for line in unknown), unknown  # KEDA's: checked below
+        # KEDA's and the Gateway API's: checked against their own CRDs below.
+        assert all(re.search(r"keda\.sh|gateway\.(networking\.k8s\.io|nginx\.org)", line)
+                   for line in unknown), unknown  # fmt: skip
+
+
+def crd_schemas(folder: Path) -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> the CRD's openAPIV3Schema, for every version each CRD serves. The
+    CEL rules (`x-kubernetes-validations`) need an API server; they are not checked here."""
+    schemas = {}
+    for crd_file in folder.glob("*_*.yaml"):
+        crd = yaml.safe_load(crd_file.read_text())
+        for version in crd["spec"]["versions"]:
+            api_version = f"{crd['spec']['group']}/{version['name']}"
+            kind = crd["spec"]["names"]["kind"]
+            schemas[api_version, kind] = version["schema"]["openAPIV3Schema"]
+    return schemas
 
 
 def test_the_keda_objects_validate_against_kedas_crds(rendered):
-    schemas = {}
-    for crd_file in CRDS.glob("keda.sh_*.yaml"):
-        crd = yaml.safe_load(crd_file.read_text())
-        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
-        schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    schemas = crd_schemas(CRDS)
     keda = [o for o in objects(rendered["production"]) if o["apiVersion"].startswith("keda.sh/")]
     assert sorted(o["kind"] for o in keda) == ["ScaledObject", "TriggerAuthentication"]
     for obj in keda:
-        jsonschema.validate(obj, schemas[obj["kind"]])
+        jsonschema.validate(obj, schemas[obj["apiVersion"], obj["kind"]])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_objects_validate_against_their_crds(rendered, overlay):
+    """The Gateway API's own CRDs (standard channel) and NGINX Gateway Fabric's policies."""
+    schemas = crd_schemas(GATEWAY_CRDS)
+    found = [o for o in objects(rendered[overlay]) if o["apiVersion"].startswith("gateway.")]
+    assert sorted(o["kind"] for o in found) == [
+        "ClientSettingsPolicy", "ClientSettingsPolicy", "Gateway", "HTTPRoute", "HTTPRoute",
+        "RateLimitPolicy",
+    ]  # fmt: skip
+    for obj in found:
+        jsonschema.validate(obj, schemas[obj["apiVersion"], obj["kind"]])
+    assert not [o for o in objects(rendered[overlay]) if o["kind"] == "Ingress"]
+
+
+def route_table_of(objs: list[dict]) -> set[tuple[str, str, str, str]]:
+    """(method, path match type, path, service) for every match of every HTTPRoute."""
+    table = set()
+    for route in (o for o in objs if o["kind"] == "HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            (backend,) = rule["backendRefs"]
+            for match in rule["matches"]:
+                path = match["path"]
+                table.add((match["method"], path["type"], path["value"], backend["name"]))
+    return table
+
+
+def test_the_gateway_routes_are_the_gateways_route_table(rendered):
+    """deploy/k8s routes exactly what devstack/gateway.py's ROUTES route under `make run`."""
+    from devstack.gateway import ROUTES
+
+    kinds = {"=": "Exact", "~": "RegularExpression"}
+    services = {"resource": "resource-service", "song": "song-service"}
+    expected = {
+        (method, kinds[route.location.split()[0]], route.location.split()[1],
+         services[route.upstream])
+        for route in ROUTES
+        for method in route.methods
+    }  # fmt: skip
+    assert route_table_of(objects(rendered["production"])) == expected
+
+
+def size_in_bytes(size: str) -> int:
+    return int(size.rstrip("kmg")) * 1024 ** " kmg".index(size[-1] if size[-1] in "kmg" else " ")
+
+
+def test_the_gateways_body_limits_are_the_services_limits(rendered):
+    from resource_service.config import Settings
+
+    settings = Settings()
+    policies = {
+        o["spec"]["targetRef"]["kind"]: o
+        for o in objects(rendered["production"])
+        if o["kind"] == "ClientSettingsPolicy"
+    }
+    assert size_in_bytes(policies["Gateway"]["spec"]["body"]["maxSize"]) == settings.max_json_bytes
+    upload = policies["HTTPRoute"]
+    assert size_in_bytes(upload["spec"]["body"]["maxSize"]) == settings.max_upload_bytes
+    (upload_route,) = [
+        r for r in objects(rendered["production"])
+        if r["kind"] == "HTTPRoute" and r["metadata"]["name"] == upload["spec"]["targetRef"]["name"]
+    ]  # fmt: skip
+    assert ("POST", "/resources", "resource-service") in {
+        (method, path, service) for method, _, path, service in route_table_of([upload_route])
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_egress_rule_names_its_destination(rendered, overlay):
+    policies = [o for o in objects(rendered[overlay]) if o["kind"] == "NetworkPolicy"]
+    egress = [(p["metadata"]["name"], r) for p in policies for r in p["spec"].get("egress", [])]
+    assert egress
+    assert [name for name, rule in egress if not rule.get("to")] == []
+    # Each service reaches its stores: four policies, one per service, in every overlay.
+    assert {p["metadata"]["name"] for p in policies if p["metadata"]["name"].endswith(
+        "-to-infrastructure")} == {f"{name}-to-infrastructure" for name in PACKAGES}  # fmt: skip
 
 
 def test_checkov_finds_nothing(tools, rendered):
