@@ -8,10 +8,10 @@ For each work queue `Q`:
   something transient (a peer down, a 5xx, a timeout, the database or S3 away) does not requeue
   at once: the message is republished to the level for its attempt, with jitter in its TTL, and
   when that expires RabbitMQ dead-letters it back to `Q`. The delay lives in the broker, so it
-  survives a restart of every process. They are quorum queues that dead-letter at least once
-  (RabbitMQ's "Dead Lettering" guide, "At-Least-Once Dead Lettering"): the broker keeps an
-  expired message until `Q` has confirmed it, so one whose delay ends while `Q` is missing
-  waits and goes once `Q` is back (a classic queue would drop it).
+  survives a restart of every process. They are classic queues, which dead-letter at most
+  once: a message whose delay ends while `Q` is missing is dropped. Quorum retry queues with
+  at-least-once dead-lettering keep it, but tripled the quorum queues of each vhost, and the
+  suite then hung RabbitMQ 3.10's vhost management (docs/faults.md).
 - `Q.dlq`: what no retry can fix (malformed, an invariant broken) or what still fails after the
   retry horizon is parked here, with the reason, the attempt count and the first failure time
   in its headers. `make replay-dlq` moves parked messages back once their cause is fixed. It is
@@ -112,11 +112,9 @@ def queue_arguments(name: str) -> dict[str, dict[str, Any]]:
     """Every queue of work queue `name`'s topology, with the arguments it is declared with."""
     retries = {
         retry_queue(name, delay): {
-            "x-queue-type": "quorum",
             "x-message-ttl": delay * 1000,
             "x-dead-letter-exchange": "",  # the default exchange: back to `name`
             "x-dead-letter-routing-key": name,
-            **AT_LEAST_ONCE,
         }
         for delay in RETRY_DELAYS_SECONDS
     }

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from devstack.stack import wait_until
 from service_kit.messaging import (
     DELIVERY_LIMIT,
     PARKED_AT,
     RESOURCE_UPLOADED,
     dead_letter_queue,
-    retry_queue,
 )
 from tests.amqp import (
     declare,
-    delete_queue,
     message_count,
     publish_body,
     publish_event,
@@ -67,21 +63,3 @@ def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost):
     assert message.body == b'{"resourceId": 9}'
     assert "x-delivery-count" not in (message.headers or {})
     assert set(message.headers or {}) == {PARKED_AT}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(rabbitmq_vhost):
-    """Retry queues dead-letter at least once (RabbitMQ's "Dead Lettering" guide, quorum
-    queues' at-least-once strategy): a message whose delay ends while its work queue is gone is
-    kept, and the broker's dead-letter worker sends it again later (about 3 min on RabbitMQ
-    3.10, its publisher-confirm timeout). A classic retry queue drops it at once."""
-    url, queue = rabbitmq_vhost.url, RESOURCE_UPLOADED
-    declare(url, queue)
-    delete_queue(url, queue)  # the work queue is missing when the delay ends
-    publish_body(url, retry_queue(queue, 1), b'{"resourceId": 11}', declared=False)
-    # Expired: the retry queue has handed it to its dead-letter worker, which finds no `queue`.
-    wait_until(lambda: message_count(url, retry_queue(queue, 1)) == 0, 10, "the delay ended")
-    declare(url, queue)  # back, as a restarted service declares it
-    wait_until(lambda: message_count(url, queue) == 1, 240, "the retry delivered")
-    assert take_one(url, queue).body == b'{"resourceId": 11}'
