@@ -7,6 +7,8 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, func,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service_kit.tracing import current_context
+
 STAGING = "STAGING"
 PERMANENT = "PERMANENT"
 
@@ -85,3 +87,7 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The W3C `traceparent` of the request that wrote the event, taken when the row is inserted
+    # (the database thread runs in the request's context): the relay publishes within it, so an
+    # event that waits for the broker stays in the upload's trace (migration 0005).
+    trace_context: Mapped[str | None] = mapped_column(String(64), default=current_context)

@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -21,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from resource_service.errors import ObjectMissing, RangeNotSatisfiable
 from service_kit.s3 import MISSING_KEY, S3Client, error_code, object_exists
+from service_kit.threads import run_in
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +49,7 @@ class ObjectStore:
     threads: ThreadPoolExecutor
 
     def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(
-            self.threads, partial(fn, *args, **kwargs)
-        )
+        return run_in(self.threads, fn, *args, **kwargs)
 
     async def upload(
         self, chunks: AsyncIterator[bytes], destination: Callable[[], Awaitable[tuple[str, str]]]

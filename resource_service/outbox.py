@@ -23,6 +23,7 @@ import structlog
 from prometheus_client import Counter
 
 from resource_service import repository
+from service_kit import tracing
 from service_kit.broker import BrokerLink, BrokerUnavailable
 from service_kit.db import Database
 from service_kit.messaging import ResourceEvent
@@ -86,9 +87,12 @@ class OutboxRelay:
         published: list[int] = []
         failed: dict[int, str] = {}
         try:
-            for event_id, queue, event in events:
-                if not await self._publish(event_id, queue, event, failed):
-                    break  # the link itself is down: the rest waits for it, uncounted
+            for event_id, queue, event, trace_context in events:
+                with tracing.continued(
+                    trace_context, f"{queue} publish", **{"resource.id": event.resource_id}
+                ):
+                    if not await self._publish(event_id, queue, event, failed):
+                        break  # the link itself is down: the rest waits for it, uncounted
                 if event_id not in failed:
                     published.append(event_id)
         finally:
@@ -128,7 +132,7 @@ class OutboxRelay:
         if purged:
             log.info("outbox_purged", events=purged)
 
-    def _claim(self) -> list[tuple[int, str, ResourceEvent]]:
+    def _claim(self) -> list[repository.ClaimedEvent]:
         with self._session_factory() as session:
             return repository.claim_outbox_batch(session, BATCH_SIZE, self._times.claim_seconds)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -137,9 +137,14 @@ def _deleted_event(resource_id: int, objects: set[tuple[str, str]]) -> OutboxEve
     return OutboxEvent(queue=RESOURCE_DELETED, resource_id=resource_id, payload=payload)
 
 
-def claim_outbox_batch(
-    session: Session, limit: int, claim_seconds: float
-) -> list[tuple[int, str, ResourceEvent]]:
+class ClaimedEvent(NamedTuple):
+    id: int
+    queue: str
+    event: ResourceEvent
+    trace_context: str | None  # the `traceparent` of the request that wrote it
+
+
+def claim_outbox_batch(session: Session, limit: int, claim_seconds: float) -> list[ClaimedEvent]:
     """Claim unpublished events so that no other replica publishes them meanwhile.
 
     A claim expires: events of a relay that died mid-batch are published again by another.
@@ -160,10 +165,19 @@ def claim_outbox_batch(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(claimable.scalar_subquery()))
         .values(claimed_until=func.now() + timedelta(seconds=claim_seconds))
-        .returning(OutboxEvent.id, OutboxEvent.queue, OutboxEvent.resource_id, OutboxEvent.payload)
+        .returning(
+            OutboxEvent.id,
+            OutboxEvent.queue,
+            OutboxEvent.resource_id,
+            OutboxEvent.payload,
+            OutboxEvent.trace_context,
+        )
     ).all()
     session.commit()
-    return sorted((row.id, row.queue, _event(row.resource_id, row.payload)) for row in rows)
+    claimed = [
+        ClaimedEvent(r.id, r.queue, _event(r.resource_id, r.payload), r.trace_context) for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
 
 
 def _event(resource_id: int, payload: dict[str, Any] | None) -> ResourceEvent:

@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from resource_service.clients import StorageClient
 from resource_service.errors import MalformedStorageAnswer
 from resource_service.schemas import StorageLocation
+from service_kit import tracing
 from service_kit.resilience import CircuitBreaker, call_with_fallback
 from service_kit.resilience.retry import Retry
 from service_kit.resilience.time_limiter import TimeLimiter
@@ -49,15 +50,23 @@ class StorageLookup:
         return {kind: round(now - seen, 1) for kind, (_, seen) in self._last_good.items()}
 
     async def location(self, storage_type: str) -> StorageLocation:
-        served = await call_with_fallback(
-            self.breaker,
-            self._live,
-            storage_type,
-            fallback=lambda _: self._fallback(storage_type),
-            retry=self.retry,
-            time_limiter=self.time_limiter,
-        )
-        location, source = served.value
+        with tracing.tracer.start_as_current_span("storage lookup") as span:
+            served = await call_with_fallback(
+                self.breaker,
+                self._live,
+                storage_type,
+                fallback=lambda _: self._fallback(storage_type),
+                retry=self.retry,
+                time_limiter=self.time_limiter,
+            )
+            location, source = served.value
+            span.set_attributes(
+                {
+                    "storage.type": storage_type,
+                    "storage.lookup.source": source,
+                    "breaker.state": self.breaker.state.name,
+                }
+            )
         LOOKUPS.labels(source).inc()
         self.last_source = source
         if served.used_fallback:

@@ -6,23 +6,24 @@ The prestart order follows full-stack-fastapi-template: wait for the database, m
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
+import sqlalchemy
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, text
+from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry_if_exception_type
 
 from service_kit.config import DatabaseSettings
 from service_kit.retries import retry_at_startup
+from service_kit.threads import run_in
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,8 @@ _PRESTART_LOCK_ID = 7_412_001
 
 
 def make_engine(database_url: str, timeout_seconds: float = 5.0, pool_size: int = 10) -> Engine:
-    return create_engine(
+    # By the module's attribute: tracing wraps it (service_kit.tracing) after this module loads.
+    return sqlalchemy.create_engine(
         database_url,
         pool_pre_ping=True,
         pool_size=pool_size,
@@ -79,8 +81,7 @@ class Database:
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args)` on a database thread, within the deadline (queueing included)."""
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self.threads, functools.partial(fn, *args, **kwargs))
+        work = run_in(self.threads, fn, *args, **kwargs)
         try:
             return await asyncio.wait_for(work, self.timeout_seconds)
         except TimeoutError:

@@ -8,6 +8,8 @@ import sys
 import structlog
 from structlog.typing import Processor
 
+from service_kit.tracing import add_trace_ids
+
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     renderer: Processor = (
@@ -17,6 +19,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

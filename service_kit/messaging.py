@@ -36,7 +36,9 @@ from typing import Any
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from opentelemetry import trace
 
+from service_kit import tracing
 from service_kit.ids import is_id
 
 log = structlog.get_logger(__name__)
@@ -148,11 +150,14 @@ async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
 def persistent(
     body: bytes, headers: dict[str, Any] | None = None, **extra: Any
 ) -> aio_pika.Message:
+    """A persistent message that carries the current trace (`traceparent` in its headers)."""
+    headers = dict(headers or {})
+    tracing.inject(headers)
     return aio_pika.Message(
         body,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         content_type="application/json",
-        headers=headers or {},
+        headers=headers,
         **extra,
     )
 
@@ -196,6 +201,10 @@ def message_handler(
     original is acked: at least once, never lost."""
 
     async def on_message(message: AbstractIncomingMessage) -> None:
+        with tracing.consuming(queue, message.headers):
+            await handle_one(message)
+
+    async def handle_one(message: AbstractIncomingMessage) -> None:
         try:
             event = ResourceEvent.from_body(message.body)
         except PoisonMessage as exc:
@@ -203,6 +212,7 @@ def message_handler(
             return
         # Every log line the handler writes carries the resource id.
         with structlog.contextvars.bound_contextvars(queue=queue, resource_id=event.resource_id):
+            trace.get_current_span().set_attribute("resource.id", event.resource_id)
             try:
                 await handle(event)
             except DeadLetter as exc:

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service_kit.config import ServiceSettings
 from service_kit.errors import error_response, install_error_handlers
 from service_kit.schemas import ErrorPublic
+from service_kit.threads import run_in
+from service_kit.tracing import instrument_app
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +44,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 # The checks that say a service can do its job (`/health/ready`): its own database. An open
 # breaker with a fallback, or a broker outage the outbox absorbs, leaves it ready.
 READINESS_CHECKS = ("database",)
+# Asked every few seconds by probes and scrapers: counted, not logged line by line.
+PROBE_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -80,8 +84,12 @@ class RequestMetrics:
             # The route template, not the raw path: ids in paths would explode the label set.
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            seconds = time.perf_counter() - started
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            HTTP_LATENCY.labels(method, route).observe(seconds)
+            if route not in PROBE_ROUTES:  # the access log: with the request and trace ids
+                log.info("http_request", method=method, route=route, status=status,
+                         ms=round(seconds * 1000, 1))  # fmt: skip
 
 
 class AllowedHosts:
@@ -233,7 +241,8 @@ def create_service_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes, streamed=streamed_bodies)
     app.add_middleware(AllowedHosts, patterns=settings.allowed_host_patterns)
     app.add_middleware(RequestMetrics)
-    app.add_middleware(RequestId)  # outermost: every line of the request carries it
+    app.add_middleware(RequestId)  # every line of the request carries it
+    instrument_app(app)  # outermost: the request's span is current in all of the above
     install_error_handlers(app)
     app.state.health_checks = {}
     token = settings.admin_token
@@ -252,7 +261,7 @@ def sync_check(
     it runs on `threads` (the dependency's own pool) or asyncio's default one."""
 
     async def check() -> dict[str, Any]:
-        probe = asyncio.get_running_loop().run_in_executor(threads, fn)
+        probe = run_in(threads, fn)
         await asyncio.wait_for(probe, timeout)
         return {"status": "UP"}
 
