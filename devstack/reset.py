@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from devstack import servers, supervisor
 from devstack.services import DATABASES, RunSettings, database_name
 from service_kit.config import S3Settings
-from service_kit.messaging import queue_arguments
+from service_kit.messaging import RETRY_ORPHANS, queue_arguments
 from service_kit.migrate_queues import WORK_QUEUES, holding_queue
 from service_kit.s3 import make_s3_client
 
@@ -82,7 +82,7 @@ def drop_databases(settings: RunSettings) -> None:
 async def delete_queues(url: str) -> None:
     names = [q for work in WORK_QUEUES for q in queue_arguments(work)]
     async with await aio_pika.connect(url) as connection:
-        for name in [*names, *map(holding_queue, names)]:
+        for name in [*names, *map(holding_queue, names), RETRY_ORPHANS]:
             async with connection.channel() as channel:
                 await channel.queue_delete(name)
 

@@ -7,11 +7,16 @@ For each work queue `Q`:
 - `Q.retry.<n>s`: delayed-retry queues, one per backoff level. A handler that fails on
   something transient (a peer down, a 5xx, a timeout, the database or S3 away) does not requeue
   at once: the message is republished to the level for its attempt, with jitter in its TTL, and
-  when that expires RabbitMQ dead-letters it back to `Q`. The delay lives in the broker, so it
-  survives a restart of every process. They are classic queues, which dead-letter at most
-  once: a message whose delay ends while `Q` is missing is dropped. Quorum retry queues with
-  at-least-once dead-lettering keep it, but tripled the quorum queues of each vhost, and the
-  suite then hung RabbitMQ 3.10's vhost management (docs/faults.md).
+  when that expires RabbitMQ dead-letters it to `resources.retry-return`, where `Q` is bound by
+  its name. The delay lives in the broker, so it survives a restart of every process. They are
+  classic queues, which dead-letter at most once: the expired message is routed once and not
+  kept. So that a missing `Q` cannot drop it, `resources.retry-return` has an alternate
+  exchange (rabbitmq.com/docs/ae): a message no queue is bound for goes to the classic queue
+  `resources.retry-orphans`, and `declare_queue`, which every process runs when it connects,
+  sends the orphans back through `resources.retry-return` with confirms; one whose queue is
+  still missing goes round to the orphans again. Quorum retry queues with at-least-once
+  dead-lettering would keep it in the broker, but hung RabbitMQ 3.10's vhost management after
+  a broker restart, three times (docs/faults.md).
 - `Q.dlq`: what no retry can fix (malformed, an invariant broken) or what still fails after the
   retry horizon is parked here, with the reason, the attempt count and the first failure time
   in its headers. `make replay-dlq` moves parked messages back once their cause is fixed. It is
@@ -35,7 +40,12 @@ from typing import Any
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
 from opentelemetry import trace
 
 from service_kit import tracing
@@ -47,6 +57,8 @@ RESOURCE_UPLOADED = "resource.uploaded"
 RESOURCE_PROCESSED = "resource.processed"
 RESOURCE_DELETED = "resource.deleted"
 DEAD_LETTER_EXCHANGE = "resources.dlx"
+RETRY_RETURN_EXCHANGE = "resources.retry-return"  # expired retries, back to their work queue
+RETRY_ORPHANS = "resources.retry-orphans"  # its alternate exchange and queue: no queue bound
 DELIVERY_LIMIT = 5
 # The backoff levels of the delayed retries. The last one repeats until the horizon: a peer back
 # after an outage of any length is retried within 30 s.
@@ -110,18 +122,22 @@ class ResourceEvent:
 AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
+# Declared as classic even where a vhost's default type is quorum (see the module's docstring).
+CLASSIC: dict[str, Any] = {"x-queue-type": "classic"}
+
+
 def queue_arguments(name: str) -> dict[str, dict[str, Any]]:
     """Every queue of work queue `name`'s topology, with the arguments it is declared with."""
     retries = {
         retry_queue(name, delay): {
             "x-message-ttl": delay * 1000,
-            "x-dead-letter-exchange": "",  # the default exchange: back to `name`
+            "x-dead-letter-exchange": RETRY_RETURN_EXCHANGE,  # back to `name`
             "x-dead-letter-routing-key": name,
         }
         for delay in RETRY_DELAYS_SECONDS
     }
     return {
-        dead_letter_queue(name): {"x-queue-type": "classic"},
+        dead_letter_queue(name): CLASSIC,
         **retries,
         name: {
             "x-queue-type": "quorum",
@@ -134,17 +150,56 @@ def queue_arguments(name: str) -> dict[str, dict[str, Any]]:
 
 
 async def declare_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
-    """Declare `name`, its delayed-retry levels and its dead-letter queue; idempotent, so every
-    process declares all of them."""
-    dlx = await channel.declare_exchange(
-        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-    )
+    """Declare `name`, its delayed-retry levels and its dead-letter queue, then send back the
+    retries that found no queue; idempotent, so every process declares all of them."""
+    exchanges = await declare_exchanges(channel)
     declared = {
         queue: await channel.declare_queue(queue, durable=True, arguments=arguments)
         for queue, arguments in queue_arguments(name).items()
     }
-    await declared[dead_letter_queue(name)].bind(dlx, routing_key=dead_letter_queue(name))
+    await declared[dead_letter_queue(name)].bind(
+        exchanges[DEAD_LETTER_EXCHANGE], routing_key=dead_letter_queue(name)
+    )
+    await declared[name].bind(exchanges[RETRY_RETURN_EXCHANGE], routing_key=name)
+    await return_orphans(channel, exchanges[RETRY_RETURN_EXCHANGE])
     return declared[name]
+
+
+async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    """The exchanges every work queue's topology uses, and the orphans' queue."""
+    orphans = await channel.declare_exchange(
+        RETRY_ORPHANS, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    queue = await channel.declare_queue(RETRY_ORPHANS, durable=True, arguments=CLASSIC)
+    await queue.bind(orphans)
+    dlx = await channel.declare_exchange(
+        DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    retry_return = await channel.declare_exchange(
+        RETRY_RETURN_EXCHANGE,
+        aio_pika.ExchangeType.DIRECT,
+        durable=True,
+        arguments={"alternate-exchange": RETRY_ORPHANS},
+    )
+    return {DEAD_LETTER_EXCHANGE: dlx, RETRY_RETURN_EXCHANGE: retry_return}
+
+
+async def return_orphans(channel: AbstractChannel, retry_return: AbstractExchange) -> int:
+    """Send every retry that found no work queue back through `retry_return`: to its queue if
+    it is there now, else round to the orphans again. Each copy is confirmed before the orphan
+    is acked (at least once). Returns how many went round."""
+    orphans = await channel.declare_queue(RETRY_ORPHANS, durable=True, arguments=CLASSIC)
+    waiting = orphans.declaration_result.message_count or 0
+    for _ in range(waiting):
+        orphan = await orphans.get(no_ack=False, fail=False)
+        if orphan is None:
+            break
+        copy = persistent(orphan.body, dict(orphan.headers or {}))
+        await retry_return.publish(copy, routing_key=orphan.routing_key or "")
+        await orphan.ack()
+    if waiting:
+        log.info("retry_orphans_returned", messages=waiting)
+    return waiting
 
 
 def persistent(

@@ -29,6 +29,7 @@ from service_kit.messaging import (
     RESOURCE_DELETED,
     RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
+    declare_exchanges,
     declare_queue,
     persistent,
     queue_arguments,
@@ -46,6 +47,8 @@ async def migrate(url: str, work_queues: tuple[str, ...] = WORK_QUEUES) -> dict[
     """Migrate every queue of `work_queues`' topology; returns the messages moved per queue."""
     moved: dict[str, int] = {}
     async with await aio_pika.connect_robust(url) as connection:
+        async with connection.channel() as channel:
+            await declare_exchanges(channel)  # before a retry moved back can expire
         for work_queue in work_queues:
             for name, arguments in queue_arguments(work_queue).items():
                 holding = holding_queue(name)

@@ -67,6 +67,14 @@ def publish_event(url: str, queue: str, resource_id: int) -> None:
     _run(go())
 
 
+def exists(url: str, queue: str) -> bool:
+    try:
+        message_count(url, queue)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    return True
+
+
 def delete_queue(url: str, queue: str) -> None:
     async def go() -> None:
         async with await aio_pika.connect(url) as connection:

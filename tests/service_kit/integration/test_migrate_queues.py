@@ -18,7 +18,7 @@ from service_kit.messaging import (
     retry_queue,
 )
 from service_kit.migrate_queues import holding_queue, migrate
-from tests.amqp import message_count, publish_body, take_one
+from tests.amqp import exists, message_count, publish_body, take_one
 
 QUEUE = RESOURCE_UPLOADED
 
@@ -61,15 +61,16 @@ def test_migrate_queues_moves_every_waiting_message_into_the_new_declarations(
 
     moved = asyncio.run(migrate(url, (QUEUE,)))
 
-    # The retry queues are declared as before: their messages stay where they are.
-    assert moved == {dead_letter_queue(QUEUE): 2}
+    assert moved == {dead_letter_queue(QUEUE): 2, retry_queue(QUEUE, 30): 1} | {
+        retry_queue(QUEUE, d): 0 for d in RETRY_DELAYS_SECONDS if d != 30
+    }
     asyncio.run(declare_today(url))  # what a service of this version does: no longer refused
     parked = [take_one(url, dead_letter_queue(QUEUE)) for _ in (1, 2)]
     assert [(m.body, m.headers[PARK_REASON]) for m in parked] == [
         (b'{"resourceId": 1}', "r1"),
         (b'{"resourceId": 2}', "r2"),
     ]
-    # The retried one waits out its delay, then goes to its work queue.
+    # The retried one waits a whole level again, then goes to its work queue.
     assert message_count(url, retry_queue(QUEUE, 30)) + message_count(url, QUEUE) == 1
     for name in [dead_letter_queue(QUEUE), *(retry_queue(QUEUE, d) for d in RETRY_DELAYS_SECONDS)]:
         assert not exists(url, holding_queue(name))
@@ -79,11 +80,3 @@ def test_migrate_queues_moves_every_waiting_message_into_the_new_declarations(
 async def declare_today(url: str) -> None:
     async with await aio_pika.connect(url) as connection:
         await declare_queue(await connection.channel(), QUEUE)
-
-
-def exists(url: str, queue: str) -> bool:
-    try:
-        message_count(url, queue)
-    except aio_pika.exceptions.ChannelNotFoundEntity:
-        return False
-    return True

@@ -10,11 +10,16 @@ from devstack.stack import wait_until
 from service_kit.messaging import (
     DELIVERY_LIMIT,
     PARKED_AT,
+    RESOURCE_PROCESSED,
     RESOURCE_UPLOADED,
+    RETRY_ORPHANS,
     dead_letter_queue,
+    retry_queue,
 )
 from tests.amqp import (
     declare,
+    delete_queue,
+    exists,
     message_count,
     publish_body,
     publish_event,
@@ -63,3 +68,25 @@ def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost):
     assert message.body == b'{"resourceId": 9}'
     assert "x-delivery-count" not in (message.headers or {})
     assert set(message.headers or {}) == {PARKED_AT}
+
+
+def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(rabbitmq_vhost):
+    """Retry queues are classic and dead-letter at most once (RabbitMQ's "Dead Letter
+    Exchanges" guide): an expired retry whose work queue is gone would be dropped. Their
+    dead-letter exchange has an alternate exchange (rabbitmq.com/docs/ae), so it is kept among
+    the orphans, and the next declare of the topology (a service connecting) sends it back:
+    to its queue when that is there, round to the orphans when it is still missing."""
+    url, queue = rabbitmq_vhost.url, RESOURCE_UPLOADED
+    declare(url, queue)
+    delete_queue(url, queue)  # the work queue is missing when the delay ends
+    publish_body(url, retry_queue(queue, 1), b'{"resourceId": 11}', declared=False)
+    wait_until(lambda: message_count(url, RETRY_ORPHANS) == 1, 10, "kept among the orphans")
+    declare(url, RESOURCE_PROCESSED)  # another queue's declare: this one's is still missing
+    assert message_count(url, RETRY_ORPHANS) == 1
+    assert not exists(url, queue)
+    declare(url, queue)  # back, as a restarted service declares it
+    wait_until(lambda: message_count(url, queue) == 1, 10, "the retry delivered")
+    delivered = take_one(url, queue)
+    assert delivered.body == b'{"resourceId": 11}'
+    assert delivered.headers["x-death"][0]["queue"] == retry_queue(queue, 1)
+    assert message_count(url, RETRY_ORPHANS) == 0
