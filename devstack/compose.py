@@ -48,12 +48,19 @@ CONTAINER_SECRETS = {
     "storage-service": {"STORAGE_DB_PASSWORD", "ADMIN_TOKEN"},
     "song-service": {"SONG_DB_PASSWORD"},
     "resource-service": {"RESOURCE_DB_PASSWORD", "RABBITMQ_PASSWORD", "ADMIN_TOKEN"},
+    "resource-service-2": {"RESOURCE_DB_PASSWORD", "RABBITMQ_PASSWORD", "ADMIN_TOKEN"},
+    "gateway": set(),
     "resource-processor": {"RABBITMQ_PASSWORD"},
     "prometheus": set(),
     "grafana": {"GRAFANA_ADMIN_PASSWORD"},
 }
 # The host ports compose publishes (on 127.0.0.1), by the variable that moves each.
-APP_PORTS = {"RESOURCE_HOST_PORT": 8080, "SONG_HOST_PORT": 8081, "STORAGE_HOST_PORT": 8082}
+APP_PORTS = {
+    "GATEWAY_HOST_PORT": 8000,
+    "RESOURCE_HOST_PORT": 8080,
+    "SONG_HOST_PORT": 8081,
+    "STORAGE_HOST_PORT": 8082,
+}
 INFRA_PORTS = {
     "POSTGRES_HOST_PORT": 5432,
     "RABBITMQ_HOST_PORT": 5672,
@@ -61,6 +68,7 @@ INFRA_PORTS = {
     "LOCALSTACK_HOST_PORT": 4566,
 }
 SERVICE_OF_PORT = {
+    "GATEWAY_HOST_PORT": "gateway (the public API)",
     "RESOURCE_HOST_PORT": "resource-service",
     "SONG_HOST_PORT": "song-service",
     "STORAGE_HOST_PORT": "storage-service",

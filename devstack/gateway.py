@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NGINX = Path("/usr/sbin/nginx")
+# docker-compose.yml's gateway reads this, made by `python -m devstack.gateway` from the same
+# table (tests/devstack/unit/test_gateway_config.py fails when it is not current).
+COMPOSE_CONFIG = Path(__file__).resolve().parent.parent / "docker" / "gateway" / "nginx.conf"
+COMPOSE_PREFIX = Path("/tmp")  # the container's only writable place
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,9 @@ ROUTES = (
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    port: int
-    resource_ports: list[int]  # every Resource Service replica
-    song_port: int
+    listen: str  # nginx's `listen`: "127.0.0.1:8000" under make run, "8000" in a container
+    resource_servers: list[str]  # host:port of every Resource Service replica
+    song_server: str
     upload_bytes: int  # the Resource Service's MAX_UPLOAD_BYTES
     json_bytes: int  # every service's MAX_JSON_BYTES
     rate_per_second: int = 50  # per client address, with a burst of twice as many
@@ -51,7 +55,7 @@ class GatewaySettings:
 def render(settings: GatewaySettings, prefix: Path) -> str:
     """nginx.conf for `nginx -p PREFIX -c nginx.conf`: in the foreground, logs to stdout/err."""
     user = f"user {settings.worker_user};" if settings.worker_user else ""
-    upstreams = {"resource": settings.resource_ports, "song": [settings.song_port]}
+    upstreams = {"resource": settings.resource_servers, "song": [settings.song_server]}
     return "\n".join(
         [
             user,
@@ -68,7 +72,7 @@ def render(settings: GatewaySettings, prefix: Path) -> str:
     )
 
 
-def _http(settings: GatewaySettings, upstreams: dict[str, list[int]], prefix: Path) -> list[str]:
+def _http(settings: GatewaySettings, upstreams: dict[str, list[str]], prefix: Path) -> list[str]:
     rate = settings.rate_per_second
     lines = [
         _access_log_format(),
@@ -78,14 +82,16 @@ def _http(settings: GatewaySettings, upstreams: dict[str, list[int]], prefix: Pa
         "$http_x_request_id; }",
         f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/s;",
         "limit_req_status 429;",
-        *(f"{key}_temp_path {prefix / 'tmp' / key};" for key in _TEMP_PATHS),
+        # nginx makes these at start; it writes no file in them (JSON bodies stay in memory,
+        # uploads and answers are streamed).
+        *(f"{key}_temp_path {prefix / f'{key}_temp'};" for key in _TEMP_PATHS),
     ]
-    for name, ports in upstreams.items():
+    for name, addresses in upstreams.items():
         # Passive health checks: a replica that fails is left alone for 10 s. No keepalive
         # connections: on a cached one to a replica just killed, an upload would already be
         # sent and could not be retried; a new connection is refused before anything is sent,
         # and the request goes to the other replica (it costs a loopback connect, ~0.1 ms).
-        servers = [f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in ports]
+        servers = [f"server {address} max_fails=1 fail_timeout=10s;" for address in addresses]
         lines += [f"upstream {name} {{", *_indented(servers), "}"]
     return [*lines, "server {", *_indented(_server(settings)), "}"]
 
@@ -111,7 +117,7 @@ def _access_log_format() -> str:
 
 def _server(settings: GatewaySettings) -> list[str]:
     lines = [
-        f"listen 127.0.0.1:{settings.port};",
+        f"listen {settings.listen};",
         f"client_max_body_size {settings.json_bytes};",
         f"client_body_buffer_size {settings.json_bytes};",  # JSON bodies stay in memory
         "client_body_timeout 30s;",
@@ -130,6 +136,8 @@ def _server(settings: GatewaySettings) -> list[str]:
     ]
     for route in ROUTES:
         lines += [f"location {route.location} {{", *_indented(_location(settings, route)), "}"]
+    # The gateway's own liveness, for compose's healthcheck; no service's health goes through.
+    lines += ["location = /gateway/health {", *_indented(_up()), "}"]
     lines += ["location / {", *_indented(_error(404, "Not found at the gateway")), "}"]
     for status, message in _ERRORS.items():
         lines += [f"error_page {status} = @{status};", f"location @{status} {{"]
@@ -165,6 +173,11 @@ def _error(status: int, message: str) -> list[str]:
     return [*lines, f"return {status} '{body}';"]
 
 
+def _up() -> list[str]:
+    up = json.dumps({"status": "UP"})
+    return ["default_type application/json;", "access_log off;", f"return 200 '{up}';"]
+
+
 def _indented(lines: list[str]) -> list[str]:
     return [f"    {line}" for line in lines]
 
@@ -179,8 +192,40 @@ def worker_user() -> str | None:
 
 
 def write(settings: GatewaySettings, prefix: Path) -> None:
-    """The configuration, and the folders nginx wants (it writes no temp file: bodies over the
-    JSON limit are streamed, answers are not buffered)."""
-    for key in _TEMP_PATHS:
-        (prefix / "tmp" / key).mkdir(parents=True, exist_ok=True)
+    prefix.mkdir(parents=True, exist_ok=True)
     (prefix / "nginx.conf").write_text(render(settings, prefix))
+
+
+def compose_settings(upload_bytes: int, json_bytes: int) -> GatewaySettings:
+    """The compose stack's gateway: two Resource Service replicas by their compose names."""
+    return GatewaySettings(
+        "8000",
+        ["resource-service:8080", "resource-service-2:8080"],
+        "song-service:8081",
+        upload_bytes=upload_bytes,
+        json_bytes=json_bytes,
+    )
+
+
+def compose_config() -> str:
+    """COMPOSE_CONFIG's text, with the Resource Service's default limits (services.env sets
+    none; one that did would need them here too)."""
+    from resource_service.config import Settings
+
+    fields = Settings.model_fields
+    settings = compose_settings(
+        fields["max_upload_bytes"].default, fields["max_json_bytes"].default
+    )
+    header = "# Made by `python -m devstack.gateway` from devstack/gateway.py: do not edit.\n"
+    return header + render(settings, COMPOSE_PREFIX)
+
+
+def main() -> int:
+    COMPOSE_CONFIG.parent.mkdir(parents=True, exist_ok=True)
+    COMPOSE_CONFIG.write_text(compose_config())
+    print(f"wrote {COMPOSE_CONFIG}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -201,9 +201,9 @@ def gateway_settings(settings: RunSettings) -> gateway.GatewaySettings:
     environment the run hands the services (MAX_UPLOAD_BYTES, MAX_JSON_BYTES)."""
     limits = ResourceServiceSettings()
     return gateway.GatewaySettings(
-        settings.gateway_port,
-        list(resource_replicas(settings).values()),
-        settings.song_port,
+        f"127.0.0.1:{settings.gateway_port}",
+        [f"127.0.0.1:{port}" for port in resource_replicas(settings).values()],
+        f"127.0.0.1:{settings.song_port}",
         upload_bytes=limits.max_upload_bytes,
         json_bytes=limits.max_json_bytes,
         worker_user=gateway.worker_user(),

@@ -1,11 +1,12 @@
 """Stand-in images, for podman on a machine where no image registry answers.
 
-The compose file names official images (python, postgres, rabbitmq, localstack). Where one can
-be neither found locally nor pulled, a stand-in is built from Debian's packages and PyPI and
-tagged with the official name, so the compose file and the Dockerfile build unchanged. A stand-in
-is a test device: it honours the environment variables, ports, health commands and init folders
-that the official image documents and this project uses, no more (docker/standins/*/Containerfile
-say what each one is). With a registry or a Docker engine, the official images are used.
+The compose file names official images (python, postgres, rabbitmq, localstack, nginx). Where
+one can be neither found locally nor pulled, a stand-in is built from Debian's packages and PyPI
+and tagged with the official name, so the compose file and the Dockerfile build unchanged. A
+stand-in is a test device: it honours the environment variables, ports, health commands and init
+folders that the official image documents and this project uses, no more
+(docker/standins/*/Containerfile say what each one is). With a registry or a Docker engine, the
+official images are used.
 
     python -m devstack.standins      # build what is missing
 """
@@ -34,6 +35,7 @@ STANDINS = {
     "docker.io/library/postgres:16.6-alpine": "postgres",
     "docker.io/library/rabbitmq:4.4.1-management": "rabbitmq",
     "docker.io/localstack/localstack:4.13.1": "localstack",
+    "docker.io/library/nginx:1.28.0-alpine": "nginx",
 }
 
 

@@ -1,8 +1,8 @@
 """The compose walkthrough (docs/compose.md), in real containers: `make compose-up`, an upload
 reaches PERMANENT, our containers run as non-root, a paused Storage Service is covered by the
-breaker, a
-killed processor is covered by its replica and brought back by the restart policy, and
-`make compose-down` leaves nothing (issue: the compose stack, run for real).
+breaker, a killed processor is covered by its replica and brought back by the restart policy,
+the gateway serves the public API only and goes on with one Resource Service replica killed,
+and `make compose-down` leaves nothing (issue: the compose stack, run for real).
 
 With a Docker engine it runs `docker compose`; here, podman (devstack.engine). The stack's host
 ports are this test's own, so it never meets a `make run` or another stack on this machine.
@@ -10,8 +10,11 @@ ports are this test's own, so it never meets a `make run` or another stack on th
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -51,15 +54,15 @@ class ComposeStack:
         return f"http://127.0.0.1:{self.env[port_variable]}"
 
     def container(self, service: str, number: int = 1) -> str:
-        found = [
-            c for c in containers(self.engine) if f"{service}" in c and c.endswith(str(number))
-        ]
+        # podman-compose names it <project>_<service>_<n>, docker compose <project>-<service>-<n>.
+        name = re.compile(rf"^{PROJECT}[-_]{re.escape(service)}[-_]{number}$")
+        found = [c for c in containers(self.engine) if name.match(c)]
         assert len(found) == 1, (service, containers(self.engine))
         return found[0]
 
-    def upload(self, title: str) -> httpx.Response:
+    def upload(self, title: str, port: str = "RESOURCE_HOST_PORT") -> httpx.Response:
         return self.http.post(
-            f"{self.url('RESOURCE_HOST_PORT')}/resources",
+            f"{self.url(port)}/resources",
             content=make_mp3(1, title=title),
             headers={"Content-Type": "audio/mpeg"},
         )
@@ -171,7 +174,9 @@ def test_each_service_role_reaches_its_own_database_only(compose_stack):
         "storage-service",
         "song-service",
         "resource-service",
+        "resource-service-2",
         "resource-processor",
+        "gateway",
     ],
 )
 def test_each_running_container_holds_only_its_own_secrets(compose_stack, service):
@@ -237,6 +242,63 @@ def test_a_killed_processor_is_covered_by_its_replica_and_restarted(compose_stac
         return status == "running" and int(new_pid) not in (0, pid)
 
     wait_until(restarted, 60, "the restart policy")
+
+
+def test_the_front_door_serves_the_public_api_only(compose_stack):
+    door = compose_stack.url("GATEWAY_HOST_PORT")
+    for method, path in (("GET", "/storages"), ("POST", "/songs"), ("GET", "/health"),
+                         ("GET", "/metrics"), ("GET", "/admin/breakers")):  # fmt: skip
+        answer = compose_stack.http.request(method, f"{door}{path}")
+        assert answer.status_code in (403, 404), (method, path, answer.status_code)
+        assert answer.json()["errorCode"] == str(answer.status_code)
+    assert compose_stack.http.get(f"{door}/songs/999999").status_code == 404  # the service's
+
+
+def test_one_replica_killed_behind_the_door_fails_no_request(compose_stack):
+    """The walkthrough's row: kill one of the two Resource Service replicas, and uploads,
+    downloads and song reads go on through the front door (the gateway tries the other)."""
+    door = compose_stack.url("GATEWAY_HOST_PORT")
+    engine = compose_stack.engine
+    answers, ids = [], []
+    for n in range(8):
+        if n == 3:
+            kill_and_wait_until_refused(engine, compose_stack.container("resource-service"))
+        sent = compose_stack.upload(f"behind the door {n}", port="GATEWAY_HOST_PORT")
+        answers.append(sent.status_code)
+        if sent.status_code == 200:
+            ids.append(sent.json()["id"])
+            answers.append(compose_stack.http.get(f"{door}/resources/{ids[-1]}").status_code)
+    logs = [engine.name, "logs", "--tail", "20", compose_stack.container("gateway")]
+    gateway_log = subprocess.run(logs, capture_output=True, text=True)
+    assert answers == [200] * len(answers), gateway_log.stdout + gateway_log.stderr
+    # nginx names both replicas on a request it sent on after the dead one refused it.
+    assert "8080, " in gateway_log.stdout, gateway_log.stdout
+    songs = [f"{door}/songs/{resource_id}" for resource_id in ids]
+    wait_until(
+        lambda: all(compose_stack.http.get(song).status_code == 200 for song in songs),
+        90,
+        "every song through the door",
+    )
+
+
+def kill_and_wait_until_refused(engine: Engine, container: str) -> None:
+    """SIGKILL the replica, then wait until its port refuses connections, as a replica that is
+    down does. Before that, for a few milliseconds, a connection is still accepted and then
+    reset: a request sent in that instant is lost (nginx does not send a POST twice)."""
+    state = json.loads(engine.output("inspect", container))[0]
+    address = next(iter(state["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    os.kill(state["State"]["Pid"], signal.SIGKILL)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection((address, 8080), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    wait_until(refused, 10, f"{container} refusing connections")
 
 
 def test_compose_down_leaves_no_container_network_volume_or_listener(compose_stack):

@@ -40,6 +40,8 @@ APP_SERVICES = {
 }
 # Infrastructure from upstream images; they depend on nothing.
 INFRA_SERVICES = {"postgres", "rabbitmq", "localstack"}
+# The front door and the second Resource Service replica behind it (docs/gateway.md).
+EDGE_SERVICES = {"gateway", "resource-service-2"}
 
 
 # --- helpers (reusable: the Resource Service's stub check wants the same bucket names) ---------
@@ -115,7 +117,8 @@ def services(compose: dict) -> dict[str, dict]:
 
 def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(services) -> None:
     entries = [(name, e) for name, s in services.items() for e in s.get("ports", [])]
-    assert len(entries) == 9  # the services, the infrastructure, Prometheus and Grafana
+    # the gateway, the services, the infrastructure, Prometheus and Grafana
+    assert len(entries) == 10
     for name, entry in entries:
         assert with_defaults(entry).split(":")[0] == "127.0.0.1", (name, entry)
 
@@ -134,7 +137,7 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
 def test_compose_runs_exactly_the_platform(services: dict) -> None:
     """By default: the platform; with `--profile observability`, Prometheus and Grafana too."""
     default = {name for name, service in services.items() if "profiles" not in service}
-    assert default == set(APP_SERVICES) | INFRA_SERVICES
+    assert default == set(APP_SERVICES) | INFRA_SERVICES | EDGE_SERVICES
     observability = {n for n, s in services.items() if "observability" in s.get("profiles", [])}
     assert observability == {"prometheus", "grafana"}
 

@@ -18,3 +18,10 @@ def test_the_body_limits_follow_the_services_settings(monkeypatch: pytest.Monkey
     upload = config.split("location = /resources {", 1)[1].split("location ", 1)[0]
     assert "client_max_body_size 12345;" in upload
     assert "client_max_body_size 2048;" in config.split("location", 1)[0]  # everywhere else
+
+
+def test_the_compose_gateway_config_is_made_from_the_route_table() -> None:
+    """docker-compose.yml's gateway reads docker/gateway/nginx.conf: it must be what the route
+    table makes today (`python -m devstack.gateway` writes it)."""
+    assert gateway.COMPOSE_CONFIG.read_text() == gateway.compose_config()
+    assert "server resource-service-2:8080" in gateway.compose_config()  # both replicas
