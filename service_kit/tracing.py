@@ -26,7 +26,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 from structlog.typing import EventDict, WrappedLogger
 
@@ -35,20 +35,16 @@ TRACEPARENT = "traceparent"
 tracer = trace.get_tracer("song_platform")
 
 
-def configure_tracing(service: str, exporter: SpanExporter | None = None) -> TracerProvider:
-    """The process's tracer provider, named after `service`, and the instrumentations of the
-    libraries every service shares. `exporter` is for tests (the SDK's in-memory one); without
-    it spans go over OTLP when an endpoint is configured."""
+def configure_tracing(service: str) -> None:
+    """The process's tracer provider, named after `service`, exporting over OTLP when an
+    endpoint is configured, and the instrumentations of the libraries every service shares."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if exporter is None and any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+    if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _instrument_clients()
-    return provider
 
 
 def _instrument_clients() -> None:
