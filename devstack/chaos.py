@@ -285,10 +285,12 @@ def hurt(service: ServiceProcess, kind: str) -> Iterator[None]:
 
 
 def converge(stack: Stack, ledger: Ledger, s3: S3Client, deadline: float) -> bool:
-    """Wait until every promise is kept or the deadline passes; True when all were kept."""
+    """Wait until every promise is kept and every object is referenced, or the deadline
+    passes; True when all were. An upload killed between its PUT and its row leaves an object
+    that its intent removes once expired (45 s here): that is waited for, not reported."""
     while time.monotonic() < deadline:
         promised = [*ledger.uploaded, *ledger.deleted, *ledger.uncertain]
-        if all(settled(stack, ledger, s3, i) for i in promised):
+        if all(settled(stack, ledger, s3, i) for i in promised) and not unreferenced(stack, s3):
             return True
         time.sleep(1)
     return False
@@ -306,8 +308,6 @@ def settled(stack: Stack, ledger: Ledger, s3: S3Client, resource_id: int) -> boo
 
 
 def check(stack: Stack, ledger: Ledger, s3: S3Client, report: Report) -> None:
-    # Every row's object is referenced, those of uploads whose answer never came included.
-    referenced = set(row_keys(stack))
     for resource_id, (md5, title) in ledger.uploaded.items():
         row = stack.resource_row(resource_id)
         if row is None:
@@ -333,14 +333,21 @@ def check(stack: Stack, ledger: Ledger, s3: S3Client, report: Report) -> None:
     for resource_id in [*ledger.deleted, *ledger.uncertain]:
         if not settled(stack, ledger, s3, resource_id):
             report.wrong.append(f"deleted resource {resource_id} is not wholly gone")
-    for bucket, prefix in (
-        ("resources-staging", stack.staging_prefix),
-        ("resources-permanent", stack.permanent_prefix),
-    ):
-        report.orphaned += [
-            f"{bucket}/{k}" for k in keys(s3, bucket, prefix) if k not in referenced
-        ]
-    report.orphaned = sorted(set(report.orphaned))
+    report.orphaned = sorted({*report.orphaned, *unreferenced(stack, s3)})
+
+
+def unreferenced(stack: Stack, s3: S3Client) -> list[str]:
+    """Objects of the run's folders that no row names."""
+    referenced = set(row_keys(stack))
+    return [
+        f"{bucket}/{k}"
+        for bucket, prefix in (
+            ("resources-staging", stack.staging_prefix),
+            ("resources-permanent", stack.permanent_prefix),
+        )
+        for k in keys(s3, bucket, prefix)
+        if k not in referenced
+    ]
 
 
 def row_keys(stack: Stack) -> list[str]:
