@@ -19,7 +19,7 @@ Spans are exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,13 +64,14 @@ def _instrument_clients() -> None:
         sqlalchemy.instrument(skip_dep_check=True)
 
 
-def instrument_app(app: Any) -> None:
-    """Server spans for every route but the probes and the scrape, which would drown the rest."""
+def instrument_app(app: Any, untraced: Iterable[str]) -> None:
+    """Server spans for every route but `untraced` (probes, the scrape, the dashboard), which
+    would drown the rest."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     # No span per body chunk sent or received: an upload has thousands.
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/health,/metrics,/dashboard", exclude_spans=["receive", "send"]
+        app, excluded_urls=",".join(sorted(untraced)), exclude_spans=["receive", "send"]
     )
 
 

@@ -242,7 +242,8 @@ def create_service_app(
     app.add_middleware(AllowedHosts, patterns=settings.allowed_host_patterns)
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestId)  # every line of the request carries it
-    instrument_app(app)  # outermost: the request's span is current in all of the above
+    # Outermost: the request's span is current in all of the above.
+    instrument_app(app, untraced={*PROBE_ROUTES, "/dashboard"})
     install_error_handlers(app)
     app.state.health_checks = {}
     token = settings.admin_token
