@@ -4,19 +4,30 @@
     python -m devstack.compose down [--volumes]   # stop and remove (volumes too with --volumes)
 
 Docker compose where a Docker engine answers; podman-compose otherwise (devstack.engine), with
-stand-in images where no registry answers (devstack.standins).
+stand-in images where no registry answers (devstack.standins). Compose's own variables choose
+the project: COMPOSE_PROJECT_NAME (default `song-platform`, docker-compose.yml's `name:`) and
+COMPOSE_ENV_FILES (one file, default `.env`), so a second stack (the tests' walkthrough) has
+containers, volumes and secrets of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import re
 import secrets
 import shlex
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiormq
+import psycopg
 
 from devstack import standins
 from devstack.engine import REPO, Engine, detect
@@ -79,26 +90,49 @@ SERVICE_OF_PORT = {
 }
 
 
-def ensure_env_file() -> None:
+@dataclass(frozen=True)
+class Project:
+    """One compose stack: its name (containers, network and volumes carry it) and its secrets."""
+
+    name: str = PROJECT
+    env_file: Path = ENV_FILE
+
+    @classmethod
+    def from_environment(cls) -> Project:
+        return cls(
+            os.environ.get("COMPOSE_PROJECT_NAME", PROJECT),
+            Path(os.environ.get("COMPOSE_ENV_FILES", ENV_FILE)),
+        )
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return ("-p", self.name, "--env-file", str(self.env_file))
+
+    def container_name(self, service: str, number: int = 1) -> re.Pattern[str]:
+        # podman-compose names it <project>_<service>_<n>, docker compose <project>-<service>-<n>.
+        return re.compile(rf"^{re.escape(self.name)}[-_]{re.escape(service)}[-_]{number}$")
+
+
+def ensure_env_file(env_file: Path = ENV_FILE) -> None:
     """A first `compose-up` writes .env from .env.example with fresh random secrets: the
     example ships none, and compose refuses to start without them. An older .env gets the
     secrets it lacks, and keeps everything else."""
-    if not ENV_FILE.exists():
-        ENV_FILE.write_text(ENV_EXAMPLE.read_text())
-        ENV_FILE.chmod(0o600)
-        print(f"wrote {ENV_FILE.name} from {ENV_EXAMPLE.name}")
-    values = env_file_values()
+    if not env_file.exists():
+        env_file.write_text(ENV_EXAMPLE.read_text())
+        env_file.chmod(0o600)
+        print(f"wrote {env_file.name} from {ENV_EXAMPLE.name}")
+    values = env_file_values(env_file)
     missing = [name for name in SECRETS if not values.get(name)]
-    lines = [ln for ln in ENV_FILE.read_text().splitlines() if ln.partition("=")[0] not in missing]
+    lines = [ln for ln in env_file.read_text().splitlines() if ln.partition("=")[0] not in missing]
     lines += [f"{name}={secrets.token_urlsafe(24)}" for name in missing]
     if missing:
-        ENV_FILE.write_text("\n".join(lines) + "\n")
-        print(f"{ENV_FILE.name}: new random {', '.join(missing)}")
+        env_file.write_text("\n".join(lines) + "\n")
+        print(f"{env_file.name}: new random {', '.join(missing)}")
 
 
-def env_file_values() -> dict[str, str]:
+def env_file_values(env_file: Path = ENV_FILE) -> dict[str, str]:
     values = {}
-    for line in ENV_FILE.read_text().splitlines():
+    for line in env_file.read_text().splitlines():
         name, sep, value = line.partition("=")
         if sep and not name.lstrip().startswith("#"):
             values[name.strip()] = value.strip()
@@ -141,9 +175,9 @@ def host_ports(configured: dict[str, str]) -> dict[str, int]:
     return ports
 
 
-def containers(engine: Engine) -> list[str]:
+def containers(engine: Engine, project: Project) -> list[str]:
     listed = engine.output(
-        "ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
+        "ps", "-a", "--filter", f"label=com.docker.compose.project={project.name}", "--format",
         "{{.Names}}",
     )  # fmt: skip
     return sorted(listed.split())
@@ -157,9 +191,15 @@ def healthy(engine: Engine, container: str) -> bool:
     return status.strip() == "healthy"
 
 
-def wait_healthy(engine: Engine, timeout: float) -> None:
+def wait_healthy(
+    engine: Engine, project: Project, timeout: float, services: tuple[str, ...] = ()
+) -> None:
+    """Every container of the project healthy, or only those of `services`."""
     deadline = time.monotonic() + timeout
-    waiting = containers(engine)
+    waiting = containers(engine, project)
+    if services:
+        names = [project.container_name(s) for s in services]
+        waiting = [c for c in waiting if any(name.match(c) for name in names)]
     while waiting:
         waiting = [c for c in waiting if not healthy(engine, c)]
         if waiting and time.monotonic() > deadline:
@@ -167,10 +207,83 @@ def wait_healthy(engine: Engine, timeout: float) -> None:
         time.sleep(2)
 
 
+def check_volume_secrets(ports: dict[str, int], values: dict[str, str], timeout: float) -> None:
+    """PostgreSQL and RabbitMQ keep the passwords their volumes were initialised with; a newer
+    .env does not change them, and every service would then fail to log in until the wait
+    times out. Logging in as the services do, over the published ports, says so at once."""
+    logins = {
+        "postgres (POSTGRES_PASSWORD)": _postgres_accepts,
+        "rabbitmq (RABBITMQ_PASSWORD)": _rabbitmq_accepts,
+    }
+    refused = [
+        name
+        for name, login in logins.items()
+        if _first_answer(login, ports, values, timeout) is False
+    ]
+    if refused:
+        raise SystemExit(
+            f"the volumes of {', '.join(refused)} were initialised with other secrets than"
+            " the env file holds: restore the .env they were made with, or remove them and"
+            " their data with `make compose-down VOLUMES=1`"
+        )
+
+
+Login = Callable[[dict[str, int], dict[str, str]], "bool | None"]
+
+
+def _first_answer(
+    login: Login, ports: dict[str, int], values: dict[str, str], timeout: float
+) -> bool | None:
+    """The server's answer to the login; None if it did not listen in time (healthy comes
+    before the port is published or the listener is up: the wait that follows reports it)."""
+    deadline = time.monotonic() + timeout
+    while (answer := login(ports, values)) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    return answer
+
+
+def _postgres_accepts(ports: dict[str, int], values: dict[str, str]) -> bool | None:
+    try:
+        psycopg.connect(
+            host="127.0.0.1",
+            port=ports["POSTGRES_HOST_PORT"],
+            user=values.get("POSTGRES_USER") or "postgres",
+            password=values["POSTGRES_PASSWORD"],
+            dbname="postgres",
+            connect_timeout=10,
+        ).close()
+    except psycopg.OperationalError as error:
+        return False if "password authentication failed" in str(error) else None
+    return True
+
+
+def _rabbitmq_accepts(ports: dict[str, int], values: dict[str, str]) -> bool | None:
+    user = values.get("RABBITMQ_USER") or "platform"
+    port = ports["RABBITMQ_HOST_PORT"]
+    # The `platform` vhost, docker/rabbitmq/20-least-privilege.conf's default_vhost.
+    url = f"amqp://{user}:{values['RABBITMQ_PASSWORD']}@127.0.0.1:{port}/platform"
+
+    async def login() -> bool | None:
+        try:
+            connection = await aiormq.connect(url)
+        except (aiormq.exceptions.ProbableAuthenticationError, aiormq.AuthenticationError):
+            return False  # 403 ACCESS_REFUSED: the password
+        except aiormq.exceptions.ConnectionClosed:
+            return True  # logged in; what refused it afterwards is not the password
+        except aiormq.exceptions.AMQPConnectionError:
+            return None  # not listening yet
+        await connection.close()
+        return True
+
+    return asyncio.run(login())
+
+
 def up(timeout: float) -> int:
     engine = detect()
-    ensure_env_file()
-    ports = host_ports({**env_file_values(), **_environment()})
+    project = Project.from_environment()
+    ensure_env_file(project.env_file)
+    values = env_file_values(project.env_file)
+    ports = host_ports({**values, **_environment()})
     env = {name: str(port) for name, port in ports.items()}
     if engine.name == "podman":
         standins.ensure_images(engine)
@@ -179,12 +292,16 @@ def up(timeout: float) -> int:
     else:
         build = ["build"]
     started = time.monotonic()
-    engine.compose(*build, env=env, check=True)
-    started_up = engine.compose("up", "-d", env=env, stderr=subprocess.PIPE, text=True)
+    engine.compose(*project.flags, *build, env=env, check=True)
+    started_up = engine.compose(
+        *project.flags, "up", "-d", env=env, stderr=subprocess.PIPE, text=True
+    )
     print(_without_systemd_noise(started_up.stderr), end="", file=sys.stderr)
     if started_up.returncode != 0:
         raise SystemExit(f"compose up failed ({started_up.returncode})")
-    wait_healthy(engine, timeout)
+    wait_healthy(engine, project, timeout, services=("postgres", "rabbitmq"))
+    check_volume_secrets(ports, values, timeout)
+    wait_healthy(engine, project, timeout)
     print(f"the compose stack is healthy ({time.monotonic() - started:.0f} s, {engine.name}):")
     for name, port in ports.items():
         print(f"  {SERVICE_OF_PORT[name]:<26} 127.0.0.1:{port}")
@@ -193,10 +310,11 @@ def up(timeout: float) -> int:
 
 def down(volumes: bool) -> int:
     engine = detect()
-    if not ENV_FILE.exists():
-        ensure_env_file()  # compose reads it even to stop
-    engine.compose("down", *(["--volumes"] if volumes else []), check=True)
-    left = containers(engine)
+    project = Project.from_environment()
+    if not project.env_file.exists():
+        ensure_env_file(project.env_file)  # compose reads it even to stop
+    engine.compose(*project.flags, "down", *(["--volumes"] if volumes else []), check=True)
+    left = containers(engine, project)
     if left:
         raise SystemExit(f"still there after down: {', '.join(left)}")
     print("the compose stack is down" + (", volumes removed" if volumes else ""))

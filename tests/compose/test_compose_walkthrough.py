@@ -4,15 +4,15 @@ breaker, a killed processor is covered by its replica and brought back by the re
 the gateway serves the public API only and goes on with one Resource Service replica killed,
 and `make compose-down` leaves nothing (issue: the compose stack, run for real).
 
-With a Docker engine it runs `docker compose`; here, podman (devstack.engine). The stack's host
-ports are this test's own, so it never meets a `make run` or another stack on this machine.
+With a Docker engine it runs `docker compose`; here, podman (devstack.engine). The stack's
+project name, env file and host ports are this test's own, so it never meets a `make run`, a
+user's compose stack or the volumes one left behind on this machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -28,10 +28,9 @@ import pytest
 from devstack.compose import (
     APP_PORTS,
     CONTAINER_SECRETS,
-    ENV_FILE,
     INFRA_PORTS,
-    PROJECT,
     SECRETS,
+    Project,
     containers,
     env_file_values,
     port_is_free,
@@ -47,6 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a fresh machine bu
 @dataclass
 class ComposeStack:
     engine: Engine
+    project: Project
     env: dict[str, str]
     http: httpx.Client
 
@@ -54,11 +54,13 @@ class ComposeStack:
         return f"http://127.0.0.1:{self.env[port_variable]}"
 
     def container(self, service: str, number: int = 1) -> str:
-        # podman-compose names it <project>_<service>_<n>, docker compose <project>-<service>-<n>.
-        name = re.compile(rf"^{PROJECT}[-_]{re.escape(service)}[-_]{number}$")
-        found = [c for c in containers(self.engine) if name.match(c)]
-        assert len(found) == 1, (service, containers(self.engine))
+        name = self.project.container_name(service, number)
+        found = [c for c in containers(self.engine, self.project) if name.match(c)]
+        assert len(found) == 1, (service, containers(self.engine, self.project))
         return found[0]
+
+    def secrets(self) -> dict[str, str]:
+        return env_file_values(self.project.env_file)
 
     def upload(self, title: str, port: str = "RESOURCE_HOST_PORT") -> httpx.Response:
         return self.http.post(
@@ -95,20 +97,23 @@ def make(target: str, env: dict[str, str], timeout: float) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def compose_stack() -> Iterator[ComposeStack]:
+def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    project = Project("song-platform-walkthrough", tmp_path_factory.mktemp("compose") / ".env")
     ports = {name: str(free_port()) for name in {**APP_PORTS, **INFRA_PORTS}}
-    env = {**os.environ, **ports}
-    had_env_file = ENV_FILE.exists()
+    env = {
+        **os.environ,
+        **ports,
+        "COMPOSE_PROJECT_NAME": project.name,
+        "COMPOSE_ENV_FILES": str(project.env_file),
+    }
     # A fresh machine builds the stand-ins and images (minutes); after that they are cached.
     up = make("compose-up", env, timeout=1500)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         with httpx.Client(timeout=30) as http:
-            yield ComposeStack(detect(), env, http)
+            yield ComposeStack(detect(), project, env, http)
     finally:
         down = make("compose-down", {**env, "VOLUMES": "1"}, timeout=300)
-        if not had_env_file:
-            ENV_FILE.unlink()
         assert down.returncode == 0, down.stdout + down.stderr
 
 
@@ -148,7 +153,7 @@ def test_our_containers_run_as_a_non_root_user(compose_stack, service):
 
 def test_each_service_role_reaches_its_own_database_only(compose_stack):
     """Over the network, as the services log in (scram passwords from .env)."""
-    secrets = env_file_values()
+    secrets = compose_stack.secrets()
     postgres = compose_stack.container("postgres")
 
     def connects(role: str, database: str) -> bool:
@@ -182,7 +187,7 @@ def test_each_service_role_reaches_its_own_database_only(compose_stack):
 def test_each_running_container_holds_only_its_own_secrets(compose_stack, service):
     """Issue "No one in, nothing starved", item 6: read from the container's environment, as
     a process in it would see it (`inspect`: the variables it was started with)."""
-    secrets = env_file_values()
+    secrets = compose_stack.secrets()
     environment = compose_stack.engine.output(
         "inspect", "--format", "{{json .Config.Env}}", compose_stack.container(service)
     )
@@ -301,14 +306,27 @@ def kill_and_wait_until_refused(engine: Engine, container: str) -> None:
     wait_until(refused, 10, f"{container} refusing connections")
 
 
+def test_volumes_made_with_other_secrets_are_named_with_what_to_do(compose_stack):
+    """Issue "A codebase the next engineer can carry": `make compose-down`, the env file
+    removed, `make compose-up` said "not healthy after 300 s" and no reason. The volumes keep
+    the passwords they were made with; compose-up now logs in as the services do and says so."""
+    down = make("compose-down", compose_stack.env, timeout=300)  # the volumes stay
+    assert down.returncode == 0, down.stdout + down.stderr
+    compose_stack.project.env_file.unlink()
+    up = make("compose-up", compose_stack.env, timeout=600)
+    assert up.returncode != 0
+    assert "postgres (POSTGRES_PASSWORD), rabbitmq (RABBITMQ_PASSWORD)" in up.stderr, up.stderr
+    assert "make compose-down VOLUMES=1" in up.stderr, up.stderr
+
+
 def test_compose_down_leaves_no_container_network_volume_or_listener(compose_stack):
     """Last in the module: the fixture's own compose-down then finds nothing to do."""
     down = make("compose-down", {**compose_stack.env, "VOLUMES": "1"}, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     engine = compose_stack.engine
-    assert containers(engine) == []
+    assert containers(engine, compose_stack.project) == []
     for kind in ("network", "volume"):
         names = engine.output(kind, "ls", "--format", "{{.Name}}").split()
-        assert [n for n in names if n.startswith(PROJECT)] == [], kind
+        assert [n for n in names if n.startswith(compose_stack.project.name)] == [], kind
     for variable in {**APP_PORTS, **INFRA_PORTS}:
         assert port_is_free(int(compose_stack.env[variable])), variable
