@@ -12,13 +12,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --no-create-home --uid 10001 app
 WORKDIR /app
 
-# Dependencies before code: this layer is rebuilt when pyproject.toml changes, not on every edit,
-# and it is the same for every service, so the four images share it in the cache.
-# The list is read from pyproject.toml, the one place dependencies are declared.
-COPY pyproject.toml .
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && pip install -r requirements.txt \
-    && rm requirements.txt
+# Dependencies before code: this layer is rebuilt when the lock changes, not on every edit, and
+# it is the same for every service, so the four images share it in the cache. uv installs the
+# service dependencies exactly as uv.lock pins and hashes them (the dev extra left out), then
+# leaves the image. UV_SYSTEM_CERTS: the system's certificate store, as pip uses, not uv's own
+# bundle (a network that inspects TLS adds its authority there).
+COPY pyproject.toml uv.lock ./
+RUN pip install uv==0.13.10 \
+    && UV_PROJECT_ENVIRONMENT=/opt/venv UV_SYSTEM_CERTS=1 \
+       uv sync --locked --no-install-project --no-cache \
+    && pip uninstall -y uv
+ENV PATH=/opt/venv/bin:$PATH
 
 # Only the shared package and this service: an import of another service fails here, as it should.
 # `python -m` runs from /app, so the packages need no install step. Root owns them; `app` only reads.

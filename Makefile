@@ -3,16 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# uv installs from uv.lock: every transitive version, each with its hashes. It lives in a venv
+# of its own, so the project's venv holds exactly what the lock says.
+UV_VERSION := 0.13.10
+UV := .tools/uv/bin/uv
+# The system's certificate store, as pip uses, rather than uv's own bundle.
+export UV_SYSTEM_CERTS := 1
 
 .PHONY: install run test check lint format localstack bench demo images replay-dlq migrate-queues reset clean \
-	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down
+	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down lock
 
-# Re-install whenever pyproject.toml changes.
-$(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install -q uv==$(UV_VERSION)
+
+# Re-install whenever the dependencies change. --locked: exactly uv.lock, and an error if the
+# lock no longer matches pyproject.toml (run `make lock`).
+$(INSTALLED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON)
 	touch $@
+
+# After a change to pyproject.toml's dependencies, or to move the transitive ones to their
+# newest releases within its pins.
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
 
 localstack: $(INSTALLED)
 	$(PY) -m devstack.localstack install
