@@ -1,6 +1,6 @@
 """What our circuit breaker costs per call, as a share of the call it protects: the added time
 of a CLOSED breaker and its TimeLimiter around a trivial `async def` (against a bare `await`),
-divided by one loopback `GET /storages` (httpx to a uvicorn server in this process answering the
+divided by one loopback `GET /storages` (httpx2 to a uvicorn server in this process answering the
 seed rows), all measured in the same run. Target: at most 1 %. The ratio to the
 `circuitbreaker` package doing the same stays in the report, for context, without a target.
 
@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import circuitbreaker
-import httpx
+import httpx2
 import structlog
 import uvicorn
 from prometheus_client import CollectorRegistry, Histogram
@@ -162,7 +162,7 @@ async def loopback_get_us(calls: int, repeats: int) -> float:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     samples = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         for _ in range(repeats):
             started = time.perf_counter()
             for _ in range(calls):

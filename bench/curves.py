@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 
-import httpx
+import httpx2
 
 from bench.payloads import MB, READ_CHUNK, delete, download, mp3_bytes, timed, upload
 from bench.plots import two_panels
@@ -60,10 +60,10 @@ def _one_size(stack: Stack, s3, size: int, repeats: int) -> dict[str, list[float
 
 async def _concurrent(stack: Stack, clients: int, data: bytes, download_id: int | None):
     """(seconds for the whole burst, seconds of each request, ids uploaded)."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     latencies: list[float] = []
     ids: list[int] = []
-    async with httpx.AsyncClient(base_url=stack.resource.url, timeout=120, limits=limits) as http:
+    async with httpx2.AsyncClient(base_url=stack.resource.url, timeout=120, limits=limits) as http:
 
         async def one() -> None:
             started = time.perf_counter()

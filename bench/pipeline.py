@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 from sqlalchemy import create_engine, select
 
 from bench.env import BenchEnv
@@ -67,8 +67,8 @@ async def _upload_all(stack: Stack, data: bytes, run: Run) -> None:
     todo: asyncio.Queue[int] = asyncio.Queue()
     for number in range(run.files):
         todo.put_nowait(number)
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=stack.resource.url, timeout=60, limits=limits) as http:
+    limits = httpx2.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx2.AsyncClient(base_url=stack.resource.url, timeout=60, limits=limits) as http:
 
         async def client() -> None:
             while not todo.empty():

@@ -42,7 +42,7 @@ COSTS = [
     ),
     ("S3 call: rest of botocore/urllib3", r"botocore|urllib3"),
     ("database (psycopg, SQLAlchemy)", r"psycopg|sqlalchemy"),
-    ("Storage lookup (httpx, breaker)", r"httpx|httpcore|storage_lookup|resilience"),
+    ("Storage lookup (httpx2, breaker)", r"httpx2|httpcore2|storage_lookup|resilience"),
     (
         "thread hand-offs (to_thread, wake-ups)",
         r"(ThreadPoolExecutor\.submit|_write_to_self|call_soon_threadsafe|add_done_callback"

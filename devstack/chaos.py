@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 from sqlalchemy import create_engine, text
 
 from devstack import localstack, servers
@@ -136,7 +136,7 @@ def proxied_stack(
 
 def clients(stack: Stack, ledger: Ledger, rng: random.Random, stop: threading.Event) -> None:
     """Upload (and now and then delete one of the accepted uploads) until told to stop."""
-    http = httpx.Client(timeout=30)
+    http = httpx2.Client(timeout=30)
     while not stop.is_set():
         if ledger.uploaded and rng.random() < 0.2:
             delete_one(stack, http, ledger, rng.choice(sorted(ledger.uploaded)))
@@ -146,7 +146,7 @@ def clients(stack: Stack, ledger: Ledger, rng: random.Random, stop: threading.Ev
     http.close()
 
 
-def upload_one(stack: Stack, http: httpx.Client, ledger: Ledger, rng: random.Random) -> None:
+def upload_one(stack: Stack, http: httpx2.Client, ledger: Ledger, rng: random.Random) -> None:
     ledger.attempts += 1
     title = f"chaos {ledger.attempts} {rng.getrandbits(32):08x}"
     data = make_mp3(1, title=title)
@@ -154,7 +154,7 @@ def upload_one(stack: Stack, http: httpx.Client, ledger: Ledger, rng: random.Ran
         answer = http.post(
             f"{stack.resource.url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
         )
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         return  # no answer: nothing was promised
     if answer.status_code == 200:
         ledger.uploaded[answer.json()["id"]] = (hashlib.md5(data).hexdigest(), title)
@@ -162,15 +162,15 @@ def upload_one(stack: Stack, http: httpx.Client, ledger: Ledger, rng: random.Ran
         ledger.wrong.append(f"upload answered {answer.status_code}: {answer.text[:200]}")
 
 
-def delete_one(stack: Stack, http: httpx.Client, ledger: Ledger, resource_id: int) -> None:
+def delete_one(stack: Stack, http: httpx2.Client, ledger: Ledger, resource_id: int) -> None:
     row = stack.resource_row(resource_id)  # read directly: only the services' path is cut
     objects = [(row.bucket, row.key), (row.staging_bucket, row.staging_key)] if row else []
     ledger.deletes += 1
     try:
-        answer: httpx.Response | None = http.delete(
+        answer: httpx2.Response | None = http.delete(
             f"{stack.resource.url}/resources", params={"id": str(resource_id)}
         )
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         answer = None
     if answer is None or answer.status_code == 503:
         # No answer, or "unavailable": a database call past its deadline may still finish in

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from rich.table import Table
 from rich.text import Text
 
@@ -73,7 +73,7 @@ class DemoSandbox:
 class Probe:
     """What the Resource Service says about its storage breaker: /health, /metrics, its log."""
 
-    http: httpx.Client
+    http: httpx2.Client
     url: str
     log_path: Path
     seen: list[dict] = field(default_factory=list)  # every transition read so far
@@ -124,7 +124,7 @@ def upload(stack: Stack, probe: Probe, number: int, phase: str) -> Upload:
         response = stack.upload(data)
         status = response.status_code
         resource_id = response.json()["id"] if status == 200 else None
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         status, resource_id = 0, None
     millis = (time.perf_counter() - started) * 1000
     return Upload(

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
-import httpx
+import httpx2
 from botocore.exceptions import ClientError
 from sqlalchemy import Engine, create_engine, text
 
@@ -204,7 +204,7 @@ def _parked_message(queue: str, message: aio_pika.abc.AbstractIncomingMessage) -
 
 
 def fix(stores: Stores, findings: Findings, grace: timedelta) -> None:
-    with httpx.Client(timeout=10) as http:
+    with httpx2.Client(timeout=10) as http:
         for orphan in findings.orphan_objects:
             if _still_orphan_object(stores, orphan["bucket"], orphan["key"], grace):
                 stores.s3.delete_object(Bucket=orphan["bucket"], Key=orphan["key"])

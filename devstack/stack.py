@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 from sqlalchemy import Engine, create_engine, func, select
 
 from devstack.processes import ServiceProcess
@@ -40,7 +40,7 @@ class Stack:
     # The Resource and Storage Services' ADMIN_TOKEN: `admin_headers` carry it to `/admin/...` and
     # to the writes of `/storages`.
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    http: httpx2.Client = field(default_factory=lambda: httpx2.Client(timeout=30))
     _resource_db: Engine | None = None
 
     @property
@@ -98,12 +98,12 @@ class Stack:
                 if f'"{event}"' in line and (record := json.loads(line)).get("event") == event:
                     yield record
 
-    def upload(self, data: bytes) -> httpx.Response:
+    def upload(self, data: bytes) -> httpx2.Response:
         return self.http.post(
             f"{self.resource.url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
         )
 
-    def song_of(self, resource_id: int) -> httpx.Response:
+    def song_of(self, resource_id: int) -> httpx2.Response:
         return self.http.get(f"{self.song.url}/songs/{resource_id}")
 
     def resource_row(self, resource_id: int) -> Any:

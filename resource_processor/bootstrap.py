@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
+import httpx2
 
 from resource_processor.broker import broker_check, make_broker
 from resource_processor.clients import PeerServices, RetryPolicy
@@ -27,7 +27,7 @@ class Parts:
 @asynccontextmanager
 async def bootstrap(settings: Settings) -> AsyncIterator[Parts]:
     broker = make_broker(settings)
-    async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+    async with httpx2.AsyncClient(timeout=settings.http_timeout_seconds) as http:
         retry = RetryPolicy(
             attempts=settings.retry_attempts,
             min_wait_seconds=settings.retry_min_wait_seconds,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 # `bytes 0-65535/1000000`, or `bytes */0` on a 416
 _TOTAL_SIZE = re.compile(r"^bytes (?:\d+-\d+|\*)/(\d+)$")
 
-TRANSIENT_ERRORS = (httpx.TransportError, PeerUnavailable)  # TransportError covers timeouts
+TRANSIENT_ERRORS = (httpx2.TransportError, PeerUnavailable)  # TransportError covers timeouts
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class RetryPolicy:
 class PeerServices:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: httpx2.AsyncClient,
         resource_service_url: str,
         song_service_url: str,
         retry: RetryPolicy,
@@ -127,7 +127,7 @@ class PeerServices:
         return await retrying(call, *args)
 
 
-async def _raise_for_status(response: httpx.Response, peer: str) -> None:
+async def _raise_for_status(response: httpx2.Response, peer: str) -> None:
     if response.is_success:
         return
     await response.aread()  # error bodies are small JSON; the text helps whoever reads the DLQ
@@ -137,7 +137,7 @@ async def _raise_for_status(response: httpx.Response, peer: str) -> None:
     raise DeadLetter(detail)
 
 
-async def _raise_unless_deleted(response: httpx.Response, resource_id: int) -> None:
+async def _raise_unless_deleted(response: httpx2.Response, resource_id: int) -> None:
     """Returns for the contract's "not found" (the resource was deleted); any other 404 names a
     row whose file is missing from storage (or an answer we do not know): park it, never ack."""
     await response.aread()
@@ -155,14 +155,14 @@ class ByteRange:
     total_size: int  # of the whole resource
 
 
-def _total_size(response: httpx.Response) -> int:
+def _total_size(response: httpx2.Response) -> int:
     match = _TOTAL_SIZE.match(response.headers.get("Content-Range", ""))
     if match is None:
         raise PeerUnavailable(f"no usable Content-Range: {response.headers.get('Content-Range')}")
     return int(match.group(1))
 
 
-async def _read_range_of_whole(response: httpx.Response, offset: int, length: int) -> bytes:
+async def _read_range_of_whole(response: httpx2.Response, offset: int, length: int) -> bytes:
     """The range's bytes out of a whole body, keeping nothing before it in memory."""
     kept = bytearray()
     position = 0  # of the next chunk's first byte in the body

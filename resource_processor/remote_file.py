@@ -3,7 +3,7 @@
 mutagen reads an MP3's tags and length from a handful of places: the ID3 header and tag at the
 start, the first audio frames after it, the last 128 bytes (ID3v1) and the file's size. Handed
 this file instead of a downloaded copy, it costs the same few range requests for a 100 MB file as
-for a 1 MB one. Why hand-written: neither httpx nor mutagen offers a file object over HTTP ranges,
+for a 1 MB one. Why hand-written: neither httpx2 nor mutagen offers a file object over HTTP ranges,
 and the one library that does (fsspec's HTTP file) brings aiohttp and its own event loop.
 
 Reads are served from aligned blocks (BLOCK_BYTES unless told); the blocks a read lacks are

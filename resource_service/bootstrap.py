@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from resource_service import handlers, repository
 from resource_service.broker import broker_health, make_broker
@@ -142,8 +142,8 @@ def _upload_pace(settings: Settings) -> UploadPace:
     )
 
 
-def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=url, timeout=timeout)
+def _http_client(stack: AsyncExitStack, url: str, timeout: float) -> httpx2.AsyncClient:
+    client = httpx2.AsyncClient(base_url=url, timeout=timeout)
     stack.push_async_callback(client.aclose)
     return client
 

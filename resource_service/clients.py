@@ -1,6 +1,6 @@
 """The Resource Service's outbound HTTP: the Storage Service and the Song Service.
 
-The plain HTTP clients: they raise httpx's errors as they are (so a circuit breaker can tell a
+The plain HTTP clients: they raise httpx2's errors as they are (so a circuit breaker can tell a
 5xx from a 4xx) and `MalformedStorageAnswer` for an answer of the wrong shape. The breaker and
 the fallback are `storage_lookup`'s.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import structlog
 from pydantic import ValidationError
 
@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class StorageClient:
-    http: httpx.AsyncClient  # base_url and timeout set by whoever builds it
+    http: httpx2.AsyncClient  # base_url and timeout set by whoever builds it
 
     async def list_storages(self) -> list[StorageLocation]:
         response = await self.http.get("/storages")
@@ -50,7 +50,7 @@ def csv_batches(ids: list[int], max_length: int = MAX_CSV_LENGTH) -> list[str]:
 
 @dataclass
 class SongClient:
-    http: httpx.AsyncClient
+    http: httpx2.AsyncClient
 
     async def delete_songs(self, ids: list[int]) -> None:
         """Idempotent (unknown ids are ignored); raises when the Song Service cannot answer, so

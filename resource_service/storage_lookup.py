@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 import structlog
 from prometheus_client import Counter
 
@@ -99,9 +99,9 @@ class StorageLookup:
 def may_retry(error: BaseException) -> bool:
     """What another attempt may fix: the Storage Service unreachable, slow or failing (5xx);
     never a rejection by the open breaker, a 4xx or an answer of the wrong shape."""
-    if isinstance(error, httpx.HTTPStatusError):
+    if isinstance(error, httpx2.HTTPStatusError):
         return error.response.status_code >= 500
-    return isinstance(error, httpx.TransportError | TimeoutError)
+    return isinstance(error, httpx2.TransportError | TimeoutError)
 
 
 def find_location(storages: list[StorageLocation], storage_type: str) -> StorageLocation:

@@ -42,5 +42,5 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "botocore", "aiormq", "aio_pika", "urllib3", "httpx"):
+    for noisy in ("uvicorn.access", "botocore", "aiormq", "aio_pika", "urllib3", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

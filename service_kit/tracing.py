@@ -1,7 +1,7 @@
 """One trace per upload: OpenTelemetry's SDK and its instrumentations, set up the same way in
 every service.
 
-- HTTP in (FastAPI/ASGI, which accepts a W3C `traceparent`), HTTP out (httpx), SQL
+- HTTP in (FastAPI/ASGI, which accepts a W3C `traceparent`), HTTP out (httpx2), SQL
   (SQLAlchemy, every engine made after `configure_tracing`) and S3 (botocore) are
   OpenTelemetry's own instrumentations.
 - Messages carry the context in their headers (`traceparent`): `persistent` injects it into
@@ -49,11 +49,11 @@ def configure_tracing(service: str) -> None:
 
 def _instrument_clients() -> None:
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     botocore = BotocoreInstrumentor()  # type: ignore[no-untyped-call]  # its __init__ is bare
-    for instrumentor in (HTTPXClientInstrumentor(), botocore):
+    for instrumentor in (HTTPX2ClientInstrumentor(), botocore):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
     # Every engine created from now on (`sqlalchemy.create_engine` is wrapped). Its declared

@@ -6,7 +6,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 
-import httpx
+import httpx2
 
 
 class Outcome(enum.Enum):
@@ -17,7 +17,7 @@ class Outcome(enum.Enum):
 
 Classifier = Callable[[BaseException], Outcome]
 """Decides how a call that raised counts. A call that returned is always a success, so an
-httpx caller must `raise_for_status()` inside the guarded function for a 5xx to count."""
+httpx2 caller must `raise_for_status()` inside the guarded function for a 5xx to count."""
 
 
 def default_classifier(error: BaseException) -> Outcome:
@@ -25,12 +25,12 @@ def default_classifier(error: BaseException) -> Outcome:
 
     - HTTP status errors (from `response.raise_for_status()`): 5xx fail, anything else (4xx:
       the request was wrong, not the server) is ignored;
-    - timeouts (`TimeoutError`, `httpx.TimeoutException`) and transport errors
-      (`httpx.TransportError`, `OSError`) fail;
+    - timeouts (`TimeoutError`, `httpx2.TimeoutException`) and transport errors
+      (`httpx2.TransportError`, `OSError`) fail;
     - cancellation and other non-`Exception`s (KeyboardInterrupt, SystemExit) are ignored;
     - any other exception fails, as in Resilience4j, where every exception is recorded.
     """
-    if isinstance(error, httpx.HTTPStatusError):
+    if isinstance(error, httpx2.HTTPStatusError):
         return Outcome.FAILURE if error.response.status_code >= 500 else Outcome.IGNORED
     if isinstance(error, asyncio.CancelledError) or not isinstance(error, Exception):
         return Outcome.IGNORED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
@@ -19,17 +19,17 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def send(client: httpx.Client, case: Case, base_url: str = "http://testserver") -> httpx.Response:
-    """Send `case` with an httpx client: a TestClient (its lifespan entered) or a real one."""
+def send(client: httpx2.Client, case: Case, base_url: str = "http://testserver") -> httpx2.Response:
+    """Send `case` with an httpx2 client: a TestClient (its lifespan entered) or a real one."""
     kwargs: dict[str, Any] = case.as_transport_kwargs(base_url=base_url)
-    # schemathesis serialises for `requests`; httpx takes raw bytes as `content`.
+    # schemathesis serialises for `requests`; httpx2 takes raw bytes as `content`.
     if "data" in kwargs and not isinstance(kwargs["data"], dict):
         kwargs["content"] = kwargs.pop("data")
     client.cookies = kwargs.pop("cookies", None) or {}
     return client.request(**kwargs)
 
 
-def check_response(case: Case, response: httpx.Response) -> None:
+def check_response(case: Case, response: httpx2.Response) -> None:
     """Every schemathesis check (no 5xx, documented status, content type and schema, ...), then
     the contract's error format on every 4xx."""
     case.validate_response(response)
@@ -38,7 +38,7 @@ def check_response(case: Case, response: httpx.Response) -> None:
         assert_contract_error(response)
 
 
-def assert_contract_error(response: httpx.Response) -> dict:
+def assert_contract_error(response: httpx2.Response) -> dict:
     """docs/contract.md §3: {"errorMessage": str, "errorCode": "<status>"} plus `details` of str ->
     str."""
     body = assert_error(response, response.status_code)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-import httpx
+import httpx2
 import pytest
 
 from devstack.compose import (
@@ -48,7 +48,7 @@ class ComposeStack:
     engine: Engine
     project: Project
     env: dict[str, str]
-    http: httpx.Client
+    http: httpx2.Client
 
     def url(self, port_variable: str) -> str:
         return f"http://127.0.0.1:{self.env[port_variable]}"
@@ -62,7 +62,7 @@ class ComposeStack:
     def secrets(self) -> dict[str, str]:
         return env_file_values(self.project.env_file)
 
-    def upload(self, title: str, port: str = "RESOURCE_HOST_PORT") -> httpx.Response:
+    def upload(self, title: str, port: str = "RESOURCE_HOST_PORT") -> httpx2.Response:
         return self.http.post(
             f"{self.url(port)}/resources",
             content=make_mp3(1, title=title),
@@ -110,7 +110,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
     up = make("compose-up", env, timeout=1500)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        with httpx.Client(timeout=30) as http:
+        with httpx2.Client(timeout=30) as http:
             yield ComposeStack(detect(), project, env, http)
     finally:
         down = make("compose-down", {**env, "VOLUMES": "1"}, timeout=300)

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 from devstack.faultproxy import FaultProxy, Mode
@@ -52,17 +52,17 @@ def stack(start_module_stack, new_database_url, database_proxies):
     )
 
 
-def database_call(stack, service: str) -> httpx.Request:
+def database_call(stack, service: str) -> httpx2.Request:
     """A request of `service` that needs its database."""
     url = getattr(stack, service).url
     if service == "storage":
-        return httpx.Request("GET", f"{url}/storages")
+        return httpx2.Request("GET", f"{url}/storages")
     if service == "song":
-        return httpx.Request("GET", f"{url}/songs/1")
-    return httpx.Request("GET", f"{url}/resources/1")
+        return httpx2.Request("GET", f"{url}/songs/1")
+    return httpx2.Request("GET", f"{url}/resources/1")
 
 
-def timed(send, request: httpx.Request) -> tuple[httpx.Response, float]:
+def timed(send, request: httpx2.Request) -> tuple[httpx2.Response, float]:
     started = time.monotonic()
     response = send(request)
     return response, time.monotonic() - started
@@ -75,12 +75,12 @@ def test_a_frozen_database_answers_503_in_seconds_and_starves_nothing_else(
     proxy = database_proxies[service]
     proxy.set_mode(Mode.HOLD)
     try:
-        with httpx.Client(timeout=30) as http, ThreadPoolExecutor(AT_ONCE) as pool:
+        with httpx2.Client(timeout=30) as http, ThreadPoolExecutor(AT_ONCE) as pool:
             answers = list(
                 pool.map(lambda _: timed(http.send, database_call(stack, service)), range(AT_ONCE))
             )
             live, live_seconds = timed(
-                http.send, httpx.Request("GET", f"{getattr(stack, service).url}/health/live")
+                http.send, httpx2.Request("GET", f"{getattr(stack, service).url}/health/live")
             )
         for response, seconds in answers:
             assert_error(response, 503, "Database unavailable, try again later")
@@ -101,7 +101,7 @@ def test_an_upload_while_the_resource_database_is_frozen_is_503_and_keeps_nothin
     try:
         response, seconds = timed(
             stack.http.send,
-            httpx.Request(
+            httpx2.Request(
                 "POST",
                 f"{stack.resource.url}/resources",
                 content=make_mp3(1, title="frozen"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
+import httpx2
 import pytest
 
 from devstack.mp3 import make_mp3
@@ -26,7 +26,7 @@ def test_200_uploads_from_16_clients_with_two_processors(stack, s3, record_prope
     started = time.monotonic()
 
     def upload_all(share: list[bytes]) -> list[int]:
-        with httpx.Client(timeout=60) as client:
+        with httpx2.Client(timeout=60) as client:
             ids = []
             for body in share:
                 response = client.post(

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 
-import httpx
+import httpx2
 import psutil
 import pytest
 
@@ -70,9 +70,9 @@ class PeakRss(threading.Thread):
             self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-async def upload_all(stack, count: int) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=count + 10)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+async def upload_all(stack, count: int) -> list[httpx2.Response]:
+    limits = httpx2.Limits(max_connections=count + 10)
+    async with httpx2.AsyncClient(timeout=120, limits=limits) as client:
         body = make_mp3(1, title="bulkhead")
         return await asyncio.gather(*(
             client.post(f"{stack.resource.url}/resources", content=body,
@@ -87,7 +87,7 @@ def test_200_uploads_at_once_against_16_slots_while_s3_hangs(stack, s3_proxy, re
     s3_proxy.hold(b"PUT")  # every upload that gets a slot stops in its S3 write
     memory = PeakRss(stack.resource.process.pid)
     memory.start()
-    results: list[httpx.Response] = []
+    results: list[httpx2.Response] = []
     clients = threading.Thread(
         target=lambda: results.extend(asyncio.run(upload_all(stack, CLIENTS)))
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-import httpx
+import httpx2
 import pytest
 
 from devstack.stack import wait_until
@@ -29,7 +29,7 @@ def metric(stack, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def watch(client: httpx.AsyncClient, url: str, snapshots: int) -> int:
+async def watch(client: httpx2.AsyncClient, url: str, snapshots: int) -> int:
     """Read the stream until `snapshots` snapshot events came; how many came."""
     seen = 0
     async with client.stream("GET", url) as response:
@@ -46,8 +46,8 @@ def test_viewers_share_one_snapshot_a_second_and_one_too_many_is_refused(stack):
     url = f"{stack.resource.url}/dashboard/stream"
     before = metric(stack, "dashboard_snapshots_total")
 
-    async def run() -> tuple[list[int], httpx.Response]:
-        async with httpx.AsyncClient(timeout=30) as client:
+    async def run() -> tuple[list[int], httpx2.Response]:
+        async with httpx2.AsyncClient(timeout=30) as client:
             viewers = [asyncio.ensure_future(watch(client, url, 4)) for _ in range(MAX_VIEWERS)]
             await asyncio.sleep(1.0)  # let them all connect: the load, not a wait for a result
             refused = await client.get(url)
@@ -69,7 +69,7 @@ def test_viewers_share_one_snapshot_a_second_and_one_too_many_is_refused(stack):
     wait_until(lambda: metric(stack, "dashboard_viewers") == 0, 10, "viewers released")
 
     async def one_more() -> int:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx2.AsyncClient(timeout=30) as client:
             return await watch(client, url, 1)
 
     assert asyncio.run(one_more()) == 1

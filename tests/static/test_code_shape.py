@@ -90,7 +90,7 @@ def test_every_service_has_the_same_modules_for_the_same_roles(package: str) -> 
     roles = {
         "repository": "sqlalchemy",  # a database: its models, queries and migrations
         "broker": "BrokerLink",  # RabbitMQ
-        "clients": "httpx.AsyncClient",  # outbound HTTP
+        "clients": "httpx2.AsyncClient",  # outbound HTTP
     }
     for module, marker in roles.items():
         if marker in source:

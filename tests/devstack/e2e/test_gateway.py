@@ -10,7 +10,7 @@ import json
 import signal
 import uuid
 
-import httpx
+import httpx2
 import psutil
 import pytest
 
@@ -26,17 +26,17 @@ def run(start_make_run) -> MakeRun:
 
 
 @pytest.fixture
-def door(run: MakeRun) -> httpx.Client:
-    with httpx.Client(base_url=run.programs["gateway"].url, timeout=30) as client:
+def door(run: MakeRun) -> httpx2.Client:
+    with httpx2.Client(base_url=run.programs["gateway"].url, timeout=30) as client:
         yield client
 
 
-def upload(door: httpx.Client, title: str, **headers: str) -> httpx.Response:
+def upload(door: httpx2.Client, title: str, **headers: str) -> httpx2.Response:
     body = make_mp3(1, title=title)
     return door.post("/resources", content=body, headers={"Content-Type": "audio/mpeg", **headers})
 
 
-def test_the_public_api_goes_through_the_front_door(door: httpx.Client):
+def test_the_public_api_goes_through_the_front_door(door: httpx2.Client):
     answer = upload(door, "through the door")
     assert answer.status_code == 200, answer.text
     resource_id = answer.json()["id"]
@@ -66,7 +66,7 @@ def test_the_public_api_goes_through_the_front_door(door: httpx.Client):
         ("PUT", "/resources/1"),
     ],
 )
-def test_every_internal_route_is_refused_at_the_door(door: httpx.Client, method, path):
+def test_every_internal_route_is_refused_at_the_door(door: httpx2.Client, method, path):
     answer = door.request(method, path, json={} if method in ("POST", "PUT") else None)
     assert answer.status_code in (403, 404)
     assert_error(answer, answer.status_code)
@@ -112,7 +112,7 @@ def test_one_replica_killed_midway_fails_no_request(run, door):
     assert run.make("start", "SERVICE=resource-service").returncode == 0
 
 
-def test_a_flooding_client_gets_429_with_retry_after(door: httpx.Client):
+def test_a_flooding_client_gets_429_with_retry_after(door: httpx2.Client):
     statuses = [door.get("/songs/999999999") for _ in range(400)]
     refused = [answer for answer in statuses if answer.status_code == 429]
     assert refused, [answer.status_code for answer in statuses][-5:]

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 
-import httpx
+import httpx2
 import psutil
 import pytest
 
@@ -54,9 +54,9 @@ def ps_row(run: MakeRun, name: str) -> list[str]:
     return found[0]
 
 
-def upload(run: MakeRun, data: bytes) -> httpx.Response:
+def upload(run: MakeRun, data: bytes) -> httpx2.Response:
     url = run.programs["resource-service"].url
-    return httpx.post(
+    return httpx2.post(
         f"{url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}, timeout=30
     )
 
@@ -122,7 +122,7 @@ def test_uploads_stay_200_while_storage_is_down_and_reach_permanent(run, fault):
     song_url = run.programs["song-service"].url
     for answer in answers:  # the processor goes on: the tags arrive for every upload
         rid = answer.json()["id"]
-        wait_until(lambda rid=rid: httpx.get(f"{song_url}/songs/{rid}").status_code == 200, 30)
+        wait_until(lambda rid=rid: httpx2.get(f"{song_url}/songs/{rid}").status_code == 200, 30)
     back = "start" if fault == "kill" else "unpause"
     assert run.make(back, "SERVICE=storage-service").returncode == 0
 
@@ -169,7 +169,7 @@ def test_logs_follows_the_service_log(run):
         # The service's own JSON log lines, starting with what it logged at start.
         first = follower.stdout.readline()
         assert first.startswith("{") and '"event"' in first
-        httpx.get(f"{run.programs['storage-service'].url}/storages")  # still following
+        httpx2.get(f"{run.programs['storage-service'].url}/storages")  # still following
         assert follower.poll() is None
     finally:
         os.killpg(follower.pid, signal.SIGINT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-import httpx
+import httpx2
 import psutil
 
 from devstack.mp3 import make_mp3
@@ -75,14 +75,14 @@ def test_an_empty_localstack_under_kept_rows_is_said_and_make_reset_starts_clean
     run is down) gives a clean start."""
     first = start_make_run(s3_port=free_port())
     resources = f"{first.programs['resource-service'].url}/resources"
-    uploaded = httpx.post(resources, content=make_mp3(1), headers={"Content-Type": "audio/mpeg"})
+    uploaded = httpx2.post(resources, content=make_mp3(1), headers={"Content-Type": "audio/mpeg"})
     resource_id = uploaded.json()["id"]
     stop(first)
     same_platform = {k: v for k, v in first.env.items() if k.startswith("RUN_")}
 
     again = start_make_run(**same_platform)
     again.said("S3 (LocalStack) started empty while the resource database holds 1 resource(s)")
-    assert httpx.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
+    assert httpx2.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
         f"The file of resource ID={resource_id} is missing from storage"
     )
     assert "make run is up" in again.make("reset").stderr  # refused while it runs
@@ -93,6 +93,6 @@ def test_an_empty_localstack_under_kept_rows_is_said_and_make_reset_starts_clean
 
     clean = start_make_run(**same_platform)
     assert not any("started empty" in line for line in clean.terminal)
-    assert httpx.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
+    assert httpx2.get(f"{resources}/{resource_id}").json()["errorMessage"] == (
         f"Resource with ID={resource_id} not found"
     )

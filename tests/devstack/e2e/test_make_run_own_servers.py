@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
+import httpx2
 import pytest
 
 from devstack import servers
@@ -24,7 +24,7 @@ def ps_rows(run: MakeRun) -> dict[str, list[str]]:
 
 
 def upload(run: MakeRun, title: str) -> int:
-    answer = httpx.post(
+    answer = httpx2.post(
         f"{run.programs['resource-service'].url}/resources",
         content=make_mp3(1, title=title),
         headers={"Content-Type": "audio/mpeg"},
@@ -36,7 +36,7 @@ def upload(run: MakeRun, title: str) -> int:
 
 def tags_arrive(run: MakeRun, resource_id: int, timeout: float = 60) -> None:
     song = f"{run.programs['song-service'].url}/songs/{resource_id}"
-    wait_until(lambda: httpx.get(song).status_code == 200, timeout, f"song {resource_id}")
+    wait_until(lambda: httpx2.get(song).status_code == 200, timeout, f"song {resource_id}")
 
 
 def test_make_run_starts_its_own_postgres_and_rabbitmq_and_stops_them(start_make_run):

@@ -9,7 +9,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
@@ -225,7 +225,7 @@ def test_resource_service_killed_between_the_s3_write_and_the_row_leaves_no_obje
             stack.resource.signal(signal.SIGKILL)
             stack.resource.running.wait()
             lock.rollback()
-            with pytest.raises(httpx.TransportError):
+            with pytest.raises(httpx2.TransportError):
                 answer.result(10)
         stack.resource.start().wait_healthy()
         wait_until(lambda: not staging_keys(stack, s3) & orphan, 30, "the orphan removed")

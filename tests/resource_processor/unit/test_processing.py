@@ -1,6 +1,6 @@
 """The `resource.uploaded` handler against scripted peers and a recording publisher.
 
-The peers are httpx.MockTransport routes, so no sockets; the backoff's sleep is injected and
+The peers are httpx2.MockTransport routes, so no sockets; the backoff's sleep is injected and
 only recorded, so no waiting. A scripted success to a ranged GET is a 206 with that range.
 """
 
@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 import pytest
 from prometheus_client import REGISTRY
 from structlog.contextvars import merge_contextvars
@@ -27,10 +27,10 @@ from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import DeadLetter, ResourceEvent
 
 SONG = make_mp3(61, title="Song", artist="Band", album="Record", year=2021)
-Reply = int | httpx.Response | Exception  # a status, a whole response, or an error to raise
+Reply = int | httpx2.Response | Exception  # a status, a whole response, or an error to raise
 # The contract's 404s for resource 7: deleted, and a row whose file S3 no longer has.
-NOT_FOUND = httpx.Response(404, json={"errorMessage": "Resource with ID=7 not found"})
-FILE_MISSING = httpx.Response(
+NOT_FOUND = httpx2.Response(404, json={"errorMessage": "Resource with ID=7 not found"})
+FILE_MISSING = httpx2.Response(
     404, json={"errorMessage": "The file of resource ID=7 is missing from storage"}
 )
 
@@ -41,26 +41,26 @@ class ScriptedPeer:
 
     replies: list[Reply]
     body: bytes = b""
-    requests: list[httpx.Request] = field(default_factory=list)
+    requests: list[httpx2.Request] = field(default_factory=list)
 
-    def answer(self, request: httpx.Request) -> httpx.Response:
+    def answer(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
         if isinstance(reply, Exception):
             raise reply
-        if isinstance(reply, httpx.Response):
+        if isinstance(reply, httpx2.Response):
             return reply
         if 200 <= reply < 300:
             return self._success(reply, request.headers.get("Range"))
-        return httpx.Response(reply, json={"errorMessage": "scripted", "errorCode": str(reply)})
+        return httpx2.Response(reply, json={"errorMessage": "scripted", "errorCode": str(reply)})
 
-    def _success(self, status: int, byte_range: str | None) -> httpx.Response:
+    def _success(self, status: int, byte_range: str | None) -> httpx2.Response:
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", byte_range or "")
         if match is None:
-            return httpx.Response(status, content=self.body)
+            return httpx2.Response(status, content=self.body)
         first, last = int(match[1]), min(int(match[2]), len(self.body) - 1)
         headers = {"Content-Range": f"bytes {first}-{last}/{len(self.body)}"}
-        return httpx.Response(206, content=self.body[first : last + 1], headers=headers)
+        return httpx2.Response(206, content=self.body[first : last + 1], headers=headers)
 
     @property
     def ranges(self) -> list[str | None]:
@@ -82,7 +82,7 @@ class Harness:
         asyncio.run(self._process(resource_id))
 
     async def _process(self, resource_id: int) -> None:
-        def route(request: httpx.Request) -> httpx.Response:
+        def route(request: httpx2.Request) -> httpx2.Response:
             if request.url.host == "resources.test":
                 return self.resources.answer(request)
             return self.songs.answer(request)
@@ -96,7 +96,7 @@ class Harness:
             self.published.append(event)
 
         retry = RetryPolicy(self.attempts, 0.2, 3.0, sleep=record_wait)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(route)) as http:
             peers = PeerServices(http, "http://resources.test", "http://songs.test", retry)
             processor = ResourceProcessor(peers, publish)
             await processor.process_uploaded(ResourceEvent(resource_id))
@@ -143,9 +143,9 @@ def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness)
     assert messages_counted("processed") == before + 1
 
 
-def stored_song(**changes: str) -> httpx.Response:
+def stored_song(**changes: str) -> httpx2.Response:
     """The Song Service's `GET /songs/7` answer: this file's song, with `changes`."""
-    return httpx.Response(200, json={**extract_song_metadata(SONG, 7), **changes})
+    return httpx2.Response(200, json={**extract_song_metadata(SONG, 7), **changes})
 
 
 def test_song_already_saved_counts_as_done(make_harness) -> None:
@@ -228,7 +228,13 @@ def test_other_4xx_from_either_peer_is_dead_lettered_without_retry(
 
 @pytest.mark.parametrize(
     "transient",
-    [503, 500, httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.ReadError("reset")],
+    [
+        503,
+        500,
+        httpx2.ConnectError("refused"),
+        httpx2.ReadTimeout("slow"),
+        httpx2.ReadError("reset"),
+    ],
     ids=["503", "500", "connect-error", "read-timeout", "read-error"],
 )
 @pytest.mark.parametrize("failing_peer", ["resources", "songs"])
@@ -276,7 +282,7 @@ def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(make_harness) 
     assert messages_counted("failed") == before + 1
 
 
-class BrokenMidway(httpx.AsyncByteStream):
+class BrokenMidway(httpx2.AsyncByteStream):
     """A body that stops after its first half, as when the peer dies mid-answer."""
 
     def __init__(self, data: bytes) -> None:
@@ -284,12 +290,12 @@ class BrokenMidway(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self._data[: len(self._data) // 2]
-        raise httpx.RemoteProtocolError("peer closed connection mid-body")
+        raise httpx2.RemoteProtocolError("peer closed connection mid-body")
 
 
 def test_a_range_cut_off_midway_is_fetched_again(make_harness) -> None:
     head = SONG[:BLOCK_BYTES]
-    cut_off = httpx.Response(
+    cut_off = httpx2.Response(
         206,
         stream=BrokenMidway(head),
         headers={"Content-Range": f"bytes 0-{BLOCK_BYTES - 1}/{len(SONG)}"},
@@ -301,7 +307,7 @@ def test_a_range_cut_off_midway_is_fetched_again(make_harness) -> None:
 
 
 def test_a_server_that_ignores_range_gives_the_same_tags(make_harness) -> None:
-    whole = httpx.Response(200, content=SONG, headers={"Content-Length": str(len(SONG))})
+    whole = httpx2.Response(200, content=SONG, headers={"Content-Length": str(len(SONG))})
     harness = make_harness([whole], [200])
     harness.process(7)
     assert harness.posted == [extract_song_metadata(SONG, 7)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 from structlog.testing import capture_logs
 
@@ -107,11 +107,11 @@ def test_a_peer_that_ignores_range_is_read_at_a_non_zero_offset() -> None:
         for i in range(0, len(body), 7000):
             yield body[i : i + 7000]
 
-    async def whole(_request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=chunks(), headers={"Content-Length": str(len(body))})
+    async def whole(_request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=chunks(), headers={"Content-Length": str(len(body))})
 
     async def read(offset: int, length: int):
-        async with httpx.AsyncClient(transport=httpx.MockTransport(whole)) as http:
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(whole)) as http:
             peers = PeerServices(http, "http://r", "http://s", RetryPolicy(1))
             return await peers.read_range(7, offset, length)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import aio_pika
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -54,11 +54,11 @@ def test_two_replicas_starting_at_once_migrate_one_database(resource_env, tmp_pa
             engine.dispose()
         assert len(versions) == 1
         first, second = (replica.url for replica in replicas)
-        uploaded = httpx.post(
+        uploaded = httpx2.post(
             f"{first}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
         )
         assert uploaded.status_code == 200, uploaded.text
-        assert httpx.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
+        assert httpx2.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
 
 
 def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, tmp_path):
@@ -70,18 +70,18 @@ def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, 
         service = ServiceProcess("resource_service", free_port(), env, tmp_path / "r.log")
         started.append(service)
         service.start().wait_healthy(timeout=60)
-        uploaded = httpx.post(
+        uploaded = httpx2.post(
             f"{service.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
         )
         assert uploaded.status_code == 200, uploaded.text
-        broker_health = httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+        broker_health = httpx2.get(f"{service.url}/health").json()["checks"]["broker"]
         assert (broker_health["status"], broker_health["pendingEvents"]) == ("DEGRADED", 1)
         assert broker_health["link"] == "connecting" and broker_health["downSeconds"] >= 0
 
         proxy.set_mode(Mode.PASS)  # it arrives: the link connects, the relay publishes
         wait_until(
             lambda: (
-                httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+                httpx2.get(f"{service.url}/health").json()["checks"]["broker"]
                 == {"status": "UP", "pendingEvents": 0, "parkedEvents": 0, "link": "connected"}
             ),
             30,
@@ -119,7 +119,7 @@ def test_the_stub_and_the_age_of_the_last_good_answer_come_from_the_environment(
     storage.signal(signal.SIGKILL)
     storage.running.wait()
     assert staging_key_of(resource, env).startswith("from-env/")  # the stub, not the last good
-    metrics = httpx.get(f"{resource.url}/metrics").text
+    metrics = httpx2.get(f"{resource.url}/metrics").text
     assert 'storage_lookup_total{source="stub"} 1.0' in metrics
     assert 'storage_lookup_total{source="last_good"}' not in metrics
     log = (tmp_path / "resource.log").read_text().splitlines()
@@ -129,7 +129,7 @@ def test_the_stub_and_the_age_of_the_last_good_answer_come_from_the_environment(
 
 def staging_key_of(resource: ServiceProcess, env: dict[str, str]) -> str:
     """Upload one file; the key its row records."""
-    uploaded = httpx.post(
+    uploaded = httpx2.post(
         f"{resource.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
     )
     assert uploaded.status_code == 200, uploaded.text
@@ -151,13 +151,13 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     service = ServiceProcess("resource_service", free_port(), resource_env, tmp_path / "r.log")
     started.append(service)
     service.start().wait_healthy(timeout=60)
-    uploaded = httpx.post(
+    uploaded = httpx2.post(
         f"{service.url}/resources", content=make_mp3(1), headers={"Content-Type": "audio/mpeg"}
     )
     assert uploaded.status_code == 200, uploaded.text  # the outbox keeps its event
 
     def broker() -> dict:
-        return httpx.get(f"{service.url}/health").json()["checks"]["broker"]
+        return httpx2.get(f"{service.url}/health").json()["checks"]["broker"]
 
     # The link is not dead: it keeps trying (and says so) while the declare is refused.
     wait_until(lambda: "PRECONDITION_FAILED" in (tmp_path / "r.log").read_text(), 15)

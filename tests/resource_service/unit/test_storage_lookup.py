@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2
 import pytest
 
 from resource_service.clients import StorageClient
@@ -29,14 +29,14 @@ class FakeStorageService:
     def __init__(self):
         self.answer: object = LIVE
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         if self.answer == "refused":
-            raise httpx.ConnectError("refused", request=request)
+            raise httpx2.ConnectError("refused", request=request)
         if isinstance(self.answer, int):
-            return httpx.Response(self.answer, json={"errorMessage": "x", "errorCode": "500"})
+            return httpx2.Response(self.answer, json={"errorMessage": "x", "errorCode": "500"})
         if self.answer == "garbage":
-            return httpx.Response(200, content=b"<html>not json</html>")
-        return httpx.Response(200, content=json.dumps(self.answer).encode())
+            return httpx2.Response(200, content=b"<html>not json</html>")
+        return httpx2.Response(200, content=json.dumps(self.answer).encode())
 
 
 class Clock:
@@ -59,7 +59,7 @@ def clock():
 
 @pytest.fixture
 def lookup(storage, clock):
-    http = httpx.AsyncClient(transport=httpx.MockTransport(storage.handle), base_url="http://s")
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(storage.handle), base_url="http://s")
     breaker = CircuitBreaker(
         "storage-unit",
         BreakerSettings.defaults(minimum_number_of_calls=100, sliding_window_size=100),
@@ -143,11 +143,11 @@ def test_with_a_retry_one_failure_is_retried_and_the_live_answer_serves(storage,
     breaker (one failure, one success in its window)."""
     answers = iter([503, LIVE])
 
-    def handle(request: httpx.Request) -> httpx.Response:
+    def handle(request: httpx2.Request) -> httpx2.Response:
         storage.answer = next(answers)
         return FakeStorageService.handle(storage, request)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url="http://s")
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handle), base_url="http://s")
     breaker = CircuitBreaker(
         "storage-retry",
         BreakerSettings.defaults(minimum_number_of_calls=100, sliding_window_size=100),

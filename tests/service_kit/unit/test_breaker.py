@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import circuitbreaker
-import httpx
+import httpx2
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
@@ -69,10 +69,10 @@ def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coroutine)
 
 
-def http_error(status: int) -> httpx.HTTPStatusError:
-    request = httpx.Request("GET", "http://storage.test/songs/1")
-    response = httpx.Response(status, request=request)
-    return httpx.HTTPStatusError(f"HTTP {status}", request=request, response=response)
+def http_error(status: int) -> httpx2.HTTPStatusError:
+    request = httpx2.Request("GET", "http://storage.test/songs/1")
+    response = httpx2.Response(status, request=request)
+    return httpx2.HTTPStatusError(f"HTTP {status}", request=request, response=response)
 
 
 async def succeed() -> str:
@@ -80,7 +80,7 @@ async def succeed() -> str:
 
 
 async def fail() -> str:
-    raise httpx.ConnectError("connection refused")
+    raise httpx2.ConnectError("connection refused")
 
 
 def raising(error: BaseException) -> Callable[[], Awaitable[str]]:
@@ -294,7 +294,7 @@ def test_ignored_trial_call_frees_its_permit(make, clock) -> None:
         await asyncio.sleep(0)
         while_busy = await calls(breaker, succeed)
         gate.set()
-        with pytest.raises(httpx.HTTPStatusError):
+        with pytest.raises(httpx2.HTTPStatusError):
             await trial
         return [*while_busy, *await calls(breaker, succeed)]
 
@@ -379,8 +379,8 @@ def test_http_4xx_is_ignored_and_5xx_is_a_failure(make) -> None:
         (http_error(502), Outcome.FAILURE),
         (http_error(400), Outcome.IGNORED),
         (http_error(404), Outcome.IGNORED),
-        (httpx.ConnectError("refused"), Outcome.FAILURE),
-        (httpx.ReadTimeout("slow"), Outcome.FAILURE),
+        (httpx2.ConnectError("refused"), Outcome.FAILURE),
+        (httpx2.ReadTimeout("slow"), Outcome.FAILURE),
         (TimeoutError(), Outcome.FAILURE),
         (ConnectionResetError(), Outcome.FAILURE),
         (RuntimeError("bug"), Outcome.FAILURE),

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
@@ -60,7 +60,7 @@ FAILURES: dict[str, BaseException] = {
     "unexpected": LeakyError(SECRET),
     "database": psycopg.OperationalError(SECRET),
     "s3": ClientError({"Error": {"Code": "SlowDown", "Message": SECRET}}, "PutObject"),
-    "peer": httpx.ConnectError(SECRET),
+    "peer": httpx2.ConnectError(SECRET),
 }
 
 

@@ -9,7 +9,7 @@ import asyncio
 import random
 
 import circuitbreaker
-import httpx
+import httpx2
 import pytest
 from prometheus_client import REGISTRY
 
@@ -53,7 +53,7 @@ def retry(name: str, waits: list[float], **settings: object) -> Retry:
 
 def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
     waits: list[float] = []
-    flaky = Flaky(httpx.ConnectError("refused"), TimeoutError())
+    flaky = Flaky(httpx2.ConnectError("refused"), TimeoutError())
     r = retry("retry-ok", waits, max_attempts=3, wait_duration=0.5)
     assert asyncio.run(r.call(flaky)) == "ok"
     assert flaky.calls == 3 and waits == [0.5, 0.5]
@@ -64,18 +64,18 @@ def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
 def test_attempts_run_out_and_the_last_error_is_raised():
     waits: list[float] = []
     r = retry("retry-out", waits, max_attempts=2, wait_duration=0.1)
-    with pytest.raises(httpx.ConnectError):
-        asyncio.run(r.call(Flaky(*[httpx.ConnectError("refused")] * 5)))
+    with pytest.raises(httpx2.ConnectError):
+        asyncio.run(r.call(Flaky(*[httpx2.ConnectError("refused")] * 5)))
     assert counted("retry-out", "failed_with_retry") == 1
     assert [e.type for e in r.events] == ["RETRY", "ERROR"]
 
 
 def test_an_error_no_retry_fixes_is_not_retried():
-    request = httpx.Request("GET", "http://storage/storages")
-    not_found = httpx.HTTPStatusError("404", request=request, response=httpx.Response(404))
+    request = httpx2.Request("GET", "http://storage/storages")
+    not_found = httpx2.HTTPStatusError("404", request=request, response=httpx2.Response(404))
     flaky = Flaky(not_found)
     r = retry("retry-4xx", [], max_attempts=3)
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(httpx2.HTTPStatusError):
         asyncio.run(r.call(flaky))
     assert flaky.calls == 1
     assert counted("retry-4xx", "failed_without_retry") == 1
@@ -109,7 +109,7 @@ def test_retry_goes_outside_the_breaker_and_never_retries_a_rejection():
         "retry-breaker",
         BreakerSettings.defaults(sliding_window_size=2, minimum_number_of_calls=2),
     )
-    flaky = Flaky(*[httpx.ConnectError("refused")] * 10)
+    flaky = Flaky(*[httpx2.ConnectError("refused")] * 10)
     waits: list[float] = []
     r = retry("retry-outside", waits, max_attempts=5, wait_duration=0.0)
     served = asyncio.run(call_with_fallback(breaker, flaky, fallback=lambda _: "stub", retry=r))

@@ -1,6 +1,6 @@
 """Two replicas of the Song Service starting at once against an empty database."""
 
-import httpx
+import httpx2
 
 from tests.replicas import started_at_once
 
@@ -11,7 +11,7 @@ def test_two_replicas_starting_at_once_share_one_migrated_database(new_database_
     env = {"DATABASE_URL": new_database_url("song_replicas")}
     with started_at_once("song_service", env, tmp_path) as replicas:
         first, second = (replica.url for replica in replicas)
-        assert httpx.post(f"{first}/songs", json={"id": 7, **SONG}).status_code == 200
-        assert httpx.get(f"{second}/songs/7").json() == {"id": 7, **SONG}
-        duplicate = httpx.post(f"{second}/songs", json={"id": 7, **SONG})
+        assert httpx2.post(f"{first}/songs", json={"id": 7, **SONG}).status_code == 200
+        assert httpx2.get(f"{second}/songs/7").json() == {"id": 7, **SONG}
+        duplicate = httpx2.post(f"{second}/songs", json={"id": 7, **SONG})
         assert duplicate.status_code == 409

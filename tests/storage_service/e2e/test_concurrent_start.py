@@ -1,6 +1,6 @@
 """Two replicas of the Storage Service starting at once against an empty database."""
 
-import httpx
+import httpx2
 
 from tests.replicas import started_at_once
 
@@ -11,7 +11,7 @@ def test_two_replicas_starting_at_once_seed_exactly_one_row_of_each_type(
     env = {"DATABASE_URL": new_database_url("replicas"), "S3_ENDPOINT_URL": infra.s3_endpoint_url}
     with started_at_once("storage_service", env, tmp_path) as replicas:
         for replica in replicas:
-            rows = httpx.get(f"{replica.url}/storages").json()
+            rows = httpx2.get(f"{replica.url}/storages").json()
             assert [(r["storageType"], r["bucket"], r["path"]) for r in rows] == [
                 ("STAGING", "resources-staging", "/staging/"),
                 ("PERMANENT", "resources-permanent", "/permanent/"),
