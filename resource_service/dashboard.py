@@ -15,16 +15,17 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from prometheus_client import Counter, Gauge
 
 from resource_service import repository
 from resource_service.handlers import Dependencies
 from service_kit.broker import BrokerLink
+from service_kit.deps import part
 from service_kit.errors import ApiError
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED, RESOURCE_UPLOADED
 from service_kit.resilience.dashboard import BreakerWatch
@@ -156,9 +157,19 @@ async def dashboard_page() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text())
 
 
+@runtime_checkable
+class HasDashboard(Protocol):
+    dashboard: Dashboard
+
+
+def get_dashboard(request: Request) -> Dashboard:
+    return part(request, HasDashboard).dashboard
+
+
 @router.get("/dashboard/stream", include_in_schema=False)
-async def dashboard_stream(request: Request) -> StreamingResponse:
-    dashboard: Dashboard = request.app.state.dashboard
+async def dashboard_stream(
+    request: Request, dashboard: Annotated[Dashboard, Depends(get_dashboard)]
+) -> StreamingResponse:
     events = dashboard.events(request)
     try:
         first = await anext(events)

@@ -1,9 +1,16 @@
-"""FastAPI dependencies every service uses: the database, validated ids, the admin token."""
+"""FastAPI dependencies every service uses: the database, validated ids, the admin token.
+
+The routes reach the composition root's parts through typed dependencies only: the app factory
+keeps one `ServiceState` on `app.state`, and `part(request, Protocol)` hands a route the parts
+as the protocol it names (a route that needs `.database` asks for `HasDatabase`), checked when
+called, so a part missing from a service's `Parts` is a clear error and mypy sees every type.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from fastapi import Depends, Header, Path, Query, Request
@@ -14,11 +21,42 @@ from service_kit.errors import ApiError
 from service_kit.ids import MAX_CSV_LENGTH, parse_id, parse_id_csv
 
 log = structlog.get_logger(__name__)
+Holder = TypeVar("Holder")
+
+
+@dataclass
+class ServiceState:
+    """What the app factory keeps on `app.state.service`: the admin token from the settings and,
+    once the lifespan has run the composition root, its parts."""
+
+    admin_token: SecretStr | None
+    parts: object = None
+
+
+def service_state(request: Request) -> ServiceState:
+    state = request.app.state.service
+    if not isinstance(state, ServiceState):
+        raise TypeError(
+            "app.state.service is not a ServiceState: build the app with create_service_app"
+        )
+    return state
+
+
+def part(request: Request, holder: type[Holder]) -> Holder:
+    """The composition root's parts as `holder`, a runtime-checkable protocol (or the class)."""
+    parts = service_state(request).parts
+    if not isinstance(parts, holder):
+        raise TypeError(f"{type(parts).__name__} has no part that {holder.__name__} names")
+    return parts
+
+
+@runtime_checkable
+class HasDatabase(Protocol):
+    database: Database
 
 
 def get_database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
+    return part(request, HasDatabase).database
 
 
 # The OpenAPI documents what the parsers accept; the parsers alone validate, so every rejection
@@ -57,7 +95,7 @@ def require_admin_token(
 ) -> None:
     """`/admin/*` changes behaviour: only `Authorization: Bearer <ADMIN_TOKEN>` may use it, and
     with no ADMIN_TOKEN configured nobody may. The token never reaches a log."""
-    expected: SecretStr | None = request.app.state.admin_token
+    expected = service_state(request).admin_token
     where = {"method": request.method, "path": request.url.path}
     if expected is None:
         log.warning("admin_refused", reason="no ADMIN_TOKEN configured", **where)

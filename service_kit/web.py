@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 import uvicorn
@@ -21,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_kit.config import ServiceSettings
+from service_kit.deps import ServiceState, part
 from service_kit.errors import error_response, install_error_handlers
 from service_kit.schemas import ErrorPublic
 from service_kit.threads import run_in
@@ -31,6 +31,12 @@ log = structlog.get_logger(__name__)
 Status = Literal["UP", "DEGRADED", "DOWN"]
 # A health check returns its status and anything worth showing; raising means DOWN.
 HealthCheck = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@runtime_checkable
+class HasHealthChecks(Protocol):
+    health_checks: dict[str, HealthCheck]
+
 
 # Every 4xx and 5xx of a service route has the one error format. Documenting "4XX" also keeps
 # FastAPI from documenting its default 422, which our handlers turn into a 400.
@@ -212,7 +218,7 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 # A service's composition root: builds its parts from its settings, closes them on the way out.
-# The parts are a dataclass; each field becomes an `app.state` attribute the routes read.
+# The parts are a dataclass; routes reach them through typed dependencies (service_kit.deps).
 Bootstrap = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
@@ -230,8 +236,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with bootstrap(settings) as parts:
-            for part in dataclasses.fields(parts):
-                setattr(app.state, part.name, getattr(parts, part.name))
+            state.parts = parts
             log.info("service_started", port=settings.port)
             yield
 
@@ -245,9 +250,9 @@ def create_service_app(
     # Outermost: the request's span is current in all of the above.
     instrument_app(app, untraced={*PROBE_ROUTES, "/dashboard"})
     install_error_handlers(app)
-    app.state.health_checks = {}
     token = settings.admin_token
-    app.state.admin_token = token if token and token.get_secret_value() else None
+    state = ServiceState(admin_token=token if token and token.get_secret_value() else None)
+    app.state.service = state
     app.include_router(_ops_router())
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)
@@ -295,7 +300,7 @@ def _ops_router() -> APIRouter:
 
     @router.get("/health")
     async def health(request: Request) -> JSONResponse:
-        return await _health_answer(request.app.state.health_checks)
+        return await _health_answer(part(request, HasHealthChecks).health_checks)
 
     @router.get("/health/live")
     async def live() -> dict[str, str]:
@@ -305,7 +310,7 @@ def _ops_router() -> APIRouter:
     @router.get("/health/ready")
     async def ready(request: Request) -> JSONResponse:
         """It can do its job: the readiness checks (its own database) pass."""
-        checks: dict[str, HealthCheck] = request.app.state.health_checks
+        checks = part(request, HasHealthChecks).health_checks
         needed = {n: c for n, c in checks.items() if n in READINESS_CHECKS}
         return await _health_answer(needed)
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from service_kit.deps import CsvIds, DatabaseDep, require_admin_token
 from service_kit.errors import ApiError, BadRequest
 from service_kit.s3 import BucketNameRejected, BucketNotOwned
 from service_kit.schemas import CreatedId, DeletedIds
 from storage_service import handlers, repository
+from storage_service.deps import LocationRulesDep, S3Dep
 from storage_service.errors import BucketNotOurs, DuplicateLocation, TooManyLocations
 from storage_service.schemas import BUCKET_MESSAGE, StorageCreate, StoragePublic
 
@@ -18,11 +19,12 @@ NOT_OURS_MESSAGE = "was not created by this platform: list it in ALLOWED_BUCKETS
 
 
 @router.post("", response_model=CreatedId, dependencies=ADMIN_ONLY)
-async def create_storage(body: StorageCreate, database: DatabaseDep, request: Request) -> CreatedId:
-    rules: handlers.LocationRules = request.app.state.location_rules
+async def create_storage(
+    body: StorageCreate, database: DatabaseDep, s3: S3Dep, rules: LocationRulesDep
+) -> CreatedId:
     location = (body.storage_type, body.bucket, body.path)
     try:
-        new_id = await database.run(handlers.create_storage, request.app.state.s3, location, rules)
+        new_id = await database.run(handlers.create_storage, s3, location, rules)
     except TooManyLocations:
         raise ApiError(
             409, f"At most {rules.max_storages} storage locations may exist: delete one first"

@@ -4,16 +4,26 @@ routers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, Request
 
-from service_kit.deps import require_admin_token
+from service_kit.deps import part, require_admin_token
 from service_kit.errors import NotFound
 from service_kit.resilience.breaker import CircuitBreaker
 from service_kit.resilience.events import EventLog
 from service_kit.resilience.state import State
 from service_kit.web import HealthCheck
+
+
+@runtime_checkable
+class HasBreakers(Protocol):
+    breakers: dict[str, CircuitBreaker]
+
+
+@runtime_checkable
+class HasEventLogs(Protocol):
+    event_logs: dict[str, dict[str, EventLog]]  # "retries" -> {"storage": its events}, ...
 
 
 def breaker_health(breaker: CircuitBreaker) -> HealthCheck:
@@ -29,13 +39,13 @@ def breaker_health(breaker: CircuitBreaker) -> HealthCheck:
 
 
 def breaker_admin_router() -> APIRouter:
-    """`/admin/breakers` over the breakers a composition root put in `app.state.breakers`."""
+    """`/admin/breakers` over the breakers of the composition root's parts (`HasBreakers`)."""
     router = APIRouter(
         prefix="/admin/breakers", tags=["admin"], dependencies=[Depends(require_admin_token)]
     )
 
     def breakers(request: Request) -> dict[str, CircuitBreaker]:
-        return cast(dict[str, CircuitBreaker], request.app.state.breakers)
+        return part(request, HasBreakers).breakers
 
     @router.get("")
     async def list_breakers(request: Request) -> list[dict[str, Any]]:
@@ -80,13 +90,13 @@ DECORATOR_EVENTS = {
 
 def decorator_events_router() -> APIRouter:
     """`GET /admin/{retries,timelimiters,bulkheads}/{name}/events` over the event logs a
-    composition root put in `app.state.event_logs`, as Actuator's `retryevents`,
+    composition root's parts hold (`HasEventLogs`), as Actuator's `retryevents`,
     `timelimiterevents` and `bulkheadevents`."""
     router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_token)])
 
     def events_route(family: str, title: str, key: str) -> None:
         async def decorator_events(name: str, request: Request) -> dict[str, Any]:
-            logs = cast(dict[str, dict[str, EventLog]], request.app.state.event_logs)
+            logs = part(request, HasEventLogs).event_logs
             log = logs.get(family, {}).get(name)
             if log is None:
                 raise NotFound(f"{title} '{name}' not found")

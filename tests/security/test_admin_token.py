@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from service_kit.deps import ServiceState
 from service_kit.errors import install_error_handlers
 from service_kit.resilience import BreakerSettings, CircuitBreaker
 from service_kit.resilience.admin import breaker_admin_router
@@ -68,16 +71,23 @@ def test_with_no_admin_token_configured_management_is_refused_to_everyone():
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(breaker_admin_router())
-    app.state.breakers = {"storage": CircuitBreaker("storage", BreakerSettings())}
+    parts = BreakerParts({"storage": CircuitBreaker("storage", BreakerSettings())})
     for configured in (None, SecretStr("the-token")):
-        app.state.admin_token = configured
+        app.state.service = ServiceState(admin_token=configured, parts=parts)
         with TestClient(app) as client:
             response = client.post(FORCE_OPEN, headers={"Authorization": "Bearer the-token"})
         if configured is None:
             assert_error(response, 403, "Management is disabled: no ADMIN_TOKEN is configured")
         else:
             assert response.status_code == 200
-    assert app.state.breakers["storage"].state.name == "FORCED_OPEN"
+    assert parts.breakers["storage"].state.name == "FORCED_OPEN"
+
+
+@dataclass
+class BreakerParts:
+    """A composition root's parts with breakers only: what the admin router needs."""
+
+    breakers: dict[str, CircuitBreaker]
 
 
 STORAGE_WRITES = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import circuitbreaker
@@ -396,6 +397,7 @@ def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(cloc
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from service_kit.deps import ServiceState
     from service_kit.errors import install_error_handlers
     from service_kit.resilience.admin import breaker_admin_router
 
@@ -404,8 +406,7 @@ def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(cloc
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(breaker_admin_router())
-    app.state.breakers = {"storage": cb}
-    app.state.admin_token = SecretStr("t0ken")
+    app.state.service = ServiceState(SecretStr("t0ken"), SimpleNamespace(breakers={"storage": cb}))
     client = TestClient(app)
     assert client.get("/admin/breakers/storage/events").status_code == 401
     answer = client.get(
