@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx2
 
@@ -18,6 +19,7 @@ from bench.payloads import MB, READ_CHUNK, delete, download, mp3_bytes, timed, u
 from bench.plots import two_panels
 from bench.report import Figure, median, percentile
 from devstack.stack import Stack
+from service_kit.s3 import S3Client
 
 BUCKET = "resources-staging"
 SIZES = {100_000: 30, 1 * MB: 20, 10 * MB: 8, 50 * MB: 3, 200 * MB: 2}  # size -> repetitions
@@ -26,7 +28,7 @@ CONCURRENCY_FILE = 1 * MB
 REQUESTS_PER_CLIENT = 4
 
 
-def by_size(stack: Stack, s3) -> dict[str, dict[int, list[float]]]:
+def by_size(stack: Stack, s3: S3Client) -> dict[str, dict[int, list[float]]]:
     """way -> size -> seconds of each transfer."""
     seconds: dict[str, dict[int, list[float]]] = {}
     for size, repeats in SIZES.items():
@@ -35,11 +37,11 @@ def by_size(stack: Stack, s3) -> dict[str, dict[int, list[float]]]:
     return seconds
 
 
-def _one_size(stack: Stack, s3, size: int, repeats: int) -> dict[str, list[float]]:
+def _one_size(stack: Stack, s3: S3Client, size: int, repeats: int) -> dict[str, list[float]]:
     data = mp3_bytes(size)
     key = f"bench/{uuid.uuid4()}.mp3"
     ids: list[int] = []
-    ways = {
+    ways: dict[str, Callable[[], object]] = {
         "service upload": lambda: ids.append(upload(stack, data)),
         "direct put_object": lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=data),
         "service download": lambda: download(stack, ids[0]),
@@ -58,7 +60,9 @@ def _one_size(stack: Stack, s3, size: int, repeats: int) -> dict[str, list[float
     return seconds
 
 
-async def _concurrent(stack: Stack, clients: int, data: bytes, download_id: int | None):
+async def _concurrent(
+    stack: Stack, clients: int, data: bytes, download_id: int | None
+) -> tuple[float, list[float], list[int]]:
     """(seconds for the whole burst, seconds of each request, ids uploaded)."""
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     latencies: list[float] = []
@@ -108,7 +112,7 @@ def by_clients(stack: Stack) -> dict[str, dict[int, tuple[float, list[float]]]]:
     return results
 
 
-def figures(stack: Stack, s3) -> list[Figure]:
+def figures(stack: Stack, s3: S3Client) -> list[Figure]:
     sizes = by_size(stack, s3)
     clients = by_clients(stack)
     _plot(sizes, clients)
@@ -144,7 +148,10 @@ def _size(size: int) -> str:
     return f"{size / MB:g} MB"
 
 
-def _plot(sizes, clients) -> None:
+def _plot(
+    sizes: dict[str, dict[int, list[float]]],
+    clients: dict[str, dict[int, tuple[float, list[float]]]],
+) -> None:
     two_panels(
         "bench-size",
         "Transfers by file size (one client; direct = boto3 to the same S3 server)",

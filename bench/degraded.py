@@ -52,7 +52,7 @@ def breaker_state(stack: Stack) -> str:
     breakers = stack.http.get(
         f"{stack.resource.url}/admin/breakers", headers=stack.admin_headers
     ).json()
-    return next(b["state"] for b in breakers if b["name"] == "storage")
+    return str(next(b["state"] for b in breakers if b["name"] == "storage"))
 
 
 def run_phase(stack: Stack, data: bytes, phase: Phase, ids: list[int], faulty: bool) -> Phase:

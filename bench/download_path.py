@@ -16,6 +16,7 @@ from bench.payloads import MB, mp3_bytes
 from bench.report import Figure, median
 from resource_service import object_store
 from resource_service.object_store import ObjectStore
+from service_kit.s3 import S3Client
 
 BUCKET = "resources-staging"
 READS = {"256 KiB": 256 * 1024, "1 MiB (the service's)": 1024 * 1024, "4 MiB": 4 * 1024 * 1024}
@@ -50,7 +51,7 @@ async def _measure(store: ObjectStore, key: str, size: int) -> dict[str, float]:
     return {name: size / MB / median(times[1:]) for name, times in seconds.items()}
 
 
-def figures(s3) -> list[Figure]:
+def figures(s3: S3Client) -> list[Figure]:
     data = mp3_bytes(10 * MB)
     key = f"bench/{uuid.uuid4()}.mp3"
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)

@@ -15,7 +15,7 @@ from devstack import localstack
 from devstack.sandbox import Sandbox
 from devstack.stack import Stack, start_stack
 from service_kit.config import S3Settings
-from service_kit.s3 import make_s3_client
+from service_kit.s3 import S3Client, make_s3_client
 
 # Every stack accepts the 200 MB memory benchmark's file.
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
@@ -41,7 +41,7 @@ class BenchEnv:
     def s3_endpoint_url(self) -> str:
         return localstack.endpoint()
 
-    def s3_client(self, endpoint_url: str | None = None):
+    def s3_client(self, endpoint_url: str | None = None) -> S3Client:
         """A client made as the services make theirs, for LocalStack or another endpoint."""
         return make_s3_client(S3Settings(s3_endpoint_url=endpoint_url or self.s3_endpoint_url))
 

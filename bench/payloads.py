@@ -25,7 +25,7 @@ def upload(stack: Stack, data: bytes) -> int:
     """POST /resources with `data` as the body; the new resource's id."""
     response = stack.upload(data)
     response.raise_for_status()
-    return response.json()["id"]
+    return int(response.json()["id"])
 
 
 def download(stack: Stack, resource_id: int) -> int:

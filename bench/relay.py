@@ -45,7 +45,7 @@ def relay(target_url: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -21,6 +21,7 @@ from bench.relay import relay
 from bench.report import Figure, median
 from devstack.stack import Stack
 from resource_service.config import Settings as ResourceSettings
+from service_kit.s3 import S3Client
 
 BUCKET = "resources-staging"  # the bucket the service uploads to, on the same S3 server
 # size -> repetitions; 10 MB carries the targets, 50 MB shows a multipart upload's split.
@@ -28,7 +29,7 @@ SIZES = {10 * MB: 15, 50 * MB: 5}
 UPLOAD_VS_SAME_CALLS, UPLOAD_VS_DIRECT, DOWNLOAD_VS_RELAY = 0.9, 0.7, 0.9
 
 
-def same_s3_calls_put(s3, key: str, data: bytes) -> None:
+def same_s3_calls_put(s3: S3Client, key: str, data: bytes) -> None:
     """What `ObjectStore.upload` sends for `data`, one call after another."""
     settings = ResourceSettings()
     body = bytearray(data)
@@ -57,12 +58,14 @@ def same_s3_calls_put(s3, key: str, data: bytes) -> None:
     )
 
 
-def _get(s3, key: str) -> int:
+def _get(s3: S3Client, key: str) -> int:
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"]
     return sum(len(chunk) for chunk in body.iter_chunks(READ_CHUNK))
 
 
-def measure(stack: Stack, s3, relayed_s3, size: int, repeats: int) -> dict[str, float]:
+def measure(
+    stack: Stack, s3: S3Client, relayed_s3: S3Client, size: int, repeats: int
+) -> dict[str, float]:
     """Median MB/s of each way, for files of `size` bytes."""
     data = mp3_bytes(size)
     key = f"bench/{uuid.uuid4()}.mp3"
@@ -95,7 +98,7 @@ def measure(stack: Stack, s3, relayed_s3, size: int, repeats: int) -> dict[str, 
     return {name: len(data) / MB / median(times) for name, times in seconds.items()}
 
 
-def figures(stack: Stack, s3, make_s3_client) -> list[Figure]:
+def figures(stack: Stack, s3: S3Client, make_s3_client: Callable[[str], S3Client]) -> list[Figure]:
     """`make_s3_client(endpoint_url)` builds a client like `s3` for another endpoint."""
     results: list[Figure] = []
     with relay(s3.meta.endpoint_url) as relay_url:
@@ -111,7 +114,9 @@ def _figures(rate: dict[str, float], size: int, targeted: bool) -> list[Figure]:
     gap = rate["direct up"] - rate["service up"]
     s3_share = (rate["direct up"] - rate["same calls up"]) / gap if gap > 0 else 0.0
 
-    def figure(name: str, value: float, baseline: float, limit: float = 0.0, note: str = ""):
+    def figure(
+        name: str, value: float, baseline: float, limit: float = 0.0, note: str = ""
+    ) -> Figure:
         limit = limit if targeted else 0.0
         return Figure(
             name,

@@ -27,6 +27,7 @@ from bench.payloads import MB, delete, download, mp3_bytes, upload
 from bench.proc import cpu_seconds, s3_server_pid
 from bench.report import Figure
 from devstack.stack import Stack
+from service_kit.s3 import S3Client
 
 FILE_BYTES = 10 * MB
 TRANSFERS = 15  # of each kind, for the CPU figures and again under the profiler
@@ -60,6 +61,9 @@ IDLE = re.compile(
 )
 
 
+Action = Callable[[], object]
+
+
 @dataclass
 class CpuCost:
     wall: float
@@ -67,7 +71,7 @@ class CpuCost:
     s3_server: float
 
 
-def cpu_cost(action, count: int, service_pid: int, s3_pid: int | None) -> CpuCost:
+def cpu_cost(action: Action, count: int, service_pid: int, s3_pid: int | None) -> CpuCost:
     service_before = cpu_seconds(service_pid)
     s3_before = cpu_seconds(s3_pid) if s3_pid else 0.0
     started = time.perf_counter()
@@ -81,7 +85,7 @@ def cpu_cost(action, count: int, service_pid: int, s3_pid: int | None) -> CpuCos
     )
 
 
-def record_profile(pid: int, output: Path, action) -> str | None:
+def record_profile(pid: int, output: Path, action: Action) -> str | None:
     """Run `action` under `py-spy record`; None when it worked, else why not."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -107,7 +111,9 @@ def record_profile(pid: int, output: Path, action) -> str | None:
     return None
 
 
-def top_costs(collapsed: Path, limit: int = 12) -> tuple[int, list, list]:
+def top_costs(
+    collapsed: Path, limit: int = 12
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
     """(samples, top frames by own samples, samples per COSTS category), idle threads left out."""
     own: collections.Counter[str] = collections.Counter()
     costs: collections.Counter[str] = collections.Counter()
@@ -151,12 +157,12 @@ def print_profile(collapsed: Path, what: str, seconds: float) -> None:
     console.print(f"profile: {collapsed} (py-spy raw format; open it in speedscope)")
 
 
-def figures(stack: Stack, s3, run_dir: Path) -> list[Figure]:
+def figures(stack: Stack, s3: S3Client, run_dir: Path) -> list[Figure]:
     data = mp3_bytes(FILE_BYTES)
     ids: list[int] = []
     raw_key = f"bench/{uuid.uuid4()}.mp3"
 
-    def transfers() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
+    def transfers() -> dict[str, tuple[Action, Action]]:
         """kind -> (through the service, straight to S3)"""
         return {
             "upload": (
@@ -179,7 +185,7 @@ def figures(stack: Stack, s3, run_dir: Path) -> list[Figure]:
     return results
 
 
-def _profile(stack: Stack, kind: str, service, raw, run_dir: Path) -> list[Figure]:
+def _profile(stack: Stack, kind: str, service: Action, raw: Action, run_dir: Path) -> list[Figure]:
     pid = stack.resource.running.pid
     s3_pid = s3_server_pid()
     service(), raw()  # warm-up

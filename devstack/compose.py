@@ -155,7 +155,7 @@ def port_is_free(port: int) -> bool:
 def a_free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 def host_ports(configured: dict[str, str]) -> dict[str, int]:

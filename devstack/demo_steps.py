@@ -37,7 +37,7 @@ class DemoSandbox:
     the end (databases and vhost kept with DEMO_KEEP=1)."""
 
     resources: Sandbox = field(default_factory=lambda: Sandbox("demo"))
-    localstack: subprocess.Popen | None = None
+    localstack: subprocess.Popen[bytes] | None = None
 
     @property
     def token(self) -> str:
@@ -76,17 +76,19 @@ class Probe:
     http: httpx2.Client
     url: str
     log_path: Path
-    seen: list[dict] = field(default_factory=list)  # every transition read so far
+    seen: list[dict[str, Any]] = field(default_factory=list)  # every transition read so far
     _log_offset: int = 0
 
-    def breaker(self) -> dict:
-        return self.http.get(f"{self.url}/health").json()["checks"]["storageBreaker"]
+    def breaker(self) -> dict[str, Any]:
+        health: dict[str, Any] = self.http.get(f"{self.url}/health").json()
+        breaker: dict[str, Any] = health["checks"]["storageBreaker"]
+        return breaker
 
     def lookups(self) -> Counter[str]:
         text = self.http.get(f"{self.url}/metrics").text
         return Counter({source: float(value) for source, value in _LOOKUP.findall(text)})
 
-    def transitions(self) -> list[dict]:
+    def transitions(self) -> list[dict[str, Any]]:
         """`circuit_breaker_transition` events logged since the last call."""
         with self.log_path.open("rb") as log:
             log.seek(self._log_offset)
@@ -111,7 +113,7 @@ class Upload:
     status: int  # 0: no HTTP answer at all
     millis: float
     resource_id: int | None
-    breaker: dict
+    breaker: dict[str, Any]
     lookups: Counter[str]  # what served storage lookups meanwhile (uploads and moves)
 
 
@@ -161,7 +163,7 @@ def add_row(table: Table, up: Upload) -> None:
     )
 
 
-def transition_line(event: dict) -> str:
+def transition_line(event: dict[str, Any]) -> str:
     rate = event.get("failure_rate", -1)
     why = "" if rate is None or rate < 0 else f" (failure rate {rate:.0f}%)"
     when = str(event.get("timestamp", ""))[11:23]

@@ -42,7 +42,7 @@ class Engine:
         return self._command(*args, stdin=stdin, stdout=output, check=check, text=True)
 
     def output(self, *args: str) -> str:
-        return self._command(*args, capture_output=True, check=True, text=True).stdout
+        return str(self._command(*args, capture_output=True, check=True, text=True).stdout)
 
     def image_exists(self, image: str) -> bool:
         how = "exists" if self.name == "podman" else "inspect"

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".localstack"
@@ -39,16 +40,17 @@ def endpoint(port: int = DEFAULT_PORT) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def init_status(port: int = DEFAULT_PORT) -> dict | None:
+def init_status(port: int = DEFAULT_PORT) -> dict[str, Any] | None:
     """LocalStack's own report of its init hooks, or None when nothing answers."""
     try:
         with urllib.request.urlopen(f"{endpoint(port)}/_localstack/init", timeout=2) as reply:
-            return json.load(reply)
+            status: dict[str, Any] = json.load(reply)
+            return status
     except (OSError, ValueError):
         return None
 
 
-def hooks_done(status: dict) -> bool:
+def hooks_done(status: dict[str, Any]) -> bool:
     ready = [s for s in status.get("scripts", []) if s.get("stage") == "READY"]
     return status.get("completed", {}).get("READY") is True and all(
         s.get("state") == "SUCCESSFUL" for s in ready
@@ -100,7 +102,7 @@ def serve(port: int = DEFAULT_PORT) -> None:
     os.execve(COMMAND[0], COMMAND, environment(port))
 
 
-def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen | None:
+def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen[bytes] | None:
     """Start LocalStack unless something answers on the port; return once the hooks succeeded.
 
     Returns the process it started, or None when one was already running.
@@ -127,7 +129,7 @@ def start(port: int = DEFAULT_PORT, timeout: float = 90.0) -> subprocess.Popen |
     return process
 
 
-def wait_ready(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_ready(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -141,7 +143,7 @@ def wait_ready(port: int, timeout: float, process: subprocess.Popen | None = Non
     raise TimeoutError(f"LocalStack not ready on port {port} after {timeout:.0f} s; see {LOG_FILE}")
 
 
-def stop_process(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:

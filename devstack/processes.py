@@ -26,7 +26,7 @@ class ServiceProcess:
     port: int
     env: dict[str, str]
     log_path: Path | None = None
-    process: subprocess.Popen | None = field(default=None, init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
 
     @property
@@ -56,7 +56,7 @@ class ServiceProcess:
     def health_status(self) -> int | None:
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
-                return reply.status
+                return int(reply.status)
         except urllib.error.HTTPError as exc:
             return exc.code
         except OSError:

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -213,7 +213,7 @@ def gateway_settings(settings: RunSettings) -> gateway.GatewaySettings:
 @dataclass(frozen=True)
 class Health:
     status: str  # UP | DEGRADED | DOWN
-    body: dict
+    body: dict[str, Any]
 
 
 def health(program: Program, timeout: float = 1.0) -> Health:

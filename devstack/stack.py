@@ -134,7 +134,7 @@ class Stack:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def _on_free_port(package: str, log_path: Path, **env: str) -> ServiceProcess:

@@ -13,7 +13,7 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import structlog
@@ -29,6 +29,7 @@ from service_kit.messaging import DeadLetter
 from service_kit.retries import log_retry
 
 log = structlog.get_logger(__name__)
+Result = TypeVar("Result")
 
 # `bytes 0-65535/1000000`, or `bytes */0` on a 416
 _TOTAL_SIZE = re.compile(r"^bytes (?:\d+-\d+|\*)/(\d+)$")
@@ -109,7 +110,9 @@ class PeerServices:
                 f"(differs in {', '.join(differs)}): not this upload's tags"
             )
 
-    async def _with_retries(self, peer: str, call: Callable[..., Awaitable[Any]], *args: Any):
+    async def _with_retries(
+        self, peer: str, call: Callable[..., Awaitable[Result]], *args: Any
+    ) -> Result:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry.attempts),
             wait=wait_exponential_jitter(

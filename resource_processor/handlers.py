@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -83,7 +84,7 @@ class ResourceProcessor:
         )
         return "processed"
 
-    async def _read_metadata(self, resource_id: int) -> tuple[dict, int]:
+    async def _read_metadata(self, resource_id: int) -> tuple[dict[str, Any], int]:
         """The song metadata, and how many bytes of the file it took to read it."""
         block = self._block_bytes
         head = self._found(await self._peers.read_range(resource_id, 0, block))

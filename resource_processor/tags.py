@@ -104,7 +104,7 @@ def _audio_length(file: BinaryIO) -> float:
     """The audio's length; MPEGInfo skips an ID3v2 tag by its declared size, unread."""
     try:
         file.seek(0)
-        return MPEGInfo(file).length
+        return float(MPEGInfo(file).length)
     except _PARSE_ERRORS as error:
         raise UnreadableAudio(f"no MPEG audio found: {error}") from error
 

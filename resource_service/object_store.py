@@ -108,7 +108,7 @@ class ObjectStore:
 
     def _start_multipart(self, bucket: str, key: str) -> str:
         reply = self.s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="audio/mpeg")
-        return reply["UploadId"]
+        return str(reply["UploadId"])
 
     def _complete_multipart(
         self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], rest: bytearray
@@ -122,7 +122,7 @@ class ObjectStore:
 
     def _upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: bytearray
-    ) -> dict:
+    ) -> dict[str, Any]:
         reply = self.s3.upload_part(
             Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
         )
@@ -156,7 +156,7 @@ class ObjectStore:
             if _is_missing(exc):
                 raise ObjectMissing(key) from exc
             raise
-        return reply["ContentLength"]
+        return int(reply["ContentLength"])
 
     async def copy(self, source_bucket: str, source_key: str, bucket: str, key: str) -> None:
         """Copy; when the source is gone but the target exists, an earlier copy already ran."""

@@ -51,7 +51,7 @@ class OutboxRelay:
         self._broker = broker
         self._times = times
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def nudge(self) -> None:
         """An upload committed: publish now rather than at the next poll."""

@@ -13,7 +13,7 @@ from service_kit.messaging import RESOURCE_DELETED, RESOURCE_UPLOADED, ResourceE
 
 def reserve_upload(session: Session, bucket: str, key: str, expires_in: float) -> int:
     """Reserve a resource id for an upload about to be stored at (bucket, key)."""
-    resource_id = session.execute(select(func.nextval("resources_id_seq"))).scalar_one()
+    resource_id: int = session.execute(select(func.nextval("resources_id_seq"))).scalar_one()
     expires_at = func.now() + timedelta(seconds=expires_in)
     session.add(
         UploadIntent(resource_id=resource_id, bucket=bucket, key=key, expires_at=expires_at)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from resource_service import handlers, repository
@@ -84,7 +84,7 @@ async def upload_resource(
 )
 async def download_resource(
     id: PathId, deps: DependenciesDep, range: Annotated[str | None, Header()] = None
-):
+) -> Response:
     byte_range = range if range and _SINGLE_RANGE.match(range.strip()) else None
     try:
         found = await handlers.open_resource(deps, id, byte_range)

@@ -4,7 +4,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from service_kit.ids import is_id
 from service_kit.validation import ContractModel, required_text
@@ -32,12 +32,12 @@ def _fits_the_text_rule(value: str) -> bool:
 
 def _text(label: str, value: Any) -> str:
     message = f"{label} must be between 1 and 100 characters"
-    value = required_text(
+    text = required_text(
         value, f"{label} is required", message, lambda v: v.strip() and len(v) <= 100
     )
-    if "\x00" in value:
+    if "\x00" in text:
         raise ValueError(f"{label} must not contain NUL characters")
-    return value
+    return text
 
 
 class SongCreate(ContractModel):
@@ -58,7 +58,7 @@ class SongCreate(ContractModel):
             value = int(value)  # JSON has one number type: 5.0 is the integer 5, 5.5 is not
         if not is_id(value):
             raise ValueError("ID must be a positive integer")
-        return value
+        return int(value)
 
     @field_validator("name", "artist", "album", mode="before")
     @classmethod

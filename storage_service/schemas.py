@@ -4,7 +4,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from service_kit.s3 import holds_keys
 from service_kit.validation import ContractModel, required_text
