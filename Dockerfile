@@ -2,7 +2,10 @@
 # The one image recipe for all four services; the build args say which. From the repository root
 # (docker-compose.yml passes them for each service):
 #   docker build --build-arg PACKAGE=storage_service --build-arg PORT=8082 .
-FROM python:3.11.11-slim-bookworm
+# The official image; where no registry answers, docker/standins/python/compose.yml passes a
+# stand-in's tag instead (docs/compose.md).
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

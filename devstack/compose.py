@@ -285,16 +285,18 @@ def up(timeout: float) -> int:
     values = env_file_values(project.env_file)
     ports = host_ports({**values, **_environment()})
     env = {name: str(port) for name, port in ports.items()}
+    files = ["-f", "docker-compose.yml"]
     if engine.name == "podman":
-        standins.ensure_images(engine)
+        for standin in standins.ensure_images(engine):
+            files += ["-f", str(standin.override)]
         flags = (*engine.build_flags, *engine.pip_flags)  # our Dockerfile installs from PyPI
         build = ["--podman-build-args=" + shlex.join(flags), "build"]
     else:
         build = ["build"]
     started = time.monotonic()
-    engine.compose(*project.flags, *build, env=env, check=True)
+    engine.compose(*project.flags, *files, *build, env=env, check=True)
     started_up = engine.compose(
-        *project.flags, "up", "-d", env=env, stderr=subprocess.PIPE, text=True
+        *project.flags, *files, "up", "-d", env=env, stderr=subprocess.PIPE, text=True
     )
     print(_without_systemd_noise(started_up.stderr), end="", file=sys.stderr)
     if started_up.returncode != 0:

@@ -35,7 +35,7 @@ def answers(path: str) -> bool:
 @contextlib.contextmanager
 def podman_api() -> Iterator[dict[str, str]]:
     engine = podman()
-    standins.ensure_images(engine)  # the official images, or their stand-ins under those names
+    in_use = standins.ensure_images(engine)  # the official images, or their stand-ins
     SOCKET.parent.mkdir(exist_ok=True)
     SOCKET.unlink(missing_ok=True)
     service = subprocess.Popen(
@@ -59,6 +59,8 @@ def podman_api() -> Iterator[dict[str, str]]:
             "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
             "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
             "TESTS_REQUIRE_CONTAINERS": "1",
+            # tests/infra.py runs these in place of the official images.
+            "STANDIN_IMAGES": ",".join(f"{s.name}={s.tag}" for s in in_use),
         }
     finally:
         service.terminate()

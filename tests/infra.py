@@ -59,6 +59,13 @@ def docker_engine_answers() -> bool:
         return False
 
 
+def image(name: str) -> str:
+    """The official image, or the stand-in devstack.docker_api runs in its place where no
+    registry answers (STANDIN_IMAGES: "name=tag,...")."""
+    pairs = [p.split("=", 1) for p in os.environ.get("STANDIN_IMAGES", "").split(",") if p]
+    return dict(pairs).get(name, name)
+
+
 @contextlib.contextmanager
 def containers() -> Iterator[Infrastructure]:
     from testcontainers.localstack import LocalStackContainer
@@ -66,9 +73,9 @@ def containers() -> Iterator[Infrastructure]:
     from testcontainers.rabbitmq import RabbitMqContainer
 
     with (
-        PostgresContainer("postgres:16.6-alpine", driver="psycopg") as pg,
-        RabbitMqContainer("rabbitmq:4.4.1-management") as mq,
-        LocalStackContainer("localstack/localstack:4.13.1").with_services("s3") as s3,
+        PostgresContainer(image("postgres:16.6-alpine"), driver="psycopg") as pg,
+        RabbitMqContainer(image("rabbitmq:4.4.1-management")) as mq,
+        LocalStackContainer(image("localstack/localstack:4.13.1")).with_services("s3") as s3,
     ):
         pg_url = pg.get_connection_url().rsplit("/", 1)[0]
         params = mq.get_connection_params()

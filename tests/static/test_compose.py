@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from devstack.compose import CONTAINER_SECRETS, SECRETS
+from devstack.standins import STANDINS, StandIn
 from resource_service.schemas import STORAGE_LIST
 from service_kit.s3 import PLATFORM_TAG
 
@@ -323,3 +324,32 @@ def test_the_resource_service_stub_repeats_the_seed_rows() -> None:
 def test_localstack_mounts_the_hooks_where_localstack_looks(services: dict) -> None:
     assert "./localstack-init:/etc/localstack/init:ro" in services["localstack"]["volumes"]
     assert services["localstack"]["environment"]["SERVICES"] == "s3"
+
+
+# --- the stand-in images ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("standin", STANDINS, ids=lambda s: s.recipe)
+def test_a_standin_has_a_tag_of_its_own_and_an_override_that_names_it(
+    services: dict, standin: StandIn
+) -> None:
+    """Issue "A codebase the next engineer can carry": a stand-in tagged with the official name
+    kept being used after a registry became reachable. The compose file names the official
+    image; only the recipe's override, added where no registry answers, names the stand-in."""
+    assert standin.tag.startswith("localhost/standin/")
+    override = yaml.safe_load(standin.override.read_text())["services"]
+    assert override and set(override) <= set(services)
+    for name, changes in override.items():
+        if standin.recipe == "python":  # our images build on it
+            assert changes == {"build": {"args": {"BASE_IMAGE": standin.tag}}}
+            assert services[name]["build"]["context"] == "."
+        else:
+            assert changes == {"image": standin.tag}
+            assert services[name]["image"] == standin.name
+
+
+def test_every_app_service_builds_on_the_python_standin_where_it_is_used(services: dict) -> None:
+    python = next(s for s in STANDINS if s.recipe == "python")
+    built = {name for name, service in services.items() if "build" in service}
+    assert set(yaml.safe_load(python.override.read_text())["services"]) == built
+    assert f"ARG BASE_IMAGE={python.name}" in DOCKERFILE.read_text().splitlines()
