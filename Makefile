@@ -42,10 +42,10 @@ run: install
 # From another terminal, on one service of a running `make run` (compose's names and meanings):
 # make ps; make stop|start|restart|kill|pause|unpause|logs SERVICE=storage-service; make down
 ps down: $(INSTALLED)
-	@$(PY) -m devstack.control $@
+	@$(PY) -m devstack.runner.control $@
 
 stop start restart kill pause unpause logs: $(INSTALLED)
-	@$(PY) -m devstack.control $@ $(SERVICE)
+	@$(PY) -m devstack.runner.control $@ $(SERVICE)
 
 # mypy: strict over every package (pyproject.toml's [tool.mypy]).
 lint: $(INSTALLED)
@@ -69,7 +69,7 @@ check: lint
 # engine answers: the suite's container branch runs too.
 test: install lint
 	$(VENV)/bin/pytest
-	$(PY) -m devstack.docker_api $(VENV)/bin/pytest -p no:cacheprovider tests/storage_service tests/song_service
+	$(PY) -m devstack.containers.docker_api $(VENV)/bin/pytest -p no:cacheprovider tests/storage_service tests/song_service
 
 bench: install
 	$(PY) -m bench
@@ -90,23 +90,23 @@ migrate-queues: $(INSTALLED)
 SEED ?= 1
 DURATION ?= 120
 chaos: install
-	@$(PY) -m devstack.chaos --seed $(SEED) --duration $(DURATION)
+	@$(PY) -m devstack.testing.chaos --seed $(SEED) --duration $(DURATION)
 
 # Clear the platform's data (databases, queues, stored objects) for a clean start; after make down.
 reset: $(INSTALLED)
-	@$(PY) -m devstack.reset
+	@$(PY) -m devstack.ops.reset
 
 # What the stores hold against what the rows say; FIX=1 repairs what is safe.
 reconcile: $(INSTALLED)
-	@$(PY) -m devstack.reconcile $(if $(FIX),--fix)
+	@$(PY) -m devstack.ops.reconcile $(if $(FIX),--fix)
 
 # The compose stack in containers, detached and waited on: Docker where an engine answers,
 # otherwise podman (installed from Debian when missing), with stand-in images where no registry
 # answers. VOLUMES=1 removes the volumes too.
 compose-up: $(INSTALLED)
-	@$(PY) -m devstack.compose up
+	@$(PY) -m devstack.containers.compose up
 compose-down: $(INSTALLED)
-	@$(PY) -m devstack.compose down $(if $(VOLUMES),--volumes)
+	@$(PY) -m devstack.containers.compose down $(if $(VOLUMES),--volumes)
 
 images:
 	images/render.sh

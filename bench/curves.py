@@ -18,7 +18,7 @@ import httpx2
 from bench.payloads import MB, READ_CHUNK, delete, download, mp3_bytes, timed, upload
 from bench.plots import two_panels
 from bench.report import Figure, median, percentile
-from devstack.stack import Stack
+from devstack.testing.stack import Stack
 from service_kit.s3 import S3Client
 
 BUCKET = "resources-staging"

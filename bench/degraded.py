@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from bench.payloads import MB, delete, mp3_bytes, upload
 from bench.report import Figure, percentile
-from devstack.stack import Stack
+from devstack.testing.stack import Stack
 
 TIMEOUT_DURATION = 1.0
 MINIMUM_NUMBER_OF_CALLS = 5

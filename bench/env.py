@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from devstack import localstack
-from devstack.sandbox import Sandbox
-from devstack.stack import Stack, start_stack
+from devstack.testing.sandbox import Sandbox
+from devstack.testing.stack import Stack, start_stack
 from service_kit.config import S3Settings
 from service_kit.s3 import S3Client, make_s3_client
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from bench.payloads import MB, delete, download, mp3_bytes, upload
 from bench.proc import reset_peak_rss, status_kb
 from bench.report import Figure
-from devstack.stack import Stack
+from devstack.testing.stack import Stack
 
 FILE_BYTES = 200 * MB
 TARGET_MB = 40.0

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from devstack.mp3 import iter_mp3_chunks
-from devstack.stack import Stack
+from devstack.testing.mp3 import iter_mp3_chunks
+from devstack.testing.stack import Stack
 
 MB = 1_000_000
 READ_CHUNK = 1024 * 1024

@@ -25,7 +25,7 @@ from bench.payloads import MB, delete, mp3_bytes, upload
 from bench.plots import two_panels
 from bench.proc import cpu_seconds, machine_busy_seconds, s3_server_pid
 from bench.report import Figure, percentile
-from devstack.stack import Stack, wait_until
+from devstack.testing.stack import Stack, wait_until
 from resource_service.models import PERMANENT, Resource
 
 FILES = {1 * MB: 100, 10 * MB: 40}  # file size -> uploads per run

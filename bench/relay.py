@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from devstack.apt import ensure_commands
-from devstack.stack import free_port
+from devstack.testing.stack import free_port
 
 BUFFER_BYTES = 1024 * 1024
 

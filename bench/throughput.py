@@ -19,7 +19,7 @@ from collections.abc import Callable
 from bench.payloads import MB, READ_CHUNK, delete, download, mp3_bytes, timed, upload
 from bench.relay import relay
 from bench.report import Figure, median
-from devstack.stack import Stack
+from devstack.testing.stack import Stack
 from resource_service.config import Settings as ResourceSettings
 from service_kit.s3 import S3Client
 

@@ -26,7 +26,7 @@ from rich.table import Table
 from bench.payloads import MB, delete, download, mp3_bytes, upload
 from bench.proc import cpu_seconds, s3_server_pid
 from bench.report import Figure
-from devstack.stack import Stack
+from devstack.testing.stack import Stack
 from service_kit.s3 import S3Client
 
 FILE_BYTES = 10 * MB

@@ -1,3 +1,3 @@
-from devstack.run import main
+from devstack.runner.main import main
 
 main()

@@ -19,10 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import REPO
+
 NGINX = Path("/usr/sbin/nginx")
 # docker-compose.yml's gateway reads this, made by `python -m devstack.gateway` from the same
 # table (tests/devstack/unit/test_gateway_config.py fails when it is not current).
-COMPOSE_CONFIG = Path(__file__).resolve().parent.parent / "docker" / "gateway" / "nginx.conf"
+COMPOSE_CONFIG = REPO / "docker" / "gateway" / "nginx.conf"
 COMPOSE_PREFIX = Path("/tmp")  # the container's only writable place
 
 

@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from devstack import REPO
+
 HOME = REPO / ".localstack"
 VENV = HOME / "venv"
 PYTHON = VENV / "bin" / "python"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from devstack.sandbox import Sandbox
-from devstack.stack import Stack, start_stack
+from devstack.testing.sandbox import Sandbox
+from devstack.testing.stack import Stack, start_stack
 from service_kit.config import S3Settings
 from service_kit.s3 import make_s3_client
 from tests.infra import Infrastructure, RabbitVhost, infrastructure

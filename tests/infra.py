@@ -1,6 +1,6 @@
 """Where the tests find PostgreSQL, RabbitMQ and S3: containers when a Docker engine answers,
 otherwise the services this machine runs (PostgreSQL and RabbitMQ, or ours when none answers:
-devstack.servers) and LocalStack on the host."""
+devstack.runner.servers) and LocalStack on the host."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from devstack import localstack, servers
-from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ
+from devstack import localstack
+from devstack.runner import servers
+from devstack.testing.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def docker_engine_answers() -> bool:
 
 
 def image(name: str) -> str:
-    """The official image, or the stand-in devstack.docker_api runs in its place where no
+    """The official image, or the stand-in devstack.containers.docker_api runs in its place where no
     registry answers (STANDIN_IMAGES: "name=tag,...")."""
     pairs = [p.split("=", 1) for p in os.environ.get("STANDIN_IMAGES", "").split(",") if p]
     return dict(pairs).get(name, name)
@@ -109,6 +110,7 @@ def local_services() -> Iterator[Infrastructure]:
 def infrastructure() -> contextlib.AbstractContextManager[Infrastructure]:
     if docker_engine_answers():
         return containers()
-    if os.environ.get("TESTS_REQUIRE_CONTAINERS"):  # set by devstack.docker_api: no fallback
+    # TESTS_REQUIRE_CONTAINERS: set by devstack.containers.docker_api; no fallback then.
+    if os.environ.get("TESTS_REQUIRE_CONTAINERS"):
         raise RuntimeError(f"no Docker API answers at {os.environ.get('DOCKER_HOST')}")
     return local_services()

@@ -13,7 +13,7 @@ import io
 
 from mutagen.id3 import APIC, ID3, TALB, TIT2, TPE1
 
-from devstack.mp3 import iter_mp3_chunks, make_mp3, truncated_mp3
+from devstack.testing.mp3 import iter_mp3_chunks, make_mp3, truncated_mp3
 
 
 def with_cover_art(cover_bytes: int, id3v1: bytes = b"") -> bytes:

@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from devstack.processes import ServiceProcess
-from devstack.stack import free_port
+from devstack.testing.processes import ServiceProcess
+from devstack.testing.stack import free_port
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from schemathesis.transport.serialization import serialize_binary
 
-from devstack.mp3 import make_mp3
+from devstack.testing.mp3 import make_mp3
 from resource_service.app import create_app
 from tests.bad_input.openapi_fuzz import FUZZ_SETTINGS, check_response, send
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from resource_service.models import Resource
 from tests.contract import assert_error
 

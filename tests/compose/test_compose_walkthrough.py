@@ -4,9 +4,9 @@ breaker, a killed processor is covered by its replica and brought back by the re
 the gateway serves the public API only and goes on with one Resource Service replica killed,
 and `make compose-down` leaves nothing (issue: the compose stack, run for real).
 
-With a Docker engine it runs `docker compose`; here, podman (devstack.engine). The stack's
-project name, env file and host ports are this test's own, so it never meets a `make run`, a
-user's compose stack or the volumes one left behind on this machine.
+With a Docker engine it runs `docker compose`; here, podman (devstack.containers.engine). The
+stack's project name, env file and host ports are this test's own, so it never meets a `make
+run`, a user's compose stack or the volumes one left behind on this machine.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import boto3
 import httpx2
 import pytest
 
-from devstack.compose import (
+from devstack.containers.compose import (
     APP_PORTS,
     CONTAINER_SECRETS,
     INFRA_PORTS,
@@ -35,9 +35,9 @@ from devstack.compose import (
     env_file_values,
     port_is_free,
 )
-from devstack.engine import Engine, detect
-from devstack.mp3 import make_mp3
-from devstack.stack import free_port, wait_until
+from devstack.containers.engine import Engine, detect
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a fresh machine builds images

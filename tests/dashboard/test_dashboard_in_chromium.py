@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from devstack.apt import ensure_commands
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 CHROMIUM = "/usr/bin/chromium"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "breaker.json"

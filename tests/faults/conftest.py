@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from devstack.faultproxy import FaultProxy, Mode
+from devstack.testing.faultproxy import FaultProxy, Mode
 
 TIMEOUT_DURATION = 0.5  # the TimeLimiter's, inside the breaker
 BREAKER = {

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
-from devstack.faultproxy import FaultProxy, Mode
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.faultproxy import FaultProxy, Mode
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from tests.contract import assert_error
 
 DB_TIMEOUT = 2.0

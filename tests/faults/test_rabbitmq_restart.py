@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 
 OUTAGE_SECONDS = 5
 

@@ -12,9 +12,9 @@ import threading
 import pytest
 from sqlalchemy import create_engine, text
 
-from devstack.mp3 import make_mp3
-from devstack.processes import ServiceProcess
-from devstack.stack import free_port, wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.processes import ServiceProcess
+from devstack.testing.stack import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 UPLOADS = 60

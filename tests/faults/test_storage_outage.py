@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from devstack.faultproxy import Mode
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.faultproxy import Mode
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from tests.faults.conftest import BREAKER, TIMEOUT_DURATION, breaker, lookup_counts
 
 # The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from service_kit.s3 import object_exists
 
 UPLOADS, CLIENTS = 200, 16

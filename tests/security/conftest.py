@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.faultproxy import FaultProxy
+from devstack.testing.faultproxy import FaultProxy
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import httpx2
 import psutil
 import pytest
 
-from devstack.faultproxy import Mode
-from devstack.mp3 import make_mp3
+from devstack.testing.faultproxy import Mode
+from devstack.testing.mp3 import make_mp3
 from tests.contract import assert_error
 from tests.mp3_fixtures import id3v1, with_cover_art
 

@@ -10,7 +10,7 @@ import re
 import httpx2
 import pytest
 
-from devstack.stack import wait_until
+from devstack.testing.stack import wait_until
 from tests.contract import assert_error
 
 MAX_VIEWERS = 6

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from devstack.sandbox import Sandbox
-from devstack.services import RunSettings, provision_databases, service_database_url
+from devstack.runner.services import RunSettings, provision_databases, service_database_url
+from devstack.testing.sandbox import Sandbox
 
 
 def conninfo(url: str, database: str | None = None) -> str:

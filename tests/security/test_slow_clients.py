@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.mp3 import make_mp3
+from devstack.testing.mp3 import make_mp3
 
 TRICKLERS = 24
 SLOTS = 16  # MAX_CONCURRENT_UPLOADS's default

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,17 @@ def test_every_module_imports() -> None:
     for name in modules():
         if not name.endswith("__main__"):
             importlib.import_module(name)
+
+
+def test_the_distribution_and_the_images_hold_the_services_and_service_kit_only() -> None:
+    """The harness (devstack), the benchmarks and the tests are run from a checkout; none of
+    them is installed with the services or copied into their images."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(p.removesuffix("*") for p in packages) == sorted(["service_kit", *SERVICES])
+    allowed = [
+        line for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] == "!"
+    ]
+    assert sorted(allowed) == sorted(
+        ["!pyproject.toml", "!uv.lock", *(f"!{p}/" for p in ["service_kit", *SERVICES])]
+    )

@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from devstack.compose import CONTAINER_SECRETS, SECRETS
-from devstack.standins import STANDINS, StandIn
+from devstack.containers.compose import CONTAINER_SECRETS, SECRETS
+from devstack.containers.standins import STANDINS, StandIn
 from resource_service.schemas import STORAGE_LIST
 from service_kit.s3 import PLATFORM_TAG
 

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.stack import Stack, wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import Stack, wait_until
 from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
 
 SERVICES = {"storage_service", "song_service", "resource_service", "resource_processor"}

@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devstack.services import DATABASES, Program, RunSettings, health, programs
-from devstack.stack import free_port, wait_until
-from devstack.supervisor import RunPaths, Supervisord
+from devstack.runner.services import DATABASES, Program, RunSettings, health, programs
+from devstack.runner.supervisor import RunPaths, Supervisord
+from devstack.testing.stack import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ["storage-service", "song-service", "resource-service", "resource-processor"]

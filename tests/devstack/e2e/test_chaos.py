@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import pytest
 
-from devstack.chaos import run_chaos
+from devstack.testing.chaos import run_chaos
 
 SEED, DURATION_SECONDS = 7, 45
 

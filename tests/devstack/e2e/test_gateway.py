@@ -14,8 +14,8 @@ import httpx2
 import psutil
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from tests.contract import assert_error
 from tests.devstack.e2e.conftest import MakeRun
 

@@ -15,8 +15,8 @@ import httpx2
 import psutil
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from tests.devstack.e2e.conftest import REPO, SERVICES, MakeRun, listening
 
 # Small numbers, so that the breaker opens within a few uploads.

@@ -8,8 +8,8 @@ import signal
 import httpx2
 import psutil
 
-from devstack.mp3 import make_mp3
-from devstack.stack import free_port, wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import free_port, wait_until
 from tests.devstack.e2e.conftest import SERVICES, all_gone, listening, stop
 
 

@@ -11,9 +11,9 @@ import shutil
 import httpx2
 import pytest
 
-from devstack import servers
-from devstack.mp3 import make_mp3
-from devstack.stack import free_port, wait_until
+from devstack.runner import servers
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import free_port, wait_until
 from tests.devstack.e2e.conftest import SERVICES, MakeRun, all_gone, listening
 
 
@@ -77,7 +77,7 @@ def test_make_run_starts_its_own_postgres_and_rabbitmq_and_stops_them(start_make
 @pytest.fixture(autouse=True)
 def no_data_left(start_make_run, tmp_path_factory):
     """The servers' data of this test's runs: under /var/tmp when pytest's private temporary
-    folder is out of their users' reach (devstack.servers.data_dir)."""
+    folder is out of their users' reach (devstack.runner.servers.data_dir)."""
     yield
     for run_dir in tmp_path_factory.getbasetemp().glob("run*"):
         for name, user in [("postgres", "postgres"), ("rabbitmq", "rabbitmq")]:

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from devstack.mp3 import make_mp3
-from devstack.reconcile import Stores, find, fix, stack_stores
-from devstack.stack import wait_until
+from devstack.ops.reconcile import Stores, find, fix, stack_stores
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
 from service_kit.s3 import object_exists
 from tests.amqp import message_count, publish_body

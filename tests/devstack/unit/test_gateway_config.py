@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack import gateway
-from devstack.services import RunSettings, gateway_settings
+from devstack.runner.services import RunSettings, gateway_settings
 
 
 def test_the_body_limits_follow_the_services_settings(monkeypatch: pytest.MonkeyPatch) -> None:

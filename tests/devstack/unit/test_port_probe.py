@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from devstack.compose import port_is_free
+from devstack.containers.compose import port_is_free
 
 
 def test_a_listening_port_is_in_use():

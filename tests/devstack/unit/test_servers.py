@@ -1,5 +1,5 @@
-"""Which servers a run starts itself (devstack.servers): only where nothing answers, and only on
-a loopback address; what answers is used as it is."""
+"""Which servers a run starts itself (devstack.runner.servers): only where nothing answers,
+and only on a loopback address; what answers is used as it is."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import socket
 import tempfile
 from pathlib import Path
 
-from devstack import servers
-from devstack.stack import free_port
+from devstack.runner import servers
+from devstack.testing.stack import free_port
 
 
 def test_addresses_and_their_default_ports() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack import servers
-from devstack.run import describe
-from devstack.services import RunSettings, programs
-from devstack.supervisor import Event, RunPaths, last_exits, parse_event, render_config
+from devstack.runner import servers
+from devstack.runner.main import describe
+from devstack.runner.services import RunSettings, programs
+from devstack.runner.supervisor import Event, RunPaths, last_exits, parse_event, render_config
 
 LOG = """\
 2026-12-01 20:31:00,001 INFO spawned: 'storage-service' with pid 4242
@@ -70,7 +70,7 @@ def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path)
     sections = config.split("\n\n")
     storage = next(s for s in sections if s.startswith("[program:storage-service]"))
     assert f"autorestart={autorestart}" in storage
-    assert "-m devstack.child" in storage  # dies with supervisord, whatever kills it
+    assert "-m devstack.runner.child" in storage  # dies with supervisord, whatever kills it
     assert (
         'DATABASE_URL="postgresql+psycopg://x_storage_service@127.0.0.1:5432/x_storage_db"'
         in storage
@@ -79,7 +79,7 @@ def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path)
 
 
 def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path: Path):
-    """PostgreSQL and RabbitMQ, when the run starts them (devstack.servers): as the packages'
+    """PostgreSQL and RabbitMQ, when the run starts them (devstack.runner.servers): as the packages'
     unprivileged users when we are root, PostgreSQL stopped by SIGINT (its fast shutdown),
     RabbitMQ as its own node with its own epmd port, never the machine's /etc/rabbitmq."""
     settings = RunSettings(dir=tmp_path, rabbitmq_url="amqp://guest:guest@127.0.0.1:25999/")
@@ -89,7 +89,7 @@ def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path
     root = os.geteuid() == 0
     data = servers.data_dir(tmp_path, "postgres", "postgres" if root else None)
     assert "stopsignal=INT" in postgres and f"-D {data} -p 5432" in postgres
-    assert ("devstack.child --user postgres" in postgres) == root
+    assert ("devstack.runner.child --user postgres" in postgres) == root
     assert 'RABBITMQ_NODENAME="songplatform@localhost"' in rabbitmq
     assert 'RABBITMQ_NODE_PORT="25999"' in rabbitmq and 'ERL_EPMD_PORT="24699"' in rabbitmq
     home = servers.data_dir(tmp_path, "rabbitmq", "rabbitmq" if root else None)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devstack.faultproxy import FaultProxy
+from devstack.testing.faultproxy import FaultProxy
 
 
 @dataclass

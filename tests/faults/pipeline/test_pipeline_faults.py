@@ -13,9 +13,9 @@ import httpx2
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from devstack.faultproxy import Mode
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.faultproxy import Mode
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from resource_service.models import OutboxEvent, Resource
 from service_kit.messaging import (
     RESOURCE_DELETED,

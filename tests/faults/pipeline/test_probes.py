@@ -5,8 +5,8 @@ Resource Service's PostgreSQL and RabbitMQ are cut."""
 
 from __future__ import annotations
 
-from devstack.faultproxy import Mode
-from devstack.stack import wait_until
+from devstack.testing.faultproxy import Mode
+from devstack.testing.stack import wait_until
 
 
 def probe(stack, path: str):

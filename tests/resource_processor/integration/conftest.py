@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from devstack.stack import free_port
+from devstack.testing.stack import free_port
 
 
 @dataclass

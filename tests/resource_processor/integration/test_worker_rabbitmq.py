@@ -11,8 +11,8 @@ import aio_pika
 import pytest
 from fastapi.testclient import TestClient
 
-from devstack.mp3 import make_mp3, not_mp3
-from devstack.stack import free_port, wait_until
+from devstack.testing.mp3 import make_mp3, not_mp3
+from devstack.testing.stack import free_port, wait_until
 from resource_processor.app import create_app
 from resource_processor.config import Settings
 from service_kit.messaging import (

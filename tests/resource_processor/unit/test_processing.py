@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from devstack.mp3 import iter_mp3_chunks, make_mp3, not_mp3
+from devstack.testing.mp3 import iter_mp3_chunks, make_mp3, not_mp3
 from resource_processor.clients import PeerServices, RetryPolicy
 from resource_processor.errors import PeerUnavailable
 from resource_processor.handlers import ResourceProcessor

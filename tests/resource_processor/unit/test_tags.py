@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.mp3 import (
+from devstack.testing.mp3 import (
     id3_tag,
     make_mp3,
     make_mp3_file,

@@ -1,8 +1,8 @@
 """The breaker admin endpoint: list with settings, force-open (fallback serves), close, disable;
 and the events of the other decorators around an upload, as Actuator lists them."""
 
-from devstack.mp3 import make_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import wait_until
 from tests.contract import assert_error
 
 

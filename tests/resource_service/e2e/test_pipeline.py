@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.mp3 import make_mp3, truncated_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3, truncated_mp3
+from devstack.testing.stack import wait_until
 from resource_processor.tags import extract_song_metadata
 from service_kit.messaging import (
     RESOURCE_PROCESSED,

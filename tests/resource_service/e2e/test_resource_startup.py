@@ -16,10 +16,10 @@ import httpx2
 import pytest
 from sqlalchemy import create_engine, text
 
-from devstack.faultproxy import FaultProxy, Mode
-from devstack.mp3 import make_mp3
-from devstack.processes import ServiceProcess
-from devstack.stack import free_port, wait_until
+from devstack.testing.faultproxy import FaultProxy, Mode
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.processes import ServiceProcess
+from devstack.testing.stack import free_port, wait_until
 from service_kit.messaging import RESOURCE_PROCESSED
 from tests.replicas import started_at_once
 

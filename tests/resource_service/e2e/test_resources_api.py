@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from devstack.mp3 import make_mp3, not_mp3
-from devstack.stack import wait_until
+from devstack.testing.mp3 import make_mp3, not_mp3
+from devstack.testing.stack import wait_until
 from resource_service.models import Resource
 from service_kit.s3 import object_exists
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 import resource_service
-from devstack.stack import wait_until
+from devstack.testing.stack import wait_until
 from resource_service import repository
 from resource_service.models import OutboxEvent
 from resource_service.outbox import OutboxRelay, OutboxTimes

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.mp3 import (
+from devstack.testing.mp3 import (
     iter_mp3_chunks,
     make_mp3,
     not_mp3,

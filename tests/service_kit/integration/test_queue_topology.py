@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from devstack.stack import wait_until
+from devstack.testing.stack import wait_until
 from service_kit.messaging import (
     DELIVERY_LIMIT,
     PARKED_AT,

@@ -10,7 +10,7 @@ import aio_pika
 import pytest
 from aio_pika.exceptions import DeliveryError
 
-from devstack.stack import wait_until
+from devstack.testing.stack import wait_until
 from service_kit.broker import BrokerLink, BrokerUnavailable
 from service_kit.messaging import (
     ATTEMPTS,

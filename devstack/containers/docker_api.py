@@ -1,7 +1,7 @@
 """Run a command with a Docker-compatible API at DOCKER_HOST: Docker's own where an engine
 answers, else podman's (`podman system service`), started for the command and stopped after.
 
-    python -m devstack.docker_api COMMAND [ARGS...]
+    python -m devstack.containers.docker_api COMMAND [ARGS...]
 
 `make test` runs the Storage and Song integration tests through it, so the suite's
 testcontainers branch (tests/infra.py) runs against real containers, not only the local services.
@@ -17,8 +17,9 @@ import sys
 import time
 from collections.abc import Iterator
 
-from devstack import standins
-from devstack.engine import REPO, docker_answers, podman
+from devstack import REPO
+from devstack.containers import standins
+from devstack.containers.engine import docker_answers, podman
 
 SOCKET = REPO / ".run" / "podman-api.sock"
 

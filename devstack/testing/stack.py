@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx2
 from sqlalchemy import Engine, create_engine, func, select
 
-from devstack.processes import ServiceProcess
+from devstack.testing.processes import ServiceProcess
 from resource_service.models import Resource
 
 T = TypeVar("T")

@@ -1,11 +1,11 @@
 """`make run`: a supervisor, not a chain.
 
 supervisord starts PostgreSQL, RabbitMQ and S3 (LocalStack), each only when nothing answers at
-its address (devstack.servers), and every service, each in a process of its own. When one
+its address (devstack.runner.servers), and every service, each in a process of its own. When one
 exits, is killed or frozen, the others keep serving and this terminal says what happened in one
-line; `make ps|stop|start|...` act on one service from another terminal (devstack.control).
+line; `make ps|stop|start|...` act on one service from another terminal (devstack.runner.control).
 Ctrl-C or SIGTERM stops everything it started; so does its own death, even by SIGKILL
-(devstack.child).
+(devstack.runner.child).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import psutil
 
-from devstack import apt, child, gateway, servers, supervisor
-from devstack.reset import recorded_resources
-from devstack.services import (
+from devstack import REPO, apt, gateway
+from devstack.ops.reset import recorded_resources
+from devstack.runner import child, servers, supervisor
+from devstack.runner.services import (
     GATEWAY,
     LOCALSTACK,
     SERVERS,
@@ -33,7 +34,7 @@ from devstack.services import (
     programs,
     provision_databases,
 )
-from devstack.supervisor import Event, RpcError, RunPaths, Supervisord, parse_event
+from devstack.runner.supervisor import Event, RpcError, RunPaths, Supervisord, parse_event
 
 WATCH_SECONDS = 0.25
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
@@ -69,11 +70,12 @@ class Run:
 
     def start_supervisord(self) -> None:
         supervisor.write_run(self.paths, self.programs, self.settings)
-        command = [sys.executable, "-m", "devstack.child", "--signal", "TERM"]
+        command = [sys.executable, "-m", "devstack.runner.child", "--signal", "TERM"]
         self.supervisord = subprocess.Popen(
             [*command, str(SUPERVISORD), "-c", str(self.paths.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            cwd=REPO,  # devstack is imported from the checkout, not installed
             start_new_session=True,  # Ctrl-C reaches us; we stop it in order
         )
         deadline = time.monotonic() + 15
@@ -210,7 +212,7 @@ class Run:
         try:
             self.supervisord.wait(supervisor.STOP_WAIT_SECONDS + 15)
         except subprocess.TimeoutExpired:
-            self.supervisord.kill()  # its children die with it (devstack.child)
+            self.supervisord.kill()  # its children die with it (devstack.runner.child)
             self.supervisord.wait()
 
     def stop_epmd(self) -> None:

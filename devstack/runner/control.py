@@ -1,8 +1,8 @@
 """`make ps|stop|start|restart|kill|pause|unpause|logs|down`: one service of a running `make run`.
 
-    python -m devstack.control ps
-    python -m devstack.control stop|start|restart|kill|pause|unpause|logs NAME
-    python -m devstack.control down
+    python -m devstack.runner.control ps
+    python -m devstack.runner.control stop|start|restart|kill|pause|unpause|logs NAME
+    python -m devstack.runner.control down
 
 Names and meanings are compose's: stop = SIGTERM and wait, kill = SIGKILL, pause = SIGSTOP,
 unpause = SIGCONT. Each call goes to supervisord's socket in the run folder (`RUN_DIR`).
@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import psutil
 
-from devstack import supervisor
-from devstack.run import is_frozen
-from devstack.services import Health, Program, RunSettings, health, programs
-from devstack.supervisor import ProcessInfo, RpcError, RunPaths, Supervisord, last_exits
+from devstack.runner import supervisor
+from devstack.runner.main import is_frozen
+from devstack.runner.services import Health, Program, RunSettings, health, programs
+from devstack.runner.supervisor import ProcessInfo, RpcError, RunPaths, Supervisord, last_exits
 
 ACTIONS = ["stop", "start", "restart", "kill", "pause", "unpause", "logs"]
 
@@ -213,7 +213,7 @@ def dispatch(action: str, name: str | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m devstack.control")
+    parser = argparse.ArgumentParser(prog="python -m devstack.runner.control")
     parser.add_argument("action", choices=["ps", "down", *ACTIONS])
     parser.add_argument("service", nargs="?", default=None)
     args = parser.parse_args()

@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack import apt
-from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, local_rabbitmqctl
-
-REPO = Path(__file__).resolve().parent.parent
+from devstack import REPO, apt
+from devstack.testing.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, local_rabbitmqctl
 
 NODE_NAME = "songplatform@localhost"  # our broker's Erlang node, never the machine's rabbit@
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's: that one runs `su`

@@ -1,13 +1,13 @@
 """`make reset`: clear the platform's data for a clean start.
 
-    python -m devstack.reset            (or: make reset)
+    python -m devstack.ops.reset            (or: make reset)
 
 LocalStack keeps objects in memory, so a restarted `make run` has every row and no file. This
 drops the run's three databases, deletes the platform's queues in the run's vhost (parked
 messages included), and, when an S3 server answers on the run's port, the objects in the
 buckets the storage rows name. It refuses while `make run` is up: `make down` first. The next
 `make run` seeds everything again. The databases and the broker are `make run`'s unless
-`RUN_*` says otherwise (devstack.services).
+`RUN_*` says otherwise (devstack.runner.services).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import aio_pika
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from devstack import servers, supervisor
-from devstack.services import DATABASES, RunSettings, database_name
+from devstack.runner import servers, supervisor
+from devstack.runner.services import DATABASES, RunSettings, database_name
 from service_kit.config import S3Settings
 from service_kit.messaging import RETRY_ORPHANS, queue_arguments
 from service_kit.migrate_queues import WORK_QUEUES, holding_queue

@@ -18,7 +18,8 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from devstack.services import Program, RunSettings
+from devstack import REPO
+from devstack.runner.services import Program, RunSettings
 
 GROUP = "platform"  # one group, so that a shutdown stops every service at once, not in turn
 # Seconds a stop waits for SIGTERM before SIGKILL; short, so that even a frozen service is gone
@@ -61,7 +62,7 @@ def _as_user(program: Program) -> list[str]:
 
 
 def render_config(paths: RunPaths, programs: list[Program], restart: str) -> str:
-    child = [sys.executable, "-m", "devstack.child"]
+    child = [sys.executable, "-m", "devstack.runner.child"]
     lines = [
         "[supervisord]",
         f"logfile={paths.log}",
@@ -92,6 +93,7 @@ def render_config(paths: RunPaths, programs: list[Program], restart: str) -> str
             "",
             f"[program:{program.name}]",
             f"command={' '.join([*child, *_as_user(program), *program.command])}",
+            f"directory={REPO}",  # devstack is imported from the checkout, not installed
             "autostart=false",
             f"autorestart={'unexpected' if on_failure else 'false'}",
             "exitcodes=0",

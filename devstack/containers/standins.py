@@ -9,7 +9,7 @@ stand-in is a test device: it honours the environment variables, ports, health c
 folders that the official image documents and this project uses, no more
 (docker/standins/*/Containerfile say what each one is).
 
-    python -m devstack.standins      # build what is missing
+    python -m devstack.containers.standins      # build what is missing
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import REPO
 from devstack.apt import ensure_commands
-from devstack.engine import Engine, podman
+from devstack.containers.engine import Engine, podman
 
-REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "docker" / "standins"
 # Debian bookworm made with debootstrap: the root of every stand-in.
 BASE_IMAGE = "localhost/standin-base:bookworm"

@@ -1,7 +1,7 @@
 """`make chaos`: a Jepsen-style checker. Clients upload and delete while a seeded schedule of real
 faults hits the platform; once everything is healthy again, every invariant is checked.
 
-    python -m devstack.chaos [--seed N] [--duration SECONDS] [--report PATH]
+    python -m devstack.testing.chaos [--seed N] [--duration SECONDS] [--report PATH]
 
 Faults, two at a time (never on the same target), each for a seeded length: SIGKILL (then a
 restart) or SIGSTOP (then SIGCONT) of the Storage Service, the Song Service, the Resource Service
@@ -13,7 +13,7 @@ reconcile FIX=1` runs over and over with no grace period at all. Invariants: eve
 answered 200 ends with exactly one PERMANENT object of the same MD5, a song with its title and
 no STAGING object; every delete answered 200 leaves no row, no object and no song; no object
 nobody references; nothing parked. It writes a JSON report and exits 1 on any violation. Runs
-on a sandbox of its own (devstack.sandbox), removed at the end.
+on a sandbox of its own (devstack.testing.sandbox), removed at the end.
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ from urllib.parse import urlsplit
 import httpx2
 from sqlalchemy import create_engine, text
 
-from devstack import localstack, servers
-from devstack.faultproxy import FaultProxy, Mode
-from devstack.mp3 import make_mp3
-from devstack.processes import ServiceProcess
-from devstack.reconcile import Stores, find, fix, stack_stores
-from devstack.sandbox import Sandbox
-from devstack.stack import Stack, start_stack
+from devstack import localstack
+from devstack.ops.reconcile import Stores, find, fix, stack_stores
+from devstack.runner import servers
+from devstack.testing.faultproxy import FaultProxy, Mode
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.processes import ServiceProcess
+from devstack.testing.sandbox import Sandbox
+from devstack.testing.stack import Stack, start_stack
 from service_kit.config import S3Settings
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_PROCESSED, RESOURCE_UPLOADED
 from service_kit.s3 import S3Client, make_s3_client, object_exists
@@ -425,7 +426,7 @@ def dead_letter_depths(sandbox: Sandbox, vhost: str) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m devstack.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.testing.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--report", type=Path, default=Path("chaos-report.json"))

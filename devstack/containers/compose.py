@@ -1,11 +1,11 @@
 """`make compose-up` / `make compose-down`: docker-compose.yml, detached, waited on until healthy.
 
-    python -m devstack.compose up [--timeout S]   # build, start, wait, print the addresses
-    python -m devstack.compose down [--volumes]   # stop and remove (volumes too with --volumes)
+    python -m devstack.containers.compose up [--timeout S]  # build, start, wait, say where
+    python -m devstack.containers.compose down [--volumes]  # stop, remove (volumes too)
 
-Docker compose where a Docker engine answers; podman-compose otherwise (devstack.engine), with
-stand-in images where no registry answers (devstack.standins). Compose's own variables choose
-the project: COMPOSE_PROJECT_NAME (default `song-platform`, docker-compose.yml's `name:`) and
+Docker compose where a Docker engine answers; podman-compose otherwise (`engine`), with stand-in
+images where no registry answers (`standins`). Compose's own variables choose the project:
+COMPOSE_PROJECT_NAME (default `song-platform`, docker-compose.yml's `name:`) and
 COMPOSE_ENV_FILES (one file, default `.env`), so a second stack (the tests' walkthrough) has
 containers, volumes and secrets of its own.
 """
@@ -29,8 +29,9 @@ from pathlib import Path
 import aiormq
 import psycopg
 
-from devstack import standins
-from devstack.engine import REPO, Engine, detect
+from devstack import REPO
+from devstack.containers import standins
+from devstack.containers.engine import Engine, detect
 
 PROJECT = "song-platform"  # docker-compose.yml's `name:`
 ENV_FILE = REPO / ".env"
@@ -335,7 +336,8 @@ def _environment() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.compose", description=__doc__)
+    prog = "python -m devstack.containers.compose"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up")
     up_parser.add_argument("--timeout", type=float, default=300)

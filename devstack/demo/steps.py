@@ -1,7 +1,7 @@
 """The parts `make demo` is told with: a sandbox of its own on this machine's servers, probes of
 the Resource Service's storage breaker, one upload measured, and the table of requests.
 
-`devstack/demo.py` is the story; everything here is plumbing it should not have to show.
+`devstack/demo/__main__.py` is the story; everything here is plumbing it should not have to show.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from devstack import localstack
-from devstack.mp3 import make_mp3
-from devstack.sandbox import Sandbox
-from devstack.stack import Stack, wait_until
+from devstack.testing.mp3 import make_mp3
+from devstack.testing.sandbox import Sandbox
+from devstack.testing.stack import Stack, wait_until
 
 SOURCES = ("live", "last_good", "stub")
 STATE_STYLE = {"CLOSED": "green", "OPEN": "bold red", "HALF_OPEN": "yellow"}

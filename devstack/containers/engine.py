@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from devstack import REPO
 from devstack.apt import ensure_commands
 
-REPO = Path(__file__).resolve().parent.parent
 CONTAINERS_CONF = REPO / "docker" / "podman" / "containers.conf"
 # Where this machine's pip finds its certificates and settings: builds need them too.
 HOST_PIP_FILES = ("/etc/ssl/certs", "/etc/xdg/pip")

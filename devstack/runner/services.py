@@ -22,11 +22,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from devstack import gateway, localstack, servers
-from devstack.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
+from devstack import REPO, gateway, localstack
+from devstack.runner import servers
+from devstack.testing.sandbox import LOCAL_POSTGRES, LOCAL_RABBITMQ, provision_database
 from resource_service.config import Settings as ResourceServiceSettings
 
-REPO = Path(__file__).resolve().parent.parent
 LOCALSTACK = "localstack"
 GATEWAY = "gateway"
 
@@ -98,7 +98,7 @@ class Program:
     port: int
     health_path: str  # "" for PostgreSQL and RabbitMQ: they are asked in their own protocols
     env: dict[str, str]
-    user: str | None = None  # devstack.child switches to this user first (PostgreSQL, RabbitMQ)
+    user: str | None = None  # `child` switches to this user first (PostgreSQL, RabbitMQ)
     stop_signal: str = "TERM"
 
     @property

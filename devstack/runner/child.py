@@ -1,6 +1,6 @@
 """Run a command in this very process, set to receive a signal when its parent dies.
 
-    python -m devstack.child [--signal TERM] [--user NAME] PROGRAM ARG...
+    python -m devstack.runner.child [--signal TERM] [--user NAME] PROGRAM ARG...
 
 `make run` starts supervisord through this, and supervisord starts every service through it, so
 that nothing `make run` started outlives it even when it is SIGKILLed: Linux delivers the
@@ -39,7 +39,7 @@ def become(user: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m devstack.child")
+    parser = argparse.ArgumentParser(prog="python -m devstack.runner.child")
     parser.add_argument("--signal", default="KILL", help="signal name sent at the parent's death")
     parser.add_argument("--user", help="run the command as this user (we are root)")
     parser.add_argument("command", nargs=argparse.REMAINDER)

@@ -24,8 +24,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 
-from devstack import servers
-from devstack.demo_steps import (
+from devstack.demo.steps import (
     DemoSandbox,
     Probe,
     Upload,
@@ -36,8 +35,9 @@ from devstack.demo_steps import (
     upload,
     wait_all_permanent,
 )
-from devstack.sandbox import Sandbox
-from devstack.stack import Stack, start_stack
+from devstack.runner import servers
+from devstack.testing.sandbox import Sandbox
+from devstack.testing.stack import Stack, start_stack
 
 console = Console()
 # Small numbers so the story plays in seconds, not minutes.

@@ -1,6 +1,6 @@
 """`make reconcile`: compare what the stores hold with what the rows say; `--fix` repairs it.
 
-    python -m devstack.reconcile [--fix] [--grace-seconds 3600] [--stuck-seconds 3600]
+    python -m devstack.ops.reconcile [--fix] [--grace-seconds 3600] [--stuck-seconds 3600]
 
 It reports (as JSON, and one line per finding on stderr):
 - objects under the storage rows' paths that no resource row or upload in flight accounts for,
@@ -18,7 +18,8 @@ services, never by writing their tables: songs go through the Song Service's `DE
 stuck resources through the Resource Service's `POST /admin/resources/{id}/reprocess` (which
 re-checks STAGING under a row lock). Only orphan objects are deleted in S3 directly. Parked
 messages are a person's call (`make replay-dlq`), so it only lists them. The stores are `make
-run`'s unless `RUN_*` says otherwise (devstack.services); it reads the databases, never writes.
+run`'s unless `RUN_*` says otherwise (devstack.runner.services); it reads the databases,
+never writes.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import httpx2
 from botocore.exceptions import ClientError
 from sqlalchemy import Engine, create_engine, text
 
-from devstack.services import RunSettings, admin_token, database_name
-from devstack.stack import Stack
+from devstack.runner.services import RunSettings, admin_token, database_name
+from devstack.testing.stack import Stack
 from service_kit.config import S3Settings
 from service_kit.messaging import (
     PARK_REASON,
@@ -302,7 +303,7 @@ def report(findings: Findings) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m devstack.reconcile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.ops.reconcile", description=__doc__)
     parser.add_argument("--fix", action="store_true", help="delete orphans, republish the stuck")
     parser.add_argument("--grace-seconds", type=float, default=3600.0)
     parser.add_argument("--stuck-seconds", type=float, default=3600.0)
