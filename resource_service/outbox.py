@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from resource_service import repository
 from service_kit import tracing
@@ -34,6 +34,7 @@ BATCH_SIZE = 100
 PARKED = Counter(
     "outbox_events_parked", "Outbox events that still failed to publish after the retry horizon"
 )
+PENDING = Gauge("outbox_events_pending", "Outbox events waiting to be published, as last counted")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class OutboxRelay:
                 await self._database.call(self._purge_published)
                 if self._broker.is_up:
                     published = await self.publish_pending()
+                PENDING.set(await self._database.call(self._count_pending))
             except Exception as exc:  # the database or broker is away: try again at the next poll
                 log.warning("outbox_relay_failed", error=repr(exc)[:300])
             if published == BATCH_SIZE:
@@ -125,6 +127,10 @@ class OutboxRelay:
             expired = repository.expire_upload_intents(session, BATCH_SIZE)
         for resource_id in expired:  # their `resource.deleted` events go out in this round
             log.warning("upload_intent_expired", resource_id=resource_id)
+
+    def _count_pending(self) -> int:
+        with self._session_factory() as session:
+            return repository.count_pending_outbox(session)
 
     def _purge_published(self) -> None:
         with self._session_factory() as session:

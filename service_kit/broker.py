@@ -51,6 +51,10 @@ PARKED_CHECK_SECONDS = 10.0
 OnMessage = Callable[[AbstractIncomingMessage], Awaitable[Any]]
 
 PARKED = Gauge("dead_letter_messages", "Messages parked in a dead-letter queue", ["queue"])
+# Of every queue the service declares, as the watcher last saw them: an alert fires when no
+# processor consumes resource.uploaded (docker/prometheus/alerts.yml).
+QUEUE_CONSUMERS = Gauge("queue_consumers", "Consumers on a queue", ["queue"])
+QUEUE_MESSAGES = Gauge("queue_messages", "Messages ready in a queue", ["queue"])
 PARKED_AGE = Gauge(
     "dead_letter_oldest_age_seconds",
     "Age of the message at the head of a dead-letter queue (0 when empty)",
@@ -202,6 +206,9 @@ class BrokerLink:
                         PARKED_AGE.labels(dead_letter_queue(queue)).set(
                             self.parked[queue].oldest_age_seconds
                         )
+                    for queue, stats in (await self.queue_stats(self._declares)).items():
+                        QUEUE_CONSUMERS.labels(queue).set(stats["consumers"])
+                        QUEUE_MESSAGES.labels(queue).set(stats["depth"])
             await asyncio.sleep(PARKED_CHECK_SECONDS)
 
     async def queue_stats(self, queues: list[str]) -> dict[str, dict[str, int]]:

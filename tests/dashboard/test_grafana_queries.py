@@ -1,6 +1,8 @@
-"""Grafana for compose: every series a panel of docker/grafana/dashboards/breaker.json queries
-exists in what the running services export, with the labels the query uses; and the Prometheus
-config validates with promtool (Debian's, unpacked into .tools/, nothing installed)."""
+"""Grafana and Prometheus for compose: every series a panel of
+docker/grafana/dashboards/breaker.json or an alert of docker/prometheus/alerts.yml queries exists
+in what the running services export, with the labels the query uses; the Prometheus config and
+rules validate with promtool (Debian's, unpacked into .tools/, nothing installed), and the
+alerts fire when their unit tests say (promtool test rules)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.testing.mp3 import make_mp3
@@ -18,16 +21,21 @@ from devstack.testing.stack import wait_until
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "breaker.json"
 PROMETHEUS_CONFIG = REPO / "docker" / "prometheus" / "prometheus.yml"
+ALERTS = REPO / "docker" / "prometheus" / "alerts.yml"
+ALERT_TESTS = REPO / "docker" / "prometheus" / "alerts.test.yml"
 TOOLS = REPO / ".tools" / "prometheus"
 # PromQL words that are not series names.
 PROMQL = {"sum", "max", "min", "avg", "rate", "by", "without", "count", "irate", "increase"}
+PROMQL |= {"histogram_quantile", "deriv", "and", "or", "unless", "on", "ignoring"}
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 
 
 def panel_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
-    return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+    panels = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    return panels + [(f"alert {r['alert']}", r["expr"]) for r in rules]
 
 
 def series_and_labels(expr: str) -> tuple[dict[str, set[str]], set[str]]:
@@ -58,8 +66,10 @@ def exported(start_module_stack) -> dict[str, set[str]]:
                     found.setdefault(sample.name, set()).update(sample.labels)
         return found
 
-    # The parked-message gauges appear once the broker link's watcher has looked (every 10 s).
-    return wait_until(lambda: (s := scrape()).get("dead_letter_messages") and s, 30)
+    # The parked-message and queue gauges appear once the broker link's watcher has looked
+    # (every 10 s).
+    watched = {"dead_letter_messages", "queue_consumers", "outbox_events_pending"}
+    return wait_until(lambda: watched <= set(s := scrape()) and s, 30)
 
 
 @pytest.mark.parametrize(("panel", "expr"), panel_queries())
@@ -96,3 +106,15 @@ def test_the_prometheus_config_validates(promtool):
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout + checked.stderr
+
+
+def test_the_alert_rules_validate_and_fire_as_their_unit_tests_say(promtool):
+    """StorageBreakerOpen after a minute OPEN, MessagesParked at once, OutboxBacklogGrowing
+    after five minutes of growth, NoProcessorConsuming after a minute without one; none
+    before (docker/prometheus/alerts.test.yml, run by promtool as Prometheus evaluates)."""
+    for command in (["check", "rules", ALERTS.name], ["test", "rules", ALERT_TESTS.name]):
+        run = subprocess.run(
+            [str(promtool), *command], cwd=ALERTS.parent, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "SUCCESS" in run.stdout + run.stderr
