@@ -11,7 +11,7 @@ UV := .tools/uv/bin/uv
 export UV_SYSTEM_CERTS := 1
 
 .PHONY: install run test check lint format localstack bench demo images replay-dlq migrate-queues reset clean \
-	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down lock
+	ps stop start restart kill pause unpause logs down reconcile chaos compose-up compose-down lock mutation
 
 $(UV):
 	$(PYTHON) -m venv .tools/uv
@@ -70,6 +70,11 @@ check: lint
 test: install lint
 	$(VENV)/bin/pytest
 	$(PY) -m devstack.containers.docker_api $(VENV)/bin/pytest -p no:cacheprovider tests/storage_service tests/song_service
+
+# Mutation testing of the fault-tolerance modules against the quick tier; each module's share of
+# mutants killed (the run resumes where a stopped one left off; `mutants/` holds its state).
+mutation: $(INSTALLED)
+	$(PY) -m devstack.testing.mutation
 
 bench: install
 	$(PY) -m bench
