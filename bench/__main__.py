@@ -3,7 +3,7 @@ figures as JSON in bench/results.json.
 
     .venv/bin/python -m bench                  # everything (a few minutes)
     .venv/bin/python -m bench --only degraded  # some groups: throughput curves download
-                                               #   memory profile pipeline degraded breaker
+                                               #   memory profile pipeline degraded sizing breaker
 
 Each stack is a whole platform of its own (fresh databases and RabbitMQ vhost, dropped at the
 end); S3 is the LocalStack on this machine, started when none answers. Services' logs and the
@@ -31,6 +31,7 @@ from bench import (
     download_path,
     memory,
     pipeline,
+    sizing,
     throughput,
     transfer_profile,
 )
@@ -47,6 +48,7 @@ GROUPS = (
     "profile",
     "pipeline",
     "degraded",
+    "sizing",
     "breaker",
 )
 BUDGET_SECONDS = 900
@@ -105,6 +107,9 @@ def run(selected: set[str], run_dir: Path) -> list[Figure]:
         if selected & stacks["degraded"]:
             with env.stack("degraded", processors=0, resource_env=degraded.BREAKER_ENV) as stack:
                 figures += measure("degraded", selected, lambda: degraded.figures(stack))
+        if "sizing" in selected:
+            with env.stack("sizing", processors=2) as stack:
+                figures += measure("sizing", selected, lambda: sizing.figures(stack))
     # Last, with every stack stopped: the quietest the machine gets.
     figures += measure("breaker", selected, breaker_overhead.figures)
     return figures
