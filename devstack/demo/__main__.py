@@ -65,7 +65,8 @@ def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
     step(
         "1. Start the platform",
         "S3 (LocalStack, started if none answers), then Storage, Song, Resource Service and one "
-        "Resource Processor as real processes on free ports, with fresh databases "
+        "Resource Processor as real processes on free ports, nginx in front of them as the "
+        "front door (every upload and song read below goes through it), with fresh databases "
         f"[bold]demo_<service>_{sandbox.token}_<n>[/] and RabbitMQ vhost "
         f"[bold]demo_demo_{sandbox.token}_0[/].",
     )
@@ -79,9 +80,12 @@ def start(sandbox: DemoSandbox) -> tuple[Stack, Probe]:
             sandbox.s3_endpoint_url,
             log_dir,
             resource_env=BREAKER_ENV,
+            with_gateway=True,
         )
     for service in stack.services:
         console.print(f"  [green]✔[/] {service.package:<19} {service.url}")
+    assert stack.gateway is not None
+    console.print(f"  [green]✔[/] {'gateway (nginx)':<19} {stack.gateway.url}  ← uploads and songs")
     console.print(f"  service logs: {log_dir}")
     console.print(f"  watch the breaker live: {stack.resource.url}/dashboard")
     settings = "\n".join(f"  {name}={value}" for name, value in BREAKER_ENV.items())
@@ -207,10 +211,23 @@ def summary(stack: Stack, probe: Probe, uploads: list[Upload]) -> bool:
         ("the last upload was served live", uploads[-1].lookups["live"] >= 1),
         ("every upload is PERMANENT", all(r and r.state == "PERMANENT" for r in rows.values())),
         ("every upload has its tags", all(names.get(up.resource_id) == up.title for up in uploads)),
+        (
+            f"the front door served all {len(uploads)} uploads",
+            through_the_door(stack) == len(uploads),
+        ),
     ]
     for claim, ok in checks:
         console.print(f"  {'[green]✔' if ok else '[red]✘'}[/] {claim}")
     return all(ok for _, ok in checks)
+
+
+def through_the_door(stack: Stack) -> int:
+    """The uploads the gateway's access log shows answered 200 by a Resource Service."""
+    assert stack.gateway is not None
+    log = stack.gateway.access_log()
+    return sum(
+        1 for r in log if (r["method"], r["path"], r["status"]) == ("POST", "/resources", "200")
+    )
 
 
 def short(key: str) -> str:

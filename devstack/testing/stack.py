@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,10 +20,61 @@ from typing import Any, TypeVar
 import httpx2
 from sqlalchemy import Engine, create_engine, func, select
 
+from devstack import apt, gateway
 from devstack.testing.processes import ServiceProcess
+from resource_service.config import Settings as ResourceSettings
 from resource_service.models import Resource
 
 T = TypeVar("T")
+
+
+@dataclass
+class Gateway:
+    """nginx in front of a stack, configured as `make run` configures it (devstack.gateway)."""
+
+    prefix: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, resource: ServiceProcess, song: ServiceProcess) -> None:
+        if not gateway.NGINX.exists():
+            apt.install_servers(["nginx"])
+        # The body limits are the Resource Service's own, as this stack configured it.
+        defaults = ResourceSettings.model_fields
+        upload = resource.env.get("MAX_UPLOAD_BYTES", defaults["max_upload_bytes"].default)
+        json_limit = resource.env.get("MAX_JSON_BYTES", defaults["max_json_bytes"].default)
+        settings = gateway.GatewaySettings(
+            f"127.0.0.1:{self.port}",
+            [f"127.0.0.1:{resource.port}"],
+            f"127.0.0.1:{song.port}",
+            upload_bytes=int(upload),
+            json_bytes=int(json_limit),
+            worker_user=gateway.worker_user(),
+        )
+        gateway.write(settings, self.prefix)
+        log = (self.prefix / "gateway.log").open("ab")
+        self.process = subprocess.Popen(gateway.command(self.prefix), stdout=log, stderr=log)
+        wait_until(self._answers, 15, "the gateway answering")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx2.get(f"{self.url}/gateway/health", timeout=1).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def access_log(self) -> list[dict[str, str]]:
+        """Every request the gateway served, as its JSON access log wrote it."""
+        lines = (self.prefix / "gateway.log").read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @dataclass
@@ -41,6 +93,8 @@ class Stack:
     # to the writes of `/storages`.
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     http: httpx2.Client = field(default_factory=lambda: httpx2.Client(timeout=30))
+    # The front door, when the stack has one: `upload` and `song_of` then go through it.
+    gateway: Gateway | None = None
     _resource_db: Engine | None = None
 
     @property
@@ -65,12 +119,16 @@ class Stack:
                 service.start()
             for service in self.services:
                 service.wait_healthy(timeout=60)
+            if self.gateway is not None:
+                self.gateway.start(self.resource, self.song)
         except BaseException:  # a service that never came up, or Ctrl-C: leave nothing running
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
         for service in reversed(self.services):
             service.stop()
         self.http.close()
@@ -99,12 +157,14 @@ class Stack:
                     yield record
 
     def upload(self, data: bytes) -> httpx2.Response:
+        door = self.gateway.url if self.gateway else self.resource.url
         return self.http.post(
-            f"{self.resource.url}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
+            f"{door}/resources", content=data, headers={"Content-Type": "audio/mpeg"}
         )
 
     def song_of(self, resource_id: int) -> httpx2.Response:
-        return self.http.get(f"{self.song.url}/songs/{resource_id}")
+        door = self.gateway.url if self.gateway else self.song.url
+        return self.http.get(f"{door}/songs/{resource_id}")
 
     def resource_row(self, resource_id: int) -> Any:
         """The Resource Service's row as stored (state, bucket, key, ...), or None."""
@@ -151,10 +211,12 @@ def start_stack(
     resource_database_url: str | None = None,
     resource_env: dict[str, str] | None = None,
     common_env: dict[str, str] | None = None,
+    with_gateway: bool = False,
 ) -> Stack:
     """Start every service on a free port; `new_database_url(name)` names each one's database.
     `resource_env` and `processor_env` add to or override those services' environment (a fault
-    test routes a connection through its proxy that way); `common_env` goes to every service."""
+    test routes a connection through its proxy that way); `common_env` goes to every service.
+    `with_gateway`: nginx in front, as under `make run` (the demo goes through it)."""
     resource_db = resource_database_url or new_database_url("resource")
     common = common_env or {}
     s3 = {"S3_ENDPOINT_URL": s3_endpoint_url, **common}
@@ -186,9 +248,9 @@ def start_stack(
         _on_free_port("resource_processor", log_dir / f"processor{i}.log", **processor_env)
         for i in range(processors)
     ]
-    return Stack(
-        storage, song, resource, workers, resource_db, rabbitmq_url, log_dir, folder, admin_token
-    ).start()
+    door = Gateway(log_dir / "gateway", free_port()) if with_gateway else None
+    parts = (storage, song, resource, workers, resource_db, rabbitmq_url, log_dir, folder)
+    return Stack(*parts, admin_token, gateway=door).start()
 
 
 def wait_until(
