@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 
 import circuitbreaker
 import httpx2
@@ -45,10 +46,14 @@ class Flaky:
 
 
 def retry(name: str, waits: list[float], **settings: object) -> Retry:
+    """A Retry of a name no other run in this process used: the counters it makes are global
+    (a second run of the same test, as mutmut's, would count twice)."""
+
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    return Retry(name, RetrySettings.defaults(**settings), may_retry, sleep=record)
+    unique = f"{name}-{uuid.uuid4().hex[:8]}"
+    return Retry(unique, RetrySettings.defaults(**settings), may_retry, sleep=record)
 
 
 def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
@@ -57,7 +62,7 @@ def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
     r = retry("retry-ok", waits, max_attempts=3, wait_duration=0.5)
     assert asyncio.run(r.call(flaky)) == "ok"
     assert flaky.calls == 3 and waits == [0.5, 0.5]
-    assert counted("retry-ok", "successful_with_retry") == 1
+    assert counted(r.name, "successful_with_retry") == 1
     assert [e.type for e in r.events] == ["RETRY", "RETRY", "SUCCESS"]
 
 
@@ -66,7 +71,7 @@ def test_attempts_run_out_and_the_last_error_is_raised():
     r = retry("retry-out", waits, max_attempts=2, wait_duration=0.1)
     with pytest.raises(httpx2.ConnectError):
         asyncio.run(r.call(Flaky(*[httpx2.ConnectError("refused")] * 5)))
-    assert counted("retry-out", "failed_with_retry") == 1
+    assert counted(r.name, "failed_with_retry") == 1
     assert [e.type for e in r.events] == ["RETRY", "ERROR"]
 
 
@@ -78,7 +83,7 @@ def test_an_error_no_retry_fixes_is_not_retried():
     with pytest.raises(httpx2.HTTPStatusError):
         asyncio.run(r.call(flaky))
     assert flaky.calls == 1
-    assert counted("retry-4xx", "failed_without_retry") == 1
+    assert counted(r.name, "failed_without_retry") == 1
     assert [e.type for e in r.events] == ["IGNORED_ERROR"]
 
 
