@@ -644,3 +644,50 @@ def test_the_slow_calls_series_splits_successful_and_failed():
     text = generate_latest(registry).decode()
     assert 'resilience4j_circuitbreaker_slow_calls{kind="successful",name="slowish"} 1.0' in text
     assert 'resilience4j_circuitbreaker_slow_calls{kind="failed",name="slowish"} 2.0' in text
+
+
+# --- what a mutation run found unchecked (docs/mutation.md) ----------------------------------
+
+
+def test_an_illegal_transition_names_the_breaker_and_both_states(clock):
+    cb = breaker(clock, name="storage")
+    with pytest.raises(IllegalStateTransition, match=r"^storage: CLOSED to HALF_OPEN$"):
+        cb.transition_to_half_open_state()
+
+
+def test_the_openings_in_a_row_count_again_from_one_once_the_breaker_closes(clock):
+    """The exponential wait grows with each OPEN in a row (5 s, 7.5 s); closing ends the run,
+    so the next OPEN waits the first interval again."""
+    cb = breaker(clock, enable_exponential_backoff=True, exponential_backoff_multiplier=1.5)
+    cb.transition_to_open_state()
+    assert cb.open_remaining == 5.0
+    cb.transition_to_open_state()
+    assert cb.open_remaining == 7.5
+    cb.close()
+    cb.transition_to_open_state()
+    assert cb.open_remaining == 5.0
+
+
+def test_a_transition_event_carries_the_rates_of_the_window_that_caused_it(clock):
+    cb = breaker(clock)
+    for _ in range(5):
+        outcome(cb, OSError("BAM!"))
+    [opened] = [e for e in cb.events.recent if e.transition == "CLOSED_TO_OPEN"]
+    assert (opened.failure_rate, opened.slow_call_rate) == (100.0, 0.0)
+
+
+def test_metrics_only_publishes_a_crossing_again_after_a_reset(clock):
+    """METRICS_ONLY publishes each crossing of a threshold once; entering it again (a reset)
+    starts over, so the next crossing is published too, even by the window's first call."""
+    cb = breaker(clock, minimum_number_of_calls=1)
+    cb.transition_to_metrics_only_state()
+
+    def crossings() -> int:
+        return sum(e.type.value == "FAILURE_RATE_EXCEEDED" for e in cb.events.recent)
+
+    for _ in range(3):
+        outcome(cb, OSError("BAM!"))
+    assert crossings() == 1
+    cb.transition_to_metrics_only_state()
+    outcome(cb, OSError("BAM!"))
+    assert crossings() == 2
