@@ -10,6 +10,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+import structlog.testing
 
 from service_kit.messaging import (
     ATTEMPTS,
@@ -153,3 +154,47 @@ def test_a_copy_that_cannot_be_published_requeues_the_original(failure):
     message, publisher = FakeMessage(), FakePublisher(fails=True)
     handle(failure, message, publisher)
     assert message.requeued and not message.acked
+
+
+# --- what a mutation run found unchecked (docs/mutation.md): the lines an operator reads ------
+
+
+def test_a_scheduled_retry_is_logged_with_its_attempt_delay_and_error():
+    message, publisher = FakeMessage(), FakePublisher()
+    with structlog.testing.capture_logs() as logs:
+        handle(OSError("the peer is away"), message, publisher)
+    [line] = [entry for entry in logs if entry["event"] == "message_retry_scheduled"]
+    ttl = float(publisher.sent[0][1].expiration)  # as the copy carries it, in whole ms
+    delay = line["delay_seconds"]
+    assert line["attempt"] == 1 and abs(delay - ttl) < 0.01 and delay == round(delay, 2)
+    assert line["error"] == repr(OSError("the peer is away"))
+    assert line["log_level"] == "warning"
+
+
+def test_a_parked_message_is_logged_with_its_queue_reason_and_attempts():
+    message, publisher = FakeMessage(headers={ATTEMPTS: 3}), FakePublisher()
+    reason = "x" * 600
+    with structlog.testing.capture_logs() as logs:
+        handle(DeadLetter(reason), message, publisher)
+    [line] = [entry for entry in logs if entry["event"] == "message_parked"]
+    assert (line["queue"], line["reason"], line["attempts"]) == (QUEUE, "x" * 300, 3)
+    assert line["log_level"] == "error"
+    # The header keeps more of the reason than the log line does, and no more than 500 chars.
+    assert publisher.sent[0][1].headers[PARK_REASON] == "x" * 500
+
+
+@pytest.mark.parametrize(
+    ("failure", "event"),
+    [
+        (OSError("away"), "message_retry_not_scheduled"),
+        (DeadLetter("never"), "message_park_failed"),
+    ],
+    ids=["retry", "park"],
+)
+def test_a_copy_that_cannot_be_published_is_logged_with_the_brokers_error(failure, event):
+    message, publisher = FakeMessage(), FakePublisher(fails=True)
+    with structlog.testing.capture_logs() as logs:
+        handle(failure, message, publisher)
+    [line] = [entry for entry in logs if entry["event"] == event]
+    assert line["error"] == repr(ConnectionError("the broker is away"))
+    assert line["log_level"] == "warning"
