@@ -691,3 +691,28 @@ def test_metrics_only_publishes_a_crossing_again_after_a_reset(clock):
     cb.transition_to_metrics_only_state()
     outcome(cb, OSError("BAM!"))
     assert crossings() == 2
+
+
+def test_a_rate_exactly_at_its_threshold_is_published_as_exceeded(clock):
+    """Resilience4j opens when a rate is equal to or greater than its threshold; the
+    *_RATE_EXCEEDED events it publishes first say so with the rate."""
+    cb = breaker(clock, sliding_window_size=4, minimum_number_of_calls=4)
+    for error in (RuntimeError(), None, RuntimeError(), None):
+        outcome(cb, error)
+    [exceeded] = [e for e in cb.events.recent if e.type.value == "FAILURE_RATE_EXCEEDED"]
+    assert exceeded.failure_rate == 50.0 and cb.state is State.OPEN
+    slow = breaker(
+        clock, name="slow", slow_call_duration_threshold=2.0, slow_call_rate_threshold=100.0
+    )
+    for _ in range(5):
+        outcome(slow, seconds=3.0)
+    [exceeded] = [e for e in slow.events.recent if e.type.value == "SLOW_CALL_RATE_EXCEEDED"]
+    assert exceeded.slow_call_rate == 100.0 and slow.state is State.OPEN
+
+
+def test_the_seconds_of_ignored_errors_add_up(clock):
+    ignore = lambda error: Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
+    cb = breaker(clock, classifier=ignore)
+    outcome(cb, BusinessError(), seconds=1.5)
+    outcome(cb, BusinessError(), seconds=2.0)
+    assert (cb.stats.ignored, cb.stats.ignored_seconds) == (2, 3.5)
