@@ -157,3 +157,18 @@ def test_a_tag_over_the_limit_without_id3v1_gives_placeholders() -> None:
 def test_a_tag_within_the_limit_is_read_as_before() -> None:
     data = with_cover_art(2 * MIB)
     assert extract_song_metadata(remote(data)[0], 3, max_tag_bytes=4 * MIB)["name"] == "Covered"
+
+
+def test_it_counts_exactly_the_requests_and_bytes_it_fetched_itself() -> None:
+    """What the processor logs per file (`bytes_fetched`, the requests): what a mutation run
+    found unchecked (docs/mutation.md)."""
+    data = bytes(range(256)) * (3 * BLOCK_BYTES // 256)
+    file, fetched = remote(data)
+    # The given first block was fetched by the handler: its bytes count, its request does not.
+    assert (file.requests, file.bytes_fetched) == (0, BLOCK_BYTES)
+    file.seek(2 * BLOCK_BYTES)
+    file.read(10)
+    file.seek(BLOCK_BYTES + 5)
+    file.read(10)
+    assert file.requests == len(fetched) == 2
+    assert file.bytes_fetched == BLOCK_BYTES + sum(length for _, length in fetched)

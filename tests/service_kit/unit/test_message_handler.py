@@ -5,11 +5,13 @@ and on a bad body, and the requeue when the copy cannot be published."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
 import pytest
+import structlog.contextvars
 import structlog.testing
 
 from service_kit.messaging import (
@@ -20,10 +22,12 @@ from service_kit.messaging import (
     RETRY_DELAYS_SECONDS,
     RETRY_JITTER,
     DeadLetter,
+    PoisonMessage,
     ResourceEvent,
     RetryPolicy,
     dead_letter_queue,
     message_handler,
+    persistent,
     retry_queue,
 )
 
@@ -198,3 +202,34 @@ def test_a_copy_that_cannot_be_published_is_logged_with_the_brokers_error(failur
     [line] = [entry for entry in logs if entry["event"] == event]
     assert line["error"] == repr(ConnectionError("the broker is away"))
     assert line["log_level"] == "warning"
+
+
+def test_a_delete_event_carries_its_objects_through_its_body():
+    event = ResourceEvent(7, (("resources-staging", "staging/a.mp3"), ("b", "permanent/b.mp3")))
+    assert ResourceEvent.from_body(event.to_body()) == event
+
+
+@pytest.mark.parametrize(
+    "objects", [[{"bucket": "", "key": "k"}], [{"bucket": "b", "key": 5}]], ids=["empty", "number"]
+)
+def test_object_locations_must_be_strings_with_something_in_them(objects):
+    body = json.dumps({"resourceId": 7, "objects": objects}).encode()
+    with pytest.raises(PoisonMessage, match=r"^not object locations: "):
+        ResourceEvent.from_body(body)
+
+
+def test_what_is_published_is_persistent_json():
+    message = persistent(b'{"resourceId": 7}')
+    assert message.content_type == "application/json"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+def test_every_line_the_handler_logs_names_the_queue_and_the_resource():
+    seen: list[dict[str, Any]] = []
+
+    async def handler(event: ResourceEvent) -> None:
+        seen.append(structlog.contextvars.get_contextvars())
+
+    policy = RetryPolicy(clock=lambda: NOW)
+    asyncio.run(message_handler(QUEUE, handler, policy, FakePublisher())(FakeMessage()))  # type: ignore[arg-type]
+    assert seen == [{"queue": QUEUE, "resource_id": 7}]
