@@ -72,7 +72,7 @@ test: install lint
 	$(PY) -m devstack.containers.docker_api $(VENV)/bin/pytest -p no:cacheprovider tests/storage_service tests/song_service
 
 # Mutation testing of the fault-tolerance modules against the quick tier; each module's share of
-# mutants killed (the run resumes where a stopped one left off; `mutants/` holds its state).
+# mutants killed (about 3 min; `mutants/` holds the last run, for `mutmut show`).
 mutation: $(INSTALLED)
 	$(PY) -m devstack.testing.mutation
 

@@ -2,17 +2,19 @@
 the breaker, the fallback, messaging, the outbox, the ranged reader) against the quick tier,
 then each module's share of mutants killed.
 
-    python -m devstack.testing.mutation          # run (resumes where a run stopped), report
+    python -m devstack.testing.mutation          # run afresh (about 3 min), then report
     python -m devstack.testing.mutation --report # report the last run only
 
 A mutant is "reached" when a quick-tier test runs its function; "killed" when a test fails
-with it (a timeout counts: the mutant broke the code). Survivors: `mutmut show <name>`.
+with it (a timeout counts: the mutant broke the code). Survivors: `mutmut show <name>`. Each run
+starts afresh: mutmut retests what changed in the code, not what changed in the tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="report the last run only")
     args = parser.parse_args(argv)
     if not args.report:
+        shutil.rmtree(MUTANTS, ignore_errors=True)
         mutmut = Path(sys.executable).parent / "mutmut"
         subprocess.run([str(mutmut), "run"], cwd=REPO, check=False)
     return 0 if report() else 1
