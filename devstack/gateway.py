@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import REPO
+from devstack import REPO, apt
 
 NGINX = Path("/usr/sbin/nginx")
 # docker-compose.yml's gateway reads this, made by `python -m devstack.gateway` from the same
@@ -186,6 +187,26 @@ def _indented(lines: list[str]) -> list[str]:
 
 def command(prefix: Path) -> list[str]:
     return [str(NGINX), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+
+
+def ensure_installed() -> None:
+    """Debian's nginx, installed when missing (its own service kept stopped)."""
+    if not NGINX.exists():
+        apt.install_servers(["nginx"])
+
+
+def on_loopback(
+    port: int, resource_ports: Iterable[int], song_port: int, upload_bytes: int, json_bytes: int
+) -> GatewaySettings:
+    """The gateway on this host, as `make run` and the test stacks run it."""
+    return GatewaySettings(
+        f"127.0.0.1:{port}",
+        [f"127.0.0.1:{resource_port}" for resource_port in resource_ports],
+        f"127.0.0.1:{song_port}",
+        upload_bytes=upload_bytes,
+        json_bytes=json_bytes,
+        worker_user=worker_user(),
+    )
 
 
 def worker_user() -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from devstack import REPO, apt, gateway
+from devstack import REPO, gateway
 from devstack.ops.reset import recorded_resources
 from devstack.runner import child, servers, supervisor
 from devstack.runner.services import (
@@ -98,8 +98,7 @@ class Run:
 
     def prepare_gateway(self) -> None:
         """nginx installed (Debian's, its own service kept stopped) and its configuration."""
-        if not gateway.NGINX.exists():
-            apt.install_servers(["nginx"])
+        gateway.ensure_installed()
         gateway.write(gateway_settings(self.settings), self.settings.dir / GATEWAY)
 
     def start_all(self) -> None:

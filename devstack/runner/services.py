@@ -200,13 +200,12 @@ def gateway_settings(settings: RunSettings) -> gateway.GatewaySettings:
     """The gateway's body limits are the Resource Service's own, read from the same
     environment the run hands the services (MAX_UPLOAD_BYTES, MAX_JSON_BYTES)."""
     limits = ResourceServiceSettings()
-    return gateway.GatewaySettings(
-        f"127.0.0.1:{settings.gateway_port}",
-        [f"127.0.0.1:{port}" for port in resource_replicas(settings).values()],
-        f"127.0.0.1:{settings.song_port}",
+    return gateway.on_loopback(
+        settings.gateway_port,
+        resource_replicas(settings).values(),
+        settings.song_port,
         upload_bytes=limits.max_upload_bytes,
         json_bytes=limits.max_json_bytes,
-        worker_user=gateway.worker_user(),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx2
 from sqlalchemy import Engine, create_engine, func, select
 
-from devstack import apt, gateway
+from devstack import gateway
 from devstack.testing.processes import ServiceProcess
 from resource_service.config import Settings as ResourceSettings
 from resource_service.models import Resource
@@ -41,19 +41,13 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, resource: ServiceProcess, song: ServiceProcess) -> None:
-        if not gateway.NGINX.exists():
-            apt.install_servers(["nginx"])
+        gateway.ensure_installed()
         # The body limits are the Resource Service's own, as this stack configured it.
         defaults = ResourceSettings.model_fields
         upload = resource.env.get("MAX_UPLOAD_BYTES", defaults["max_upload_bytes"].default)
         json_limit = resource.env.get("MAX_JSON_BYTES", defaults["max_json_bytes"].default)
-        settings = gateway.GatewaySettings(
-            f"127.0.0.1:{self.port}",
-            [f"127.0.0.1:{resource.port}"],
-            f"127.0.0.1:{song.port}",
-            upload_bytes=int(upload),
-            json_bytes=int(json_limit),
-            worker_user=gateway.worker_user(),
+        settings = gateway.on_loopback(
+            self.port, [resource.port], song.port, int(upload), int(json_limit)
         )
         gateway.write(settings, self.prefix)
         log = (self.prefix / "gateway.log").open("ab")
