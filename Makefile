@@ -47,7 +47,7 @@ ps down: $(INSTALLED)
 stop start restart kill pause unpause logs: $(INSTALLED)
 	@$(PY) -m devstack.runner.control $@ $(SERVICE)
 
-# mypy: strict over every package (pyproject.toml's [tool.mypy]).
+# mypy: strict over every package and the tests (pyproject.toml's [tool.mypy]).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

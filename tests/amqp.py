@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -22,15 +22,16 @@ from service_kit.messaging import (
 )
 from tests.infra import Infrastructure
 
+T = TypeVar("T")
 Handle = Callable[[ResourceEvent], Awaitable[None]]
 
 
-def _run(coroutine):
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
 def publish_body(
-    url: str, queue: str, body: bytes, headers: dict[str, Any] | None = None, declared=True
+    url: str, queue: str, body: bytes, headers: dict[str, Any] | None = None, declared: bool = True
 ) -> None:
     """Publish with confirms; `declared=False` publishes to a queue as it is, undeclared."""
 
@@ -116,7 +117,9 @@ def message_count(url: str, queue: str) -> int:
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()
             declared = await channel.declare_queue(queue, passive=True)
-            return declared.declaration_result.message_count
+            count = declared.declaration_result.message_count
+            assert count is not None  # a passive declare always answers with the count
+            return count
 
     return _run(go())
 
@@ -162,6 +165,6 @@ async def _start(link: BrokerLink) -> None:
     link.start()
 
 
-def on_loop_of(link: BrokerLink, coroutine: Awaitable[object]) -> object:
+def on_loop_of(link: BrokerLink, coroutine: Coroutine[Any, Any, T]) -> T:
     loop = link._tasks[0].get_loop()
     return asyncio.run_coroutine_threadsafe(coroutine, loop).result(10)

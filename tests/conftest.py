@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from pytest import TempPathFactory
 
 from devstack.testing.sandbox import Sandbox
 from devstack.testing.stack import Stack, start_stack
 from service_kit.config import S3Settings
-from service_kit.s3 import make_s3_client
+from service_kit.s3 import S3Client, make_s3_client
+from tests.fixture_types import DatabaseUrls, VhostFactory
 from tests.infra import Infrastructure, RabbitVhost, infrastructure
 
 # In-process apps are called through Starlette's TestClient, whose Host header is `testserver`;
@@ -49,14 +52,17 @@ def new_rabbitmq_vhost(infra: Infrastructure, sandbox: Sandbox) -> Callable[[str
 
 
 @pytest.fixture
-def rabbitmq_vhost(new_rabbitmq_vhost) -> RabbitVhost:
+def rabbitmq_vhost(new_rabbitmq_vhost: VhostFactory) -> RabbitVhost:
     """A vhost of this test's own."""
     return new_rabbitmq_vhost("test")
 
 
 @pytest.fixture(scope="module")
 def start_module_stack(
-    infra: Infrastructure, new_database_url, new_rabbitmq_vhost, tmp_path_factory
+    infra: Infrastructure,
+    new_database_url: DatabaseUrls,
+    new_rabbitmq_vhost: VhostFactory,
+    tmp_path_factory: TempPathFactory,
 ) -> Iterator[Callable[..., Stack]]:
     """Starts the whole platform as processes for this test module, with its own databases and
     vhost (`start_stack`'s options pass through); everything stops when the module ends."""
@@ -66,7 +72,7 @@ def start_module_stack(
         name: str,
         rabbitmq_url: str | None = None,
         new_database_url: Callable[[str], str] = new_database_url,
-        **options,
+        **options: Any,
     ) -> Stack:
         stack = start_stack(
             new_database_url,
@@ -89,5 +95,5 @@ def s3_settings(infra: Infrastructure) -> S3Settings:
 
 
 @pytest.fixture(scope="session")
-def s3(s3_settings: S3Settings):
+def s3(s3_settings: S3Settings) -> S3Client:
     return make_s3_client(s3_settings)

@@ -4,10 +4,24 @@ tests."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 # What must never reach a client (docs/contract.md §3): an exception class name, a traceback, a
 # source file.
 INTERNALS = re.compile(r"[A-Z][A-Za-z]*(Error|Exception)\b|Traceback|File \"|\w\.py\b")
+
+
+class ResponseLike(Protocol):
+    """What the checks read of a response: httpx2's, or one parsed off a raw socket."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def json(self) -> Any: ...
 
 
 def assert_no_internals(text: str) -> None:
@@ -15,11 +29,11 @@ def assert_no_internals(text: str) -> None:
     assert found is None, f"{found.group(0)!r} reaches the client: {text[:500]}"
 
 
-def assert_error(response, status: int, message: str | None = None) -> dict:
+def assert_error(response: ResponseLike, status: int, message: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert_no_internals(response.text)
     assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["errorCode"] == str(status)
     assert isinstance(body["errorMessage"], str) and body["errorMessage"]
     assert set(body) <= {"errorMessage", "errorCode", "details"}
@@ -28,7 +42,7 @@ def assert_error(response, status: int, message: str | None = None) -> dict:
     return body
 
 
-def assert_validation_error(response, details: dict[str, str]) -> None:
+def assert_validation_error(response: ResponseLike, details: dict[str, str]) -> None:
     body = assert_error(response, 400)
     assert body["details"] == details
 

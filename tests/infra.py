@@ -51,7 +51,8 @@ def docker_engine_answers() -> bool:
     try:
         import docker
 
-        client = docker.from_env(timeout=2)
+        # mypy takes the repository's docker/ folder (compose files) for this package.
+        client = docker.from_env(timeout=2)  # type: ignore[attr-defined]
         try:
             return bool(client.ping())
         finally:
@@ -85,7 +86,7 @@ def containers() -> Iterator[Infrastructure]:
             code, output = mq.exec(["rabbitmqctl", "-q", *args])
             if code != 0:
                 raise RuntimeError(output)
-            return output.decode()
+            return str(output.decode())
 
         yield Infrastructure(
             postgres_url=pg_url,

@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -168,7 +168,7 @@ class CircuitBreaker:
             self._on_success(token, elapsed)
         return result
 
-    def __call__(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def __call__(self, function: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """`@breaker` on an `async def`: each call goes through `call`."""
         if not inspect.iscoroutinefunction(function):
             raise TypeError(f"{self.name}: only async functions can be guarded")

@@ -19,7 +19,9 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def send(client: httpx2.Client, case: Case, base_url: str = "http://testserver") -> httpx2.Response:
+def send(
+    client: httpx2.Client, case: Case[Any], base_url: str = "http://testserver"
+) -> httpx2.Response:
     """Send `case` with an httpx2 client: a TestClient (its lifespan entered) or a real one."""
     kwargs: dict[str, Any] = case.as_transport_kwargs(base_url=base_url)
     # schemathesis serialises for `requests`; httpx2 takes raw bytes as `content`.
@@ -29,7 +31,7 @@ def send(client: httpx2.Client, case: Case, base_url: str = "http://testserver")
     return client.request(**kwargs)
 
 
-def check_response(case: Case, response: httpx2.Response) -> None:
+def check_response(case: Case[Any], response: httpx2.Response) -> None:
     """Every schemathesis check (no 5xx, documented status, content type and schema, ...), then
     the contract's error format on every 4xx."""
     case.validate_response(response)
@@ -38,7 +40,7 @@ def check_response(case: Case, response: httpx2.Response) -> None:
         assert_contract_error(response)
 
 
-def assert_contract_error(response: httpx2.Response) -> dict:
+def assert_contract_error(response: httpx2.Response) -> dict[str, Any]:
     """docs/contract.md §3: {"errorMessage": str, "errorCode": "<status>"} plus `details` of str ->
     str."""
     body = assert_error(response, response.status_code)

@@ -40,13 +40,15 @@ def _bad_element_message(raw: str) -> str:
 
 @PROPERTIES
 @given(positive_ints, st.integers(min_value=0, max_value=3))
-def test_parse_id_returns_the_value_of_any_positive_ascii_integer(value, leading_zeros):
+def test_parse_id_returns_the_value_of_any_positive_ascii_integer(
+    value: int, leading_zeros: int
+) -> None:
     assert parse_id("0" * leading_zeros + str(value)) == value
 
 
 @PROPERTIES
 @given(id_like_text)
-def test_parse_id_accepts_exactly_positive_ascii_integers_and_names_anything_else(raw):
+def test_parse_id_accepts_exactly_positive_ascii_integers_and_names_anything_else(raw: str) -> None:
     if _is_positive_ascii_int(raw):
         assert parse_id(raw) == int(raw.lstrip("0"))
         return
@@ -58,7 +60,7 @@ def test_parse_id_accepts_exactly_positive_ascii_integers_and_names_anything_els
 
 @PROPERTIES
 @given(st.lists(positive_ints.map(lambda i: i % 10**6 + 1), min_size=1, max_size=60))
-def test_parse_id_csv_round_trips_ids_in_order_without_duplicates(ids):
+def test_parse_id_csv_round_trips_ids_in_order_without_duplicates(ids: list[int]) -> None:
     raw = ",".join(map(str, ids))
     if len(raw) > MAX_CSV_LENGTH:
         raw = raw[: MAX_CSV_LENGTH + 1].rsplit(",", 1)[0]
@@ -72,7 +74,9 @@ def test_parse_id_csv_round_trips_ids_in_order_without_duplicates(ids):
     id_like_text.filter(lambda s: "," not in s and not _is_positive_ascii_int(s)),
     st.lists(st.integers(min_value=1, max_value=10**6), max_size=10),
 )
-def test_parse_id_csv_names_the_first_element_that_is_not_a_positive_integer(before, bad, after):
+def test_parse_id_csv_names_the_first_element_that_is_not_a_positive_integer(
+    before: list[int], bad: str, after: list[int]
+) -> None:
     raw = ",".join([*map(str, before), bad, *map(str, after)])
     assume(len(raw) <= MAX_CSV_LENGTH)  # over it, the length rule answers (next test)
     with pytest.raises(BadRequest) as caught:
@@ -82,7 +86,7 @@ def test_parse_id_csv_names_the_first_element_that_is_not_a_positive_integer(bef
 
 @PROPERTIES
 @given(st.text(min_size=MAX_CSV_LENGTH + 1, max_size=3 * MAX_CSV_LENGTH))
-def test_parse_id_csv_rejects_anything_over_200_characters_with_its_length(raw):
+def test_parse_id_csv_rejects_anything_over_200_characters_with_its_length(raw: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_id_csv(raw)
     assert caught.value.message == (
@@ -92,7 +96,7 @@ def test_parse_id_csv_rejects_anything_over_200_characters_with_its_length(raw):
 
 @PROPERTIES
 @given(st.lists(st.integers(min_value=1, max_value=2**63 - 1), max_size=300))
-def test_csv_batches_fit_the_limit_and_keep_every_id_in_order(ids):
+def test_csv_batches_fit_the_limit_and_keep_every_id_in_order(ids: list[int]) -> None:
     batches = csv_batches(ids)
     assert all(0 < len(batch) <= MAX_CSV_LENGTH for batch in batches)
     joined = ",".join(batches)
@@ -135,9 +139,8 @@ bucket_like = st.one_of(
 
 @PROPERTIES
 @given(bucket_like)
-def test_the_documented_bucket_schema_accepts_exactly_what_the_service_accepts(name):
-    documented = (
-        BUCKET_SCHEMA["minLength"] <= len(name) <= BUCKET_SCHEMA["maxLength"]
-        and re.search(BUCKET_SCHEMA["pattern"], name) is not None
-    )
+def test_the_documented_bucket_schema_accepts_exactly_what_the_service_accepts(name: str) -> None:
+    low, high, pattern = (BUCKET_SCHEMA[k] for k in ("minLength", "maxLength", "pattern"))
+    assert isinstance(low, int) and isinstance(high, int) and isinstance(pattern, str)
+    documented = low <= len(name) <= high and re.search(pattern, name) is not None
     assert documented == is_valid_bucket(name)

@@ -13,14 +13,17 @@ import select as io_select
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from resource_service.models import Resource
+from service_kit.s3 import S3Client
 from tests.contract import assert_error
+from tests.fixture_types import StackStarter
 
 MIB = 1024 * 1024
 # Over one S3 part (5 MiB, also the stack's UPLOAD_SINGLE_PUT_BYTES): a multipart upload has
@@ -35,7 +38,7 @@ TOO_LARGE = f"File is too large: the maximum allowed size is {MAX_UPLOAD_BYTES} 
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack(
         "uploads",
         resource_env={
@@ -49,7 +52,7 @@ def stack(start_module_stack):
 
 
 @pytest.fixture(scope="module")
-def resource_db(stack):
+def resource_db(stack: Stack) -> Iterator[Engine]:
     engine = create_engine(stack.resource_database_url)
     yield engine
     engine.dispose()
@@ -62,7 +65,7 @@ class Leftovers:
     since the fixture was made counts, and a check polls until the service has cleaned up.
     """
 
-    def __init__(self, s3, resource_db, prefix: str):
+    def __init__(self, s3: S3Client, resource_db: Engine, prefix: str) -> None:
         self.s3 = s3
         self.prefix = prefix
         self.resource_db = resource_db
@@ -70,7 +73,7 @@ class Leftovers:
 
     def _now(self) -> tuple[int, set[str], set[tuple[str, str]]]:
         with self.resource_db.connect() as conn:
-            rows = conn.scalar(select(func.count()).select_from(Resource))
+            rows = conn.scalar(select(func.count()).select_from(Resource)) or 0
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=STAGING_BUCKET, Prefix=self.prefix
         )
@@ -79,7 +82,7 @@ class Leftovers:
         multipart = {(u["Key"], u["UploadId"]) for u in uploads.get("Uploads", [])}
         return rows, objects, multipart
 
-    def new_since_before(self) -> dict:
+    def new_since_before(self) -> dict[str, Any]:
         rows, objects, multipart = self._now()
         return {
             "rows": rows - self.rows,
@@ -95,16 +98,16 @@ class Leftovers:
 
 
 @pytest.fixture
-def leftovers(stack, s3, resource_db) -> Leftovers:
+def leftovers(stack: Stack, s3: S3Client, resource_db: Engine) -> Leftovers:
     return Leftovers(s3, resource_db, stack.staging_prefix)
 
 
-def abandoned_uploads(stack, reason: str) -> int:
+def abandoned_uploads(stack: Stack, reason: str) -> int:
     """How often the Resource Service logged giving up on an upload for `reason`."""
     return stack.logged("resource", "upload_abandoned", reason=reason)
 
 
-def start_raw_upload(stack, content_length: int, first_bytes: bytes) -> socket.socket:
+def start_raw_upload(stack: Stack, content_length: int, first_bytes: bytes) -> socket.socket:
     """An upload on a bare socket, so the test decides when (and whether) the body goes on."""
     sock = socket.create_connection(("127.0.0.1", stack.resource.port), timeout=30)
     head = (
@@ -129,7 +132,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
 class RawResponse:
     """Just enough of a response for `assert_error`."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes) -> None:
         head, _, self.content = raw.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         self.status_code = int(status_line.split()[1])
@@ -139,7 +142,7 @@ class RawResponse:
         }
         self.text = self.content.decode(errors="replace")
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.content)
 
 
@@ -151,8 +154,8 @@ def chunked(*parts: bytes, then: int, chunk_size: int = MIB) -> Iterator[bytes]:
 
 @pytest.mark.parametrize("declared_length", [True, False], ids=["content-length", "chunked"])
 def test_a_body_over_the_limit_past_one_part_is_413_and_leaves_nothing(
-    stack, leftovers, declared_length
-):
+    stack: Stack, leftovers: Leftovers, declared_length: bool
+) -> None:
     body = PAST_ONE_PART + bytes(MAX_UPLOAD_BYTES - len(PAST_ONE_PART) + MIB)
     content = (
         body if declared_length else chunked(PAST_ONE_PART, then=len(body) - len(PAST_ONE_PART))
@@ -165,7 +168,9 @@ def test_a_body_over_the_limit_past_one_part_is_413_and_leaves_nothing(
     leftovers.assert_none_left()
 
 
-def test_a_client_that_stops_sending_mid_upload_gets_408_and_leaves_nothing(stack, leftovers):
+def test_a_client_that_stops_sending_mid_upload_gets_408_and_leaves_nothing(
+    stack: Stack, leftovers: Leftovers
+) -> None:
     # Past one part, so a multipart upload is under way when the client goes quiet.
     sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
     try:
@@ -178,8 +183,8 @@ def test_a_client_that_stops_sending_mid_upload_gets_408_and_leaves_nothing(stac
 
 
 def test_a_client_that_trickles_past_the_upload_deadline_gets_408_and_leaves_nothing(
-    stack, leftovers
-):
+    stack: Stack, leftovers: Leftovers
+) -> None:
     """A chunk every half second never trips the idle timeout; the total deadline ends it."""
     sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
     started = time.monotonic()
@@ -195,7 +200,9 @@ def test_a_client_that_trickles_past_the_upload_deadline_gets_408_and_leaves_not
     leftovers.assert_none_left()
 
 
-def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack, leftovers):
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(
+    stack: Stack, leftovers: Leftovers
+) -> None:
     reason = "client disconnected"
     disconnects_before = abandoned_uploads(stack, reason)
     sock = start_raw_upload(stack, MAX_UPLOAD_BYTES, PAST_ONE_PART)
@@ -209,7 +216,7 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack, leftovers):
     leftovers.assert_none_left()
 
 
-def test_an_upload_right_at_the_limit_still_succeeds_after_the_failures(stack):
+def test_an_upload_right_at_the_limit_still_succeeds_after_the_failures(stack: Stack) -> None:
     body = PAST_ONE_PART + bytes(MAX_UPLOAD_BYTES - len(PAST_ONE_PART))
     assert len(body) == MAX_UPLOAD_BYTES
     response = stack.upload(body)

@@ -71,7 +71,7 @@ class ComposeStack:
 
     def breaker_state(self) -> str:
         health = self.http.get(f"{self.url('RESOURCE_HOST_PORT')}/health").json()
-        return health["checks"]["storageBreaker"]["state"]
+        return str(health["checks"]["storageBreaker"]["state"])
 
     def permanent_keys(self) -> set[str]:
         s3 = boto3.client(
@@ -85,7 +85,7 @@ class ComposeStack:
         return {item["Key"] for item in listed.get("Contents", [])}
 
 
-def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+def make(target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", "--no-print-directory", target],
         cwd=REPO,
@@ -117,7 +117,7 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeS
         assert down.returncode == 0, down.stdout + down.stderr
 
 
-def test_compose_up_says_where_each_service_listens(compose_stack):
+def test_compose_up_says_where_each_service_listens(compose_stack: ComposeStack) -> None:
     for service, variable in (("resource-service", "RESOURCE_HOST_PORT"),
                               ("song-service", "SONG_HOST_PORT"),
                               ("storage-service", "STORAGE_HOST_PORT")):  # fmt: skip
@@ -125,7 +125,7 @@ def test_compose_up_says_where_each_service_listens(compose_stack):
         assert reply.status_code == 200, (service, reply.text)
 
 
-def test_an_upload_reaches_permanent_with_its_tags(compose_stack):
+def test_an_upload_reaches_permanent_with_its_tags(compose_stack: ComposeStack) -> None:
     response = compose_stack.upload("in a container")
     assert response.status_code == 200, response.text
     resource_id = response.json()["id"]
@@ -146,12 +146,12 @@ def test_an_upload_reaches_permanent_with_its_tags(compose_stack):
 @pytest.mark.parametrize(
     "service", ["storage-service", "song-service", "resource-service", "resource-processor"]
 )
-def test_our_containers_run_as_a_non_root_user(compose_stack, service):
+def test_our_containers_run_as_a_non_root_user(compose_stack: ComposeStack, service: str) -> None:
     uid = compose_stack.engine.output("exec", compose_stack.container(service), "id", "-u")
     assert uid.strip() == "10001"
 
 
-def test_each_service_role_reaches_its_own_database_only(compose_stack):
+def test_each_service_role_reaches_its_own_database_only(compose_stack: ComposeStack) -> None:
     """Over the network, as the services log in (scram passwords from .env)."""
     secrets = compose_stack.secrets()
     postgres = compose_stack.container("postgres")
@@ -184,7 +184,9 @@ def test_each_service_role_reaches_its_own_database_only(compose_stack):
         "gateway",
     ],
 )
-def test_each_running_container_holds_only_its_own_secrets(compose_stack, service):
+def test_each_running_container_holds_only_its_own_secrets(
+    compose_stack: ComposeStack, service: str
+) -> None:
     """Issue "No one in, nothing starved", item 6: read from the container's environment, as
     a process in it would see it (`inspect`: the variables it was started with)."""
     secrets = compose_stack.secrets()
@@ -197,7 +199,9 @@ def test_each_running_container_holds_only_its_own_secrets(compose_stack, servic
         assert held == {"SONG_DB_PASSWORD"}  # it does get what it needs
 
 
-def test_the_rabbitmq_user_has_the_platform_vhost_only_and_is_no_administrator(compose_stack):
+def test_the_rabbitmq_user_has_the_platform_vhost_only_and_is_no_administrator(
+    compose_stack: ComposeStack,
+) -> None:
     rabbitmq = compose_stack.container("rabbitmq")
     users = compose_stack.engine.output("exec", rabbitmq, "rabbitmqctl", "-q", "list_users")
     assert "platform\t[management]" in users, users
@@ -206,8 +210,8 @@ def test_the_rabbitmq_user_has_the_platform_vhost_only_and_is_no_administrator(c
 
 
 def test_a_paused_storage_service_keeps_uploads_at_200_and_fast_once_the_breaker_opens(
-    compose_stack,
-):
+    compose_stack: ComposeStack,
+) -> None:
     storage = compose_stack.container("storage-service")
     compose_stack.engine.run("pause", storage, quiet=True)
     try:
@@ -231,7 +235,9 @@ def test_a_paused_storage_service_keeps_uploads_at_200_and_fast_once_the_breaker
     wait_until(closed_again, 90, "the breaker closed")
 
 
-def test_a_killed_processor_is_covered_by_its_replica_and_restarted(compose_stack):
+def test_a_killed_processor_is_covered_by_its_replica_and_restarted(
+    compose_stack: ComposeStack,
+) -> None:
     engine = compose_stack.engine
     victim = compose_stack.container("resource-processor", 1)
     pid = int(engine.output("inspect", "--format", "{{.State.Pid}}", victim))
@@ -249,7 +255,7 @@ def test_a_killed_processor_is_covered_by_its_replica_and_restarted(compose_stac
     wait_until(restarted, 60, "the restart policy")
 
 
-def test_the_front_door_serves_the_public_api_only(compose_stack):
+def test_the_front_door_serves_the_public_api_only(compose_stack: ComposeStack) -> None:
     door = compose_stack.url("GATEWAY_HOST_PORT")
     for method, path in (("GET", "/storages"), ("POST", "/songs"), ("GET", "/health"),
                          ("GET", "/metrics"), ("GET", "/admin/breakers")):  # fmt: skip
@@ -259,7 +265,7 @@ def test_the_front_door_serves_the_public_api_only(compose_stack):
     assert compose_stack.http.get(f"{door}/songs/999999").status_code == 404  # the service's
 
 
-def test_one_replica_killed_behind_the_door_fails_no_request(compose_stack):
+def test_one_replica_killed_behind_the_door_fails_no_request(compose_stack: ComposeStack) -> None:
     """The walkthrough's row: kill one of the two Resource Service replicas, and uploads,
     downloads and song reads go on through the front door (the gateway tries the other)."""
     door = compose_stack.url("GATEWAY_HOST_PORT")
@@ -306,7 +312,9 @@ def kill_and_wait_until_refused(engine: Engine, container: str) -> None:
     wait_until(refused, 10, f"{container} refusing connections")
 
 
-def test_volumes_made_with_other_secrets_are_named_with_what_to_do(compose_stack):
+def test_volumes_made_with_other_secrets_are_named_with_what_to_do(
+    compose_stack: ComposeStack,
+) -> None:
     """Issue "A codebase the next engineer can carry": `make compose-down`, the env file
     removed, `make compose-up` said "not healthy after 300 s" and no reason. The volumes keep
     the passwords they were made with; compose-up now logs in as the services do and says so."""
@@ -319,7 +327,9 @@ def test_volumes_made_with_other_secrets_are_named_with_what_to_do(compose_stack
     assert "make compose-down VOLUMES=1" in up.stderr, up.stderr
 
 
-def test_compose_down_leaves_no_container_network_volume_or_listener(compose_stack):
+def test_compose_down_leaves_no_container_network_volume_or_listener(
+    compose_stack: ComposeStack,
+) -> None:
     """Last in the module: the fixture's own compose-down then finds nothing to do."""
     down = make("compose-down", {**compose_stack.env, "VOLUMES": "1"}, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr

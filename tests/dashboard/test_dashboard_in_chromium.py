@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from devstack.apt import ensure_commands
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
+from tests.fixture_types import StackStarter
+
+if TYPE_CHECKING:  # imported in the tests: only this module needs playwright
+    from playwright.sync_api import ConsoleMessage, Page
 
 pytestmark = pytest.mark.timeout(300)
 CHROMIUM = "/usr/bin/chromium"
@@ -39,36 +45,42 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack("dashboard")
 
 
 @pytest.fixture
-def page(chromium, tmp_path):
+def script_errors() -> list[str]:
+    """What the page under test threw or logged as an error, in order."""
+    return []
+
+
+@pytest.fixture
+def page(chromium: str, script_errors: list[str]) -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            script_errors.append(message.text)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
-        page.script_errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda error: page.script_errors.append(str(error)))
-        page.on(
-            "console",
-            lambda message: message.type == "error" and page.script_errors.append(message.text),
-        )
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        page.on("console", console)
         yield page
         browser.close()
 
 
-def breaker_state(stack) -> str:
+def breaker_state(stack: Stack) -> str:
     health = stack.http.get(f"{stack.resource.url}/health").json()
-    return health["checks"]["storageBreaker"]["state"]
+    return str(health["checks"]["storageBreaker"]["state"])
 
 
 def test_the_tile_turns_open_and_closed_live_while_the_storage_service_freezes(
-    stack, page, tmp_path
-):
+    stack: Stack, page: Page, script_errors: list[str], tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{stack.resource.url}/dashboard")
@@ -100,10 +112,12 @@ def test_the_tile_turns_open_and_closed_live_while_the_storage_service_freezes(
 
     wait_until(closed_again, 30, "the breaker closed")
     expect(state).to_have_text("CLOSED", timeout=1000)
-    assert page.script_errors == []  # type: ignore[attr-defined]
+    assert script_errors == []
 
 
-def test_the_admin_buttons_appear_only_with_a_token_the_service_accepts(stack, page):
+def test_the_admin_buttons_appear_only_with_a_token_the_service_accepts(
+    stack: Stack, page: Page
+) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{stack.resource.url}/dashboard")
@@ -126,7 +140,7 @@ def test_the_admin_buttons_appear_only_with_a_token_the_service_accepts(stack, p
     )
 
 
-def test_an_open_episode_of_200_ms_still_reaches_the_timeline(stack, page):
+def test_an_open_episode_of_200_ms_still_reaches_the_timeline(stack: Stack, page: Page) -> None:
     """Snapshots come once a second; the transitions are pushed as they happen."""
     from playwright.sync_api import expect
 

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.testing.mp3 import make_mp3
 from devstack.testing.stack import wait_until
+from tests.fixture_types import StackStarter
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "docker" / "grafana" / "dashboards" / "breaker.json"
@@ -51,7 +52,7 @@ def series_and_labels(expr: str) -> tuple[dict[str, set[str]], set[str]]:
 
 
 @pytest.fixture(scope="module")
-def exported(start_module_stack) -> dict[str, set[str]]:
+def exported(start_module_stack: StackStarter) -> dict[str, set[str]]:
     """{sample name: its label names} across every service of a stack that has done some work."""
     stack = start_module_stack("grafana")
     resource_id = stack.upload(make_mp3(1, title="for the metrics")).json()["id"]
@@ -69,11 +70,18 @@ def exported(start_module_stack) -> dict[str, set[str]]:
     # The parked-message and queue gauges appear once the broker link's watcher has looked
     # (every 10 s).
     watched = {"dead_letter_messages", "queue_consumers", "outbox_events_pending"}
-    return wait_until(lambda: watched <= set(s := scrape()) and s, 30)
+
+    def all_watched() -> dict[str, set[str]] | None:
+        found = scrape()
+        return found if watched <= set(found) else None
+
+    return wait_until(all_watched, 30)
 
 
 @pytest.mark.parametrize(("panel", "expr"), panel_queries())
-def test_every_panel_query_is_backed_by_a_real_series(exported, panel, expr):
+def test_every_panel_query_is_backed_by_a_real_series(
+    exported: dict[str, set[str]], panel: str, expr: str
+) -> None:
     series, grouped = series_and_labels(expr)
     assert series, f"{panel}: no series in {expr!r}"
     labels_seen: set[str] = set()
@@ -100,7 +108,7 @@ def promtool() -> Path:
     return binary
 
 
-def test_the_prometheus_config_validates(promtool):
+def test_the_prometheus_config_validates(promtool: Path) -> None:
     checked = subprocess.run(
         [str(promtool), "check", "config", str(PROMETHEUS_CONFIG)], capture_output=True, text=True
     )
@@ -108,7 +116,7 @@ def test_the_prometheus_config_validates(promtool):
     assert "SUCCESS" in checked.stdout + checked.stderr
 
 
-def test_the_alert_rules_validate_and_fire_as_their_unit_tests_say(promtool):
+def test_the_alert_rules_validate_and_fire_as_their_unit_tests_say(promtool: Path) -> None:
     """StorageBreakerOpen after a minute OPEN, MessagesParked at once, OutboxBacklogGrowing
     after five minutes of growth, NoProcessorConsuming after a minute without one; none
     before (docker/prometheus/alerts.test.yml, run by promtool as Prometheus evaluates)."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from devstack.testing.faultproxy import FaultProxy, Mode
+from devstack.testing.stack import Stack
+from tests.fixture_types import StackStarter
 
 TIMEOUT_DURATION = 0.5  # the TimeLimiter's, inside the breaker
 BREAKER = {
@@ -20,14 +24,14 @@ BREAKER = {
 
 
 @pytest.fixture(scope="module")
-def storage_proxy():
+def storage_proxy() -> Iterator[FaultProxy]:
     proxy = FaultProxy().start()
     yield proxy
     proxy.close()
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack, storage_proxy):
+def stack(start_module_stack: StackStarter, storage_proxy: FaultProxy) -> Stack:
     running = start_module_stack(
         "faults",
         resource_env={
@@ -41,7 +45,7 @@ def stack(start_module_stack, storage_proxy):
 
 
 @pytest.fixture(autouse=True)
-def healthy_storage_after_each_test(stack, storage_proxy):
+def healthy_storage_after_each_test(stack: Stack, storage_proxy: FaultProxy) -> Iterator[None]:
     """Each test starts from a healthy Storage Service and a closed breaker."""
     yield
     storage_proxy.set_mode(Mode.PASS)
@@ -56,11 +60,14 @@ def healthy_storage_after_each_test(stack, storage_proxy):
     ).raise_for_status()
 
 
-def breaker(stack) -> dict:
-    return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["storageBreaker"]
+def breaker(stack: Stack) -> dict[str, Any]:
+    found: dict[str, Any] = stack.http.get(f"{stack.resource.url}/health").json()["checks"][
+        "storageBreaker"
+    ]
+    return found
 
 
-def lookup_counts(stack) -> dict[str, float]:
+def lookup_counts(stack: Stack) -> dict[str, float]:
     """How many storage lookups each source (live, last_good, stub) has served so far."""
     metrics = stack.http.get(f"{stack.resource.url}/metrics").text
     found = re.findall(r'^storage_lookup_total\{source="(\w+)"\} ([0-9.e+]+)$', metrics, re.M)

@@ -12,6 +12,7 @@ the database thaws.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -20,8 +21,10 @@ import pytest
 
 from devstack.testing.faultproxy import FaultProxy, Mode
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from tests.contract import assert_error
+from tests.fixture_types import DatabaseUrls, StackStarter
+from tests.infra import Infrastructure
 
 DB_TIMEOUT = 2.0
 # Past the deadline: the time an answer may take to travel and the check interval of the
@@ -32,8 +35,9 @@ SERVICES = ("storage", "song", "resource")
 
 
 @pytest.fixture(scope="module")
-def database_proxies(infra):
+def database_proxies(infra: Infrastructure) -> Iterator[dict[str, FaultProxy]]:
     server = urlsplit(infra.postgres_url)
+    assert server.hostname, infra.postgres_url
     proxies = {name: FaultProxy(server.port, server.hostname).start() for name in SERVICES}
     yield proxies
     for proxy in proxies.values():
@@ -41,9 +45,13 @@ def database_proxies(infra):
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack, new_database_url, database_proxies):
+def stack(
+    start_module_stack: StackStarter,
+    new_database_url: DatabaseUrls,
+    database_proxies: dict[str, FaultProxy],
+) -> Stack:
     def through_proxy(name: str) -> str:
-        return database_proxies[name].via(new_database_url(name))
+        return str(database_proxies[name].via(new_database_url(name)))
 
     return start_module_stack(
         "db-freeze",
@@ -52,7 +60,7 @@ def stack(start_module_stack, new_database_url, database_proxies):
     )
 
 
-def database_call(stack, service: str) -> httpx2.Request:
+def database_call(stack: Stack, service: str) -> httpx2.Request:
     """A request of `service` that needs its database."""
     url = getattr(stack, service).url
     if service == "storage":
@@ -62,7 +70,9 @@ def database_call(stack, service: str) -> httpx2.Request:
     return httpx2.Request("GET", f"{url}/resources/1")
 
 
-def timed(send, request: httpx2.Request) -> tuple[httpx2.Response, float]:
+def timed(
+    send: Callable[[httpx2.Request], httpx2.Response], request: httpx2.Request
+) -> tuple[httpx2.Response, float]:
     started = time.monotonic()
     response = send(request)
     return response, time.monotonic() - started
@@ -70,8 +80,8 @@ def timed(send, request: httpx2.Request) -> tuple[httpx2.Response, float]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_frozen_database_answers_503_in_seconds_and_starves_nothing_else(
-    stack, database_proxies, service
-):
+    stack: Stack, database_proxies: dict[str, FaultProxy], service: str
+) -> None:
     proxy = database_proxies[service]
     proxy.set_mode(Mode.HOLD)
     try:
@@ -93,8 +103,8 @@ def test_a_frozen_database_answers_503_in_seconds_and_starves_nothing_else(
 
 
 def test_an_upload_while_the_resource_database_is_frozen_is_503_and_keeps_nothing(
-    stack, database_proxies
-):
+    stack: Stack, database_proxies: dict[str, FaultProxy]
+) -> None:
     proxy = database_proxies["resource"]
     rows_before = stack.resource_rows()
     proxy.set_mode(Mode.HOLD)

@@ -8,27 +8,31 @@ import time
 import pytest
 
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
+from tests.fixture_types import RecordProperty, StackStarter
+from tests.infra import Infrastructure
 
 OUTAGE_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack("rabbitmq_restart")
 
 
-def uploads(stack, label: str, count: int) -> list[int]:
+def uploads(stack: Stack, label: str, count: int) -> list[int]:
     answers = [stack.upload(make_mp3(1, title=f"{label} {i}")) for i in range(count)]
     assert [a.status_code for a in answers] == [200] * count, [a.text for a in answers]
     return [a.json()["id"] for a in answers]
 
 
-def broker_status(stack) -> str:
-    return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["broker"]["status"]
+def broker_status(stack: Stack) -> str:
+    return str(stack.http.get(f"{stack.resource.url}/health").json()["checks"]["broker"]["status"])
 
 
-def test_every_upload_survives_a_real_broker_restart(stack, infra, record_property):
+def test_every_upload_survives_a_real_broker_restart(
+    stack: Stack, infra: Infrastructure, record_property: RecordProperty
+) -> None:
     ids = uploads(stack, "before", 3)
     for resource_id in ids:
         stack.wait_permanent(resource_id, timeout=30)

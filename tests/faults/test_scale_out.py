@@ -8,13 +8,17 @@ from __future__ import annotations
 import itertools
 import signal
 import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from devstack.testing.mp3 import make_mp3
 from devstack.testing.processes import ServiceProcess
-from devstack.testing.stack import free_port, wait_until
+from devstack.testing.stack import Stack, free_port, wait_until
+from service_kit.s3 import S3Client
+from tests.fixture_types import RecordProperty, StackStarter
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 UPLOADS = 60
@@ -22,7 +26,7 @@ KILL_AT = 20
 
 
 @pytest.fixture(scope="module")
-def cluster(start_module_stack):
+def cluster(start_module_stack: StackStarter) -> Iterator[tuple[Stack, ServiceProcess]]:
     # A replica SIGKILLed between an upload's PUT and its row's commit leaves the object and
     # its intent; the survivor's relay deletes it once the intent expires (2 + 1 + 3 s here,
     # half an hour by default), so the test's wait for no STAGING leftovers covers that too.
@@ -43,7 +47,7 @@ def cluster(start_module_stack):
         replica.stop()
 
 
-def upload(stack, url: str, n: int) -> int | None:
+def upload(stack: Stack, url: str, n: int) -> int | None:
     try:
         reply = stack.http.post(
             f"{url}/resources",
@@ -56,15 +60,15 @@ def upload(stack, url: str, n: int) -> int | None:
 
 
 def test_every_accepted_upload_is_permanent_once_after_a_replica_of_each_dies(
-    cluster, s3, record_property
-):
+    cluster: tuple[Stack, ServiceProcess], s3: S3Client, record_property: RecordProperty
+) -> None:
     stack, resource_b = cluster
     replicas = itertools.cycle([stack.resource.url, resource_b.url])
     accepted: list[int] = []
     lock = threading.Lock()
     killed = threading.Event()
 
-    def client(numbers) -> None:
+    def client(numbers: Iterable[int]) -> None:
         for n in numbers:
             if n == KILL_AT and not killed.is_set():
                 killed.set()
@@ -90,9 +94,10 @@ def test_every_accepted_upload_is_permanent_once_after_a_replica_of_each_dies(
     permanent = s3.list_objects_v2(Bucket="resources-permanent", Prefix=stack.permanent_prefix)
     assert len(permanent.get("Contents", [])) == len(accepted)  # each exactly once
 
-    def staging_left() -> list:
+    def staging_left() -> list[Any]:
         listed = s3.list_objects_v2(Bucket="resources-staging", Prefix=stack.staging_prefix)
-        return listed.get("Contents", [])
+        found: list[Any] = listed.get("Contents", [])
+        return found
 
     wait_until(lambda: not staging_left(), 30, "STAGING leftovers")
     for resource_id in accepted:

@@ -9,17 +9,18 @@ import time
 
 import pytest
 
-from devstack.testing.faultproxy import Mode
+from devstack.testing.faultproxy import FaultProxy, Mode
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from tests.faults.conftest import BREAKER, TIMEOUT_DURATION, breaker, lookup_counts
+from tests.fixture_types import RecordProperty
 
 # The breaker moves to HALF_OPEN on the first call after its wait, and closes after its permitted
 # trial calls succeed: recovery takes the wait plus a few uploads.
 RECOVERY_SECONDS = BREAKER["WAIT_DURATION_IN_OPEN_STATE"] + 3
 
 
-def timed_upload(stack, title: str) -> tuple[int, float]:
+def timed_upload(stack: Stack, title: str) -> tuple[int, float]:
     started = time.perf_counter()
     response = stack.upload(make_mp3(1, title=title))
     elapsed = time.perf_counter() - started
@@ -27,35 +28,37 @@ def timed_upload(stack, title: str) -> tuple[int, float]:
     return response.json()["id"], elapsed
 
 
-def upload_until_closed(stack, prefix: str) -> list[int]:
+def upload_until_closed(stack: Stack, prefix: str) -> list[int]:
     """Keep uploading (the breaker only moves on calls) until it reports CLOSED again."""
     ids: list[int] = []
 
     def closed() -> bool:
         ids.append(timed_upload(stack, f"{prefix} {len(ids)}")[0])
-        return breaker(stack)["state"] == "CLOSED"
+        return bool(breaker(stack)["state"] == "CLOSED")
 
     wait_until(closed, RECOVERY_SECONDS, lambda: f"breaker closed again\n{stack.logs()}")
     return ids
 
 
-def assert_live_again(stack) -> None:
+def assert_live_again(stack: Stack) -> None:
     before = lookup_counts(stack)["live"]
     timed_upload(stack, "live again")
     assert lookup_counts(stack)["live"] > before
 
 
-def assert_all_permanent(stack, ids: list[int]) -> None:
+def assert_all_permanent(stack: Stack, ids: list[int]) -> None:
     for resource_id in ids:
         row = stack.wait_permanent(resource_id, timeout=20)
         assert (row.bucket, row.staging_bucket) == ("resources-permanent", "resources-staging")
 
 
-def test_storage_killed_during_a_stream_of_uploads(stack, record_property):
+def test_storage_killed_during_a_stream_of_uploads(
+    stack: Stack, record_property: RecordProperty
+) -> None:
     ids = [timed_upload(stack, "before kill")[0] for _ in range(3)]
     before = lookup_counts(stack)
     stack.storage.signal(signal.SIGKILL)
-    stack.storage.process.wait()
+    stack.storage.running.wait()
     ids += [timed_upload(stack, f"killed {i}")[0] for i in range(12)]
 
     state = breaker(stack)
@@ -78,7 +81,9 @@ def test_storage_killed_during_a_stream_of_uploads(stack, record_property):
     assert_all_permanent(stack, ids)
 
 
-def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack, record_property):
+def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(
+    stack: Stack, record_property: RecordProperty
+) -> None:
     healthy = [timed_upload(stack, "healthy")[1] for _ in range(5)]
     stack.storage.signal(signal.SIGSTOP)
     frozen = [timed_upload(stack, f"frozen {i}") for i in range(12)]
@@ -102,7 +107,9 @@ def test_storage_frozen_only_the_first_calls_wait_for_the_timeout(stack, record_
 
 
 @pytest.mark.parametrize("fault", [Mode.HTTP_500, Mode.GARBAGE, Mode.CUT])
-def test_storage_answering_errors_or_garbage_is_the_same_as_down(stack, storage_proxy, fault):
+def test_storage_answering_errors_or_garbage_is_the_same_as_down(
+    stack: Stack, storage_proxy: FaultProxy, fault: Mode
+) -> None:
     storage_proxy.set_mode(fault)
     ids = [timed_upload(stack, f"{fault.value} {i}")[0] for i in range(8)]
     state = breaker(stack)
@@ -115,7 +122,7 @@ def test_storage_answering_errors_or_garbage_is_the_same_as_down(stack, storage_
     assert_all_permanent(stack, ids)
 
 
-def test_deleted_seed_rows_are_served_by_the_fallback(stack):
+def test_deleted_seed_rows_are_served_by_the_fallback(stack: Stack) -> None:
     storages = stack.http.get(f"{stack.storage.url}/storages").json()
     staging_ids = [s["id"] for s in storages if s["storageType"] == "STAGING"]
     deleted = stack.http.delete(

@@ -14,10 +14,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from pytest import TempPathFactory
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -48,7 +50,7 @@ def tools() -> Path:
 
 
 @pytest.fixture(scope="session")
-def rendered(tools, tmp_path_factory) -> dict[str, Path]:
+def rendered(tools: Path, tmp_path_factory: TempPathFactory) -> dict[str, Path]:
     """Each overlay, rendered from a copy where the local overlay's env files are its examples."""
     copy = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S, copy)
@@ -67,7 +69,7 @@ def rendered(tools, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def objects(path: Path) -> list[dict]:
+def objects(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
@@ -83,7 +85,9 @@ def newest_versions(tools: Path, count: int = 3) -> list[str]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_object_validates_strictly_on_the_newest_kubernetes(tools, rendered, overlay):
+def test_every_object_validates_strictly_on_the_newest_kubernetes(
+    tools: Path, rendered: dict[str, Path], overlay: str
+) -> None:
     versions = newest_versions(tools)
     assert len(versions) == 3
     for version in versions:
@@ -100,7 +104,7 @@ def test_every_object_validates_strictly_on_the_newest_kubernetes(tools, rendere
                    for line in unknown), unknown  # fmt: skip
 
 
-def crd_schemas(folder: Path) -> dict[tuple[str, str], dict]:
+def crd_schemas(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> the CRD's openAPIV3Schema, for every version each CRD serves. The
     CEL rules (`x-kubernetes-validations`) need an API server; they are not checked here."""
     schemas = {}
@@ -113,7 +117,7 @@ def crd_schemas(folder: Path) -> dict[tuple[str, str], dict]:
     return schemas
 
 
-def test_the_keda_objects_validate_against_kedas_crds(rendered):
+def test_the_keda_objects_validate_against_kedas_crds(rendered: dict[str, Path]) -> None:
     schemas = crd_schemas(CRDS)
     keda = [o for o in objects(rendered["production"]) if o["apiVersion"].startswith("keda.sh/")]
     assert sorted(o["kind"] for o in keda) == ["ScaledObject", "TriggerAuthentication"]
@@ -122,7 +126,9 @@ def test_the_keda_objects_validate_against_kedas_crds(rendered):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_gateway_objects_validate_against_their_crds(rendered, overlay):
+def test_the_gateway_objects_validate_against_their_crds(
+    rendered: dict[str, Path], overlay: str
+) -> None:
     """The Gateway API's own CRDs (standard channel) and NGINX Gateway Fabric's policies."""
     schemas = crd_schemas(GATEWAY_CRDS)
     found = [o for o in objects(rendered[overlay]) if o["apiVersion"].startswith("gateway.")]
@@ -135,7 +141,7 @@ def test_the_gateway_objects_validate_against_their_crds(rendered, overlay):
     assert not [o for o in objects(rendered[overlay]) if o["kind"] == "Ingress"]
 
 
-def route_table_of(objs: list[dict]) -> set[tuple[str, str, str, str]]:
+def route_table_of(objs: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
     """(method, path match type, path, service) for every match of every HTTPRoute."""
     table = set()
     for route in (o for o in objs if o["kind"] == "HTTPRoute"):
@@ -147,7 +153,7 @@ def route_table_of(objs: list[dict]) -> set[tuple[str, str, str, str]]:
     return table
 
 
-def test_the_gateway_routes_are_the_gateways_route_table(rendered):
+def test_the_gateway_routes_are_the_gateways_route_table(rendered: dict[str, Path]) -> None:
     """deploy/k8s routes exactly what devstack/gateway.py's ROUTES route under `make run`."""
     from devstack.gateway import ROUTES
 
@@ -163,10 +169,11 @@ def test_the_gateway_routes_are_the_gateways_route_table(rendered):
 
 
 def size_in_bytes(size: str) -> int:
-    return int(size.rstrip("kmg")) * 1024 ** " kmg".index(size[-1] if size[-1] in "kmg" else " ")
+    power = " kmg".index(size[-1] if size[-1] in "kmg" else " ")
+    return int(size.rstrip("kmg")) << 10 * power  # times 1024 ** power
 
 
-def test_the_gateways_body_limits_are_the_services_limits(rendered):
+def test_the_gateways_body_limits_are_the_services_limits(rendered: dict[str, Path]) -> None:
     from resource_service.config import Settings
 
     settings = Settings()
@@ -188,7 +195,7 @@ def test_the_gateways_body_limits_are_the_services_limits(rendered):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_egress_rule_names_its_destination(rendered, overlay):
+def test_every_egress_rule_names_its_destination(rendered: dict[str, Path], overlay: str) -> None:
     policies = [o for o in objects(rendered[overlay]) if o["kind"] == "NetworkPolicy"]
     egress = [(p["metadata"]["name"], r) for p in policies for r in p["spec"].get("egress", [])]
     assert egress
@@ -198,7 +205,7 @@ def test_every_egress_rule_names_its_destination(rendered, overlay):
         "-to-infrastructure")} == {f"{name}-to-infrastructure" for name in PACKAGES}  # fmt: skip
 
 
-def test_checkov_finds_nothing(tools, rendered):
+def test_checkov_finds_nothing(tools: Path, rendered: dict[str, Path]) -> None:
     checked = subprocess.run(
         [str(tools / "checkov"), "--framework", "kubernetes", "--skip-download", "--compact",
          "--quiet", "--output", "json", *(f"--file={p}" for p in rendered.values())],
@@ -210,7 +217,7 @@ def test_checkov_finds_nothing(tools, rendered):
     assert sum(s["passed"] for s in summaries) > 500
 
 
-def settings_of(package: str):
+def settings_of(package: str) -> Any:
     return importlib.import_module(f"{package}.config").Settings
 
 
@@ -222,7 +229,7 @@ PROBES = {
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_manifests_agree_with_the_services(rendered, overlay):
+def test_the_manifests_agree_with_the_services(rendered: dict[str, Path], overlay: str) -> None:
     deployments = [o for o in objects(rendered[overlay]) if o["kind"] == "Deployment"]
     found = {o["metadata"]["name"]: o for o in deployments}
     for name, package in PACKAGES.items():

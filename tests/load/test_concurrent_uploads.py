@@ -9,19 +9,22 @@ import httpx2
 import pytest
 
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
-from service_kit.s3 import object_exists
+from devstack.testing.stack import Stack, wait_until
+from service_kit.s3 import S3Client, object_exists
+from tests.fixture_types import RecordProperty, StackStarter
 
 UPLOADS, CLIENTS = 200, 16
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack("load", processors=2)
 
 
 @pytest.mark.slow
-def test_200_uploads_from_16_clients_with_two_processors(stack, s3, record_property):
+def test_200_uploads_from_16_clients_with_two_processors(
+    stack: Stack, s3: S3Client, record_property: RecordProperty
+) -> None:
     bodies = [make_mp3(1, title=f"Load {i}") for i in range(UPLOADS)]
     started = time.monotonic()
 

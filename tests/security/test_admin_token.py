@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from devstack.testing.stack import Stack
 from service_kit.deps import ServiceState
 from service_kit.errors import install_error_handlers
 from service_kit.resilience import BreakerSettings, CircuitBreaker
@@ -19,9 +20,9 @@ from tests.contract import assert_error
 FORCE_OPEN = "/admin/breakers/storage/force-open"
 
 
-def breaker_state(stack) -> str:
+def breaker_state(stack: Stack) -> str:
     health = stack.http.get(f"{stack.resource.url}/health").json()
-    return health["checks"]["storageBreaker"]["state"]
+    return str(health["checks"]["storageBreaker"]["state"])
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,9 @@ def breaker_state(stack) -> str:
     ],
     ids=["none", "basic", "empty", "made-up"],
 )
-def test_no_management_action_without_the_token(stack, headers, status, message):
+def test_no_management_action_without_the_token(
+    stack: Stack, headers: dict[str, str], status: int, message: str | None
+) -> None:
     for method, path in (("POST", FORCE_OPEN), ("POST", "/admin/breakers/storage/disable"),
                          ("GET", "/admin/breakers")):  # fmt: skip
         response = stack.http.request(method, f"{stack.resource.url}{path}", headers=headers)
@@ -44,7 +47,9 @@ def test_no_management_action_without_the_token(stack, headers, status, message)
     assert breaker_state(stack) == "CLOSED"
 
 
-def test_the_right_token_changes_the_breaker_and_the_refusals_are_logged_without_tokens(stack):
+def test_the_right_token_changes_the_breaker_and_the_refusals_are_logged_without_tokens(
+    stack: Stack,
+) -> None:
     stack.http.post(f"{stack.resource.url}{FORCE_OPEN}", headers={"Authorization": "Bearer x1y2"})
     try:
         forced = stack.http.post(f"{stack.resource.url}{FORCE_OPEN}", headers=stack.admin_headers)
@@ -61,12 +66,12 @@ def test_the_right_token_changes_the_breaker_and_the_refusals_are_logged_without
     assert stack.admin_token not in log
 
 
-def test_health_and_metrics_stay_open(stack):
+def test_health_and_metrics_stay_open(stack: Stack) -> None:
     for path in ("/health", "/health/live", "/health/ready", "/metrics"):
         assert stack.http.get(f"{stack.resource.url}{path}").status_code == 200, path
 
 
-def test_with_no_admin_token_configured_management_is_refused_to_everyone():
+def test_with_no_admin_token_configured_management_is_refused_to_everyone() -> None:
     """In process: only the admin router and the error handlers, as the service mounts them."""
     app = FastAPI()
     install_error_handlers(app)
@@ -105,8 +110,8 @@ STORAGE_WRITES = [
     ids=["none", "made-up"],
 )
 def test_writing_storages_needs_the_admin_token_and_reading_them_does_not(
-    stack, headers, status, message
-):
+    stack: Stack, headers: dict[str, str], status: int, message: str | None
+) -> None:
     """Where every upload and move goes is management (docs/contract.md §3): deleting the seed rows
     and posting one would redirect the platform. Without the token nothing is written."""
     before = stack.http.get(f"{stack.storage.url}/storages")
@@ -119,7 +124,7 @@ def test_writing_storages_needs_the_admin_token_and_reading_them_does_not(
     assert stack.http.get(f"{stack.storage.url}/storages").json() == before.json()
 
 
-def test_the_admin_token_writes_storages(stack):
+def test_the_admin_token_writes_storages(stack: Stack) -> None:
     created = stack.http.post(
         f"{stack.storage.url}/storages",
         json={"storageType": "PERMANENT", "bucket": "resources-permanent", "path": "/admin-x/"},

@@ -9,14 +9,17 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx2
 import psutil
 import pytest
 
-from devstack.testing.faultproxy import Mode
+from devstack.testing.faultproxy import FaultProxy, Mode
 from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import Stack
 from tests.contract import assert_error
+from tests.fixture_types import RecordProperty
 from tests.mp3_fixtures import id3v1, with_cover_art
 
 MIB = 1024 * 1024
@@ -25,7 +28,7 @@ CLIENTS = 200
 TOO_LARGE = f"Request body is too large: at most {MIB} bytes"
 
 
-def chunked(size: int):
+def chunked(size: int) -> Iterator[bytes]:
     """A body with no Content-Length: the limit must be found while it streams."""
     for _ in range(size // (256 * 1024)):
         yield b" " * (256 * 1024)
@@ -33,7 +36,9 @@ def chunked(size: int):
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 @pytest.mark.parametrize(("service", "path"), [("song", "/songs"), ("storage", "/storages")])
-def test_a_json_body_over_the_limit_is_413_before_parsing(stack, service, path, declared):
+def test_a_json_body_over_the_limit_is_413_before_parsing(
+    stack: Stack, service: str, path: str, declared: bool
+) -> None:
     url = f"{getattr(stack, service).url}{path}"
     before = stack.http.get(url).json() if service == "storage" else None
     body = b" " * (6 * MIB) if declared else chunked(2 * MIB)
@@ -43,7 +48,7 @@ def test_a_json_body_over_the_limit_is_413_before_parsing(stack, service, path, 
         assert stack.http.get(url).json() == before
 
 
-def in_use(stack) -> float:
+def in_use(stack: Stack) -> float:
     metrics = stack.http.get(f"{stack.resource.url}/metrics").text
 
     def gauge(name: str) -> float:
@@ -59,7 +64,7 @@ def in_use(stack) -> float:
 class PeakRss(threading.Thread):
     """The Resource Service's resident memory, sampled every 20 ms until stopped."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.start_rss = self.peak = self.process.memory_info().rss
@@ -70,7 +75,7 @@ class PeakRss(threading.Thread):
             self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-async def upload_all(stack, count: int) -> list[httpx2.Response]:
+async def upload_all(stack: Stack, count: int) -> list[httpx2.Response]:
     limits = httpx2.Limits(max_connections=count + 10)
     async with httpx2.AsyncClient(timeout=120, limits=limits) as client:
         body = make_mp3(1, title="bulkhead")
@@ -82,10 +87,12 @@ async def upload_all(stack, count: int) -> list[httpx2.Response]:
 
 
 @pytest.mark.timeout(300)
-def test_200_uploads_at_once_against_16_slots_while_s3_hangs(stack, s3_proxy, record_property):
+def test_200_uploads_at_once_against_16_slots_while_s3_hangs(
+    stack: Stack, s3_proxy: FaultProxy, record_property: RecordProperty
+) -> None:
     rows_before = stack.resource_rows()
     s3_proxy.hold(b"PUT")  # every upload that gets a slot stops in its S3 write
-    memory = PeakRss(stack.resource.process.pid)
+    memory = PeakRss(stack.resource.running.pid)
     memory.start()
     results: list[httpx2.Response] = []
     clients = threading.Thread(
@@ -134,14 +141,16 @@ def test_200_uploads_at_once_against_16_slots_while_s3_hangs(stack, s3_proxy, re
           "while S3 hung")  # fmt: skip
 
 
-def test_metric_labels_take_no_made_up_method(stack):
+def test_metric_labels_take_no_made_up_method(stack: Stack) -> None:
     stack.http.request("BREW", f"{stack.resource.url}/resources/1")
     metrics = stack.http.get(f"{stack.resource.url}/metrics").text
     assert 'method="BREW"' not in metrics
     assert re.search(r'^http_requests_total\{method="OTHER",', metrics, re.M)
 
 
-def test_an_upload_of_the_wrong_type_is_judged_by_its_type_not_by_the_json_limit(stack):
+def test_an_upload_of_the_wrong_type_is_judged_by_its_type_not_by_the_json_limit(
+    stack: Stack,
+) -> None:
     """The upload route bounds its own body: a 2 MiB PDF is the wrong format, not too large."""
     response = stack.http.post(
         f"{stack.resource.url}/resources",
@@ -152,12 +161,14 @@ def test_an_upload_of_the_wrong_type_is_judged_by_its_type_not_by_the_json_limit
 
 
 @pytest.mark.timeout(300)
-def test_a_48_mib_tag_costs_the_processor_little_memory_and_the_file_still_ends_permanent(stack):
+def test_a_48_mib_tag_costs_the_processor_little_memory_and_the_file_still_ends_permanent(
+    stack: Stack,
+) -> None:
     """Issue "No one in, nothing starved", item 5: an ID3 header declaring a 48 MiB tag was
     fetched in one range and held about three times over. Over TAGS_MAX_BYTES (8 MiB) it is
     never read: peak memory grows by at most 64 MiB, and the song comes from the ID3v1 tag."""
     song = with_cover_art(48 * MIB, id3v1=id3v1("Past the tag", "Tail", "End", "1990"))
-    memory = PeakRss(stack.processors[0].process.pid)
+    memory = PeakRss(stack.processors[0].running.pid)
     memory.start()
     answer = stack.upload(song)
     assert answer.status_code == 200, answer.text

@@ -4,20 +4,24 @@ every S3 call of ours names the account that must own the bucket (ExpectedBucket
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import boto3
 import pytest
 
+from devstack.testing.stack import Stack
 from service_kit.config import S3Settings
-from service_kit.s3 import make_s3_client
+from service_kit.s3 import S3Client, make_s3_client
 from tests.contract import assert_validation_error
+from tests.infra import Infrastructure
 
 # LocalStack takes a 12-digit access key id as the account: this one is not ours.
 OTHER_ACCOUNT = "111111111111"
 
 
 @pytest.fixture(scope="module")
-def foreign_bucket(infra):
+def foreign_bucket(infra: Infrastructure) -> Iterator[str]:
     other = boto3.client(
         "s3",
         endpoint_url=infra.s3_endpoint_url,
@@ -31,11 +35,14 @@ def foreign_bucket(infra):
     other.delete_bucket(Bucket=name)
 
 
-def storages(stack) -> list:
-    return stack.http.get(f"{stack.storage.url}/storages").json()
+def storages(stack: Stack) -> list[Any]:
+    found: list[Any] = stack.http.get(f"{stack.storage.url}/storages").json()
+    return found
 
 
-def test_a_bucket_of_another_account_is_refused_and_nothing_is_stored(stack, foreign_bucket):
+def test_a_bucket_of_another_account_is_refused_and_nothing_is_stored(
+    stack: Stack, foreign_bucket: str
+) -> None:
     before = storages(stack)
     response = stack.http.post(
         f"{stack.storage.url}/storages",
@@ -46,7 +53,7 @@ def test_a_bucket_of_another_account_is_refused_and_nothing_is_stored(stack, for
     assert storages(stack) == before
 
 
-def test_a_new_bucket_of_our_own_is_accepted(stack):
+def test_a_new_bucket_of_our_own_is_accepted(stack: Stack) -> None:
     bucket = f"ours-{uuid.uuid4().hex[:12]}"
     response = stack.http.post(
         f"{stack.storage.url}/storages",
@@ -61,11 +68,13 @@ def test_a_new_bucket_of_our_own_is_accepted(stack):
     ).raise_for_status()
 
 
-def test_every_object_call_names_the_expected_bucket_owner(infra, s3):
+def test_every_object_call_names_the_expected_bucket_owner(
+    infra: Infrastructure, s3: S3Client
+) -> None:
     """The client the services use, against the real S3 server: each request it sends to a
     bucket carries the owner header (a copy, its source's too)."""
     client = make_s3_client(S3Settings(s3_endpoint_url=infra.s3_endpoint_url))
-    sent: list[tuple[str, dict]] = []
+    sent: list[tuple[str, dict[str, Any]]] = []
     client.meta.events.register(
         "before-send.s3.*",
         lambda request, **kw: sent.append((kw["event_name"].rsplit(".", 1)[-1], request.headers)),
@@ -86,6 +95,9 @@ def test_every_object_call_names_the_expected_bucket_owner(infra, s3):
     assert header(copy_headers, "x-amz-source-expected-bucket-owner") == "000000000000"
 
 
-def header(headers, name: str) -> str | None:
+def header(headers: Mapping[str, object], name: str) -> str | None:
     value = headers.get(name)
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode()
+    assert value is None or isinstance(value, str), value
+    return value

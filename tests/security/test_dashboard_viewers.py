@@ -10,20 +10,21 @@ import re
 import httpx2
 import pytest
 
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from tests.contract import assert_error
+from tests.fixture_types import StackStarter
 
 MAX_VIEWERS = 6
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack(
         "dashboard-viewers", resource_env={"DASHBOARD_MAX_VIEWERS": str(MAX_VIEWERS)}
     )
 
 
-def metric(stack, name: str) -> float:
+def metric(stack: Stack, name: str) -> float:
     text = stack.http.get(f"{stack.resource.url}/metrics").text
     found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
@@ -42,7 +43,7 @@ async def watch(client: httpx2.AsyncClient, url: str, snapshots: int) -> int:
     return seen
 
 
-def test_viewers_share_one_snapshot_a_second_and_one_too_many_is_refused(stack):
+def test_viewers_share_one_snapshot_a_second_and_one_too_many_is_refused(stack: Stack) -> None:
     url = f"{stack.resource.url}/dashboard/stream"
     before = metric(stack, "dashboard_snapshots_total")
 

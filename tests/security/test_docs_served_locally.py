@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 PACKAGES = ["storage_service", "song_service", "resource_service", "resource_processor"]
 
 
-def app_of(package: str):
+def app_of(package: str) -> Any:
     """The service's app, its lifespan not run: the docs need no database."""
     create_app = importlib.import_module(f"{package}.app").create_app
     settings = importlib.import_module(f"{package}.config").Settings(
@@ -23,7 +24,7 @@ def app_of(package: str):
 
 @pytest.mark.parametrize("package", PACKAGES)
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_the_docs_load_only_what_the_service_serves(package, page):
+def test_the_docs_load_only_what_the_service_serves(package: str, page: str) -> None:
     client = TestClient(app_of(package))
     html = client.get(page)
     assert html.status_code == 200

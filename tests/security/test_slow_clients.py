@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from devstack.testing.mp3 import make_mp3
+from devstack.testing.stack import Stack
+from tests.fixture_types import StackStarter
 
 TRICKLERS = 24
 SLOTS = 16  # MAX_CONCURRENT_UPLOADS's default
@@ -25,7 +27,7 @@ SONG = make_mp3(1, title="trickled")
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack("slow-clients", resource_env=RATE)
 
 
@@ -60,7 +62,9 @@ def status_of(raw: bytes) -> int:
 
 
 @pytest.mark.timeout(180)
-def test_two_dozen_trickling_clients_free_their_slots_and_a_normal_upload_gets_in(stack):
+def test_two_dozen_trickling_clients_free_their_slots_and_a_normal_upload_gets_in(
+    stack: Stack,
+) -> None:
     async def run() -> tuple[list[bytes], float]:
         trickling = [asyncio.ensure_future(trickle(stack.resource.url)) for _ in range(TRICKLERS)]
         await asyncio.sleep(0.5)  # let them take the slots: this is the attack, not a wait
@@ -86,7 +90,7 @@ def test_two_dozen_trickling_clients_free_their_slots_and_a_normal_upload_gets_i
     print(f"\n{TRICKLERS} tricklers: a normal upload answered 200 after {took:.1f} s")
 
 
-def test_a_trickled_upload_stores_nothing(stack):
+def test_a_trickled_upload_stores_nothing(stack: Stack) -> None:
     before = stack.resource_rows()
     answer = asyncio.run(trickle(stack.resource.url))
     assert status_of(answer) == 408

@@ -11,6 +11,7 @@ import importlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -48,7 +49,7 @@ EDGE_SERVICES = {"gateway", "resource-service-2"}
 # --- helpers (reusable: the Resource Service's stub check wants the same bucket names) ---------
 
 
-def localstack_hook_constant(name: str):
+def localstack_hook_constant(name: str) -> Any:
     """A literal `NAME = ...` of the LocalStack ready hook.
 
     Parsed with `ast`: executing the hook would connect to S3.
@@ -67,7 +68,7 @@ def localstack_hook_buckets() -> set[str]:
     return set(localstack_hook_constant("BUCKETS"))
 
 
-def setting_default(package: str, field: str):
+def setting_default(package: str, field: str) -> Any:
     """The default of a field of `<package>.config.Settings`, without reading the environment."""
     settings = importlib.import_module(f"{package}.config").Settings
     return settings.model_fields[field].default
@@ -90,7 +91,7 @@ def with_defaults(entry: object) -> str:
     return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(entry))
 
 
-def published_ports(service: dict) -> list[tuple[str | None, str]]:
+def published_ports(service: dict[str, Any]) -> list[tuple[str | None, str]]:
     """(host port or None, container port) for each short-syntax `ports` entry, with each
     `${VAR:-default}` read as its default."""
     pairs = []
@@ -104,19 +105,23 @@ def published_ports(service: dict) -> list[tuple[str | None, str]]:
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
 
 
 @pytest.fixture(scope="module")
-def services(compose: dict) -> dict[str, dict]:
-    return compose["services"]
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = compose["services"]
+    return found
 
 
 # --- the compose file ------------------------------------------------------------------------
 
 
-def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(services) -> None:
+def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(
+    services: dict[str, Any],
+) -> None:
     entries = [(name, e) for name, s in services.items() for e in s.get("ports", [])]
     # the gateway, the services, the infrastructure, Prometheus and Grafana
     assert len(entries) == 10
@@ -124,7 +129,7 @@ def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(services
         assert with_defaults(entry).split(":")[0] == "127.0.0.1", (name, entry)
 
 
-def test_compose_file_validates_against_the_compose_specification(compose: dict) -> None:
+def test_compose_file_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
     schema = json.loads(SCHEMA.read_text())
     # Named, not looked up from "$schema": the file spells the draft's URI in an old, unknown form.
     validator = jsonschema.Draft201909Validator(schema)
@@ -135,7 +140,7 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict)
     assert not errors, "\n".join(errors)
 
 
-def test_compose_runs_exactly_the_platform(services: dict) -> None:
+def test_compose_runs_exactly_the_platform(services: dict[str, Any]) -> None:
     """By default: the platform; with `--profile observability`, Prometheus and Grafana too."""
     default = {name for name, service in services.items() if "profiles" not in service}
     assert default == set(APP_SERVICES) | INFRA_SERVICES | EDGE_SERVICES
@@ -143,14 +148,16 @@ def test_compose_runs_exactly_the_platform(services: dict) -> None:
     assert observability == {"prometheus", "grafana"}
 
 
-def test_every_service_has_a_healthcheck_and_a_restart_policy(services: dict) -> None:
+def test_every_service_has_a_healthcheck_and_a_restart_policy(services: dict[str, Any]) -> None:
     for name, service in services.items():
         healthcheck = service.get("healthcheck", {})
         assert healthcheck.get("test") and not healthcheck.get("disable"), name
         assert service.get("restart") == "unless-stopped", name
 
 
-def test_every_app_service_waits_for_its_dependencies_with_a_condition(services: dict) -> None:
+def test_every_app_service_waits_for_its_dependencies_with_a_condition(
+    services: dict[str, Any],
+) -> None:
     for name in APP_SERVICES:
         depends_on = services[name].get("depends_on")
         # The long form: the short list form starts a service without waiting for anything.
@@ -162,7 +169,7 @@ def test_every_app_service_waits_for_its_dependencies_with_a_condition(services:
                 assert rule["condition"] == "service_healthy", f"{name} -> {dependency}"
 
 
-def test_the_processor_runs_two_replicas_without_a_host_port(services: dict) -> None:
+def test_the_processor_runs_two_replicas_without_a_host_port(services: dict[str, Any]) -> None:
     processor = services["resource-processor"]
     assert processor["deploy"]["replicas"] == 2
     assert "ports" not in processor and "container_name" not in processor
@@ -174,7 +181,7 @@ def secrets_named(entry: object) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(CONTAINER_SECRETS))
-def test_each_container_is_handed_only_its_own_secrets(services: dict, name: str) -> None:
+def test_each_container_is_handed_only_its_own_secrets(services: dict[str, Any], name: str) -> None:
     """Issue "No one in, nothing starved", item 6: no shared env_file with every secret."""
     service = services[name]
     env_files = service.get("env_file", [])
@@ -182,7 +189,7 @@ def test_each_container_is_handed_only_its_own_secrets(services: dict, name: str
     assert secrets_named(service.get("environment", {})) <= CONTAINER_SECRETS[name]
 
 
-def test_every_service_of_the_compose_file_has_its_secrets_stated(services: dict) -> None:
+def test_every_service_of_the_compose_file_has_its_secrets_stated(services: dict[str, Any]) -> None:
     assert set(services) == set(CONTAINER_SECRETS)
 
 
@@ -196,7 +203,7 @@ def test_the_shared_settings_file_holds_no_secret() -> None:
     assert not any(re.search("PASSWORD|TOKEN|SECRET", n) for n in names), names
 
 
-def test_secrets_come_from_the_env_file(services: dict) -> None:
+def test_secrets_come_from_the_env_file(services: dict[str, Any]) -> None:
     # Required, not defaulted: compose refuses to start without them in .env.
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
         "${POSTGRES_PASSWORD:?"
@@ -210,7 +217,7 @@ def test_secrets_come_from_the_env_file(services: dict) -> None:
 
 @pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
 def test_compose_ports_equal_the_services_default_ports(
-    services: dict, name: str, package: str
+    services: dict[str, Any], name: str, package: str
 ) -> None:
     port = str(setting_default(package, "port"))
     service = services[name]
@@ -221,7 +228,7 @@ def test_compose_ports_equal_the_services_default_ports(
     assert service["build"]["args"]["PORT"] == port  # the image's PORT, EXPOSE and healthcheck
 
 
-def test_only_the_worker_keeps_no_database(services: dict) -> None:
+def test_only_the_worker_keeps_no_database(services: dict[str, Any]) -> None:
     with_database = {n for n in APP_SERVICES if "DATABASE_URL" in services[n]["environment"]}
     assert with_database == set(APP_SERVICES) - {"resource-processor"}
 
@@ -230,13 +237,14 @@ def test_only_the_worker_keeps_no_database(services: dict) -> None:
     ("name", "package"), [(n, p) for n, p in APP_SERVICES.items() if n != "resource-processor"]
 )
 def test_each_database_is_created_by_the_postgres_init_script_for_its_own_role(
-    services: dict, name: str, package: str
+    services: dict[str, Any], name: str, package: str
 ) -> None:
     url = services[name]["environment"]["DATABASE_URL"]
-    role, database = re.fullmatch(
-        r"postgresql\+psycopg://(\w+):\$\{\w+\}@postgres:5432/(\w+)", url
-    ).groups()
-    looped = re.search(r"for service in ([\w ]+); do", POSTGRES_INIT.read_text()).group(1).split()
+    parts = re.fullmatch(r"postgresql\+psycopg://(\w+):\$\{\w+\}@postgres:5432/(\w+)", url)
+    loop = re.search(r"for service in ([\w ]+); do", POSTGRES_INIT.read_text())
+    assert parts and loop, (url, POSTGRES_INIT)
+    role, database = parts.groups()
+    looped = loop.group(1).split()
     assert (role, database) in {(f"{s}_service", f"{s}_db") for s in looped}
     assert setting_default(package, "database_url").rsplit("/", 1)[-1] == database
     script = POSTGRES_INIT.read_text()
@@ -245,7 +253,9 @@ def test_each_database_is_created_by_the_postgres_init_script_for_its_own_role(
 
 
 @pytest.mark.parametrize("name", list(APP_SERVICES))
-def test_our_services_run_read_only_without_capabilities(services: dict, name: str) -> None:
+def test_our_services_run_read_only_without_capabilities(
+    services: dict[str, Any], name: str
+) -> None:
     service = services[name]
     assert service["read_only"] is True
     assert service["cap_drop"] == ["ALL"]
@@ -253,7 +263,9 @@ def test_our_services_run_read_only_without_capabilities(services: dict, name: s
     assert any(str(t).startswith("/tmp") for t in service["tmpfs"])
 
 
-def test_every_container_drops_capabilities_and_every_image_is_pinned(services: dict) -> None:
+def test_every_container_drops_capabilities_and_every_image_is_pinned(
+    services: dict[str, Any],
+) -> None:
     for name, service in services.items():
         assert service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
@@ -270,7 +282,7 @@ def test_every_container_drops_capabilities_and_every_image_is_pinned(services: 
 
 @pytest.mark.parametrize(("name", "package"), APP_SERVICES.items())
 def test_each_app_service_is_built_from_the_one_dockerfile_for_its_package(
-    services: dict, name: str, package: str
+    services: dict[str, Any], name: str, package: str
 ) -> None:
     build = services[name]["build"]
     assert build["context"] == "."  # pyproject.toml and service_kit/ live at the root
@@ -321,7 +333,7 @@ def test_the_resource_service_stub_repeats_the_seed_rows() -> None:
     assert {s.bucket for s in stub} == localstack_hook_buckets()
 
 
-def test_localstack_mounts_the_hooks_where_localstack_looks(services: dict) -> None:
+def test_localstack_mounts_the_hooks_where_localstack_looks(services: dict[str, Any]) -> None:
     assert "./localstack-init:/etc/localstack/init:ro" in services["localstack"]["volumes"]
     assert services["localstack"]["environment"]["SERVICES"] == "s3"
 
@@ -331,7 +343,7 @@ def test_localstack_mounts_the_hooks_where_localstack_looks(services: dict) -> N
 
 @pytest.mark.parametrize("standin", STANDINS, ids=lambda s: s.recipe)
 def test_a_standin_has_a_tag_of_its_own_and_an_override_that_names_it(
-    services: dict, standin: StandIn
+    services: dict[str, Any], standin: StandIn
 ) -> None:
     """Issue "A codebase the next engineer can carry": a stand-in tagged with the official name
     kept being used after a registry became reachable. The compose file names the official
@@ -348,7 +360,9 @@ def test_a_standin_has_a_tag_of_its_own_and_an_override_that_names_it(
             assert services[name]["image"] == standin.name
 
 
-def test_every_app_service_builds_on_the_python_standin_where_it_is_used(services: dict) -> None:
+def test_every_app_service_builds_on_the_python_standin_where_it_is_used(
+    services: dict[str, Any],
+) -> None:
     python = next(s for s in STANDINS if s.recipe == "python")
     built = {name for name, service in services.items() if "build" in service}
     assert set(yaml.safe_load(python.override.read_text())["services"]) == built

@@ -20,6 +20,7 @@ import pytest
 
 from devstack.testing.mp3 import make_mp3
 from devstack.testing.stack import Stack, wait_until
+from tests.fixture_types import StackStarter
 from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
 
 SERVICES = {"storage_service", "song_service", "resource_service", "resource_processor"}
@@ -38,7 +39,7 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack, receiver) -> Stack:
+def stack(start_module_stack: StackStarter, receiver: tuple[str, Receiver]) -> Stack:
     endpoint, _ = receiver
     exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     # A frozen Storage Service costs one attempt's time limit before the fallback answers.
@@ -77,7 +78,9 @@ def logged_trace_ids(stack: Stack, service: str) -> set[str]:
     return {json.loads(line).get("trace_id") for line in lines if line.startswith("{")}
 
 
-def test_one_upload_is_one_trace_from_the_post_to_permanent(stack, receiver):
+def test_one_upload_is_one_trace_from_the_post_to_permanent(
+    stack: Stack, receiver: tuple[str, Receiver]
+) -> None:
     _, received = receiver
     resource_id, trace_id, client_span = upload_with_traceparent(stack, "traced")
     stack.wait_permanent(resource_id, timeout=30)
@@ -106,7 +109,9 @@ def test_one_upload_is_one_trace_from_the_post_to_permanent(stack, receiver):
         assert trace_id in logged_trace_ids(stack, service), service
 
 
-def test_a_delayed_retry_and_a_last_good_answer_stay_in_the_trace(stack, receiver):
+def test_a_delayed_retry_and_a_last_good_answer_stay_in_the_trace(
+    stack: Stack, receiver: tuple[str, Receiver]
+) -> None:
     _, received = receiver
     warm_up, _, _ = upload_with_traceparent(stack, "a live lookup, remembered")
     stack.wait_permanent(warm_up, timeout=30)

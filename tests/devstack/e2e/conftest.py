@@ -16,10 +16,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pytest import TempPathFactory
 
 from devstack.runner.services import DATABASES, Program, RunSettings, health, programs
 from devstack.runner.supervisor import RunPaths, Supervisord
+from devstack.testing.sandbox import Sandbox
 from devstack.testing.stack import free_port, wait_until
+from tests.fixture_types import VhostFactory
+from tests.infra import Infrastructure
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ["storage-service", "song-service", "resource-service", "resource-processor"]
@@ -27,7 +31,7 @@ SERVICES = ["storage-service", "song-service", "resource-service", "resource-pro
 
 @dataclass
 class MakeRun:
-    process: subprocess.Popen
+    process: subprocess.Popen[str]
     env: dict[str, str]
     settings: RunSettings
     terminal: list[str] = field(default_factory=list)
@@ -41,7 +45,7 @@ class MakeRun:
         for line in self.process.stdout:
             self.terminal.append(line.rstrip("\n"))
 
-    def make(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def make(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`make ARGS` from a second terminal."""
         return subprocess.run(
             ["make", "--no-print-directory", *args],
@@ -82,7 +86,7 @@ class MakeRun:
 
 def listening(port: int) -> bool:
     return any(
-        c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
         for c in psutil.net_connections(kind="tcp")
     )
 
@@ -101,7 +105,10 @@ def _zombie(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def start_make_run(
-    infra, sandbox, new_rabbitmq_vhost, tmp_path_factory
+    infra: Infrastructure,
+    sandbox: Sandbox,
+    new_rabbitmq_vhost: VhostFactory,
+    tmp_path_factory: TempPathFactory,
 ) -> Iterator[Callable[..., MakeRun]]:
     """Starts `make run` with this module's own ports, databases and vhost; stops it at the end."""
     started: list[MakeRun] = []
@@ -136,7 +143,7 @@ def start_make_run(
             text=True,
             start_new_session=True,
         )
-        run = MakeRun(process, full_env, RunSettings(**_settings_of(run_env)))
+        run = MakeRun(process, full_env, RunSettings.model_validate(_settings_of(run_env)))
         started.append(run)
         threading.Thread(target=run.read_terminal, daemon=True).start()
         run.said("All services are up", timeout=180)

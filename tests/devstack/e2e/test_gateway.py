@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx2
 import psutil
@@ -21,12 +23,12 @@ from tests.devstack.e2e.conftest import MakeRun
 
 
 @pytest.fixture(scope="module")
-def run(start_make_run) -> MakeRun:
+def run(start_make_run: Callable[..., MakeRun]) -> MakeRun:
     return start_make_run(RUN_REPLICAS="2")  # the ports are the module's own (conftest)
 
 
 @pytest.fixture
-def door(run: MakeRun) -> httpx2.Client:
+def door(run: MakeRun) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=run.programs["gateway"].url, timeout=30) as client:
         yield client
 
@@ -36,7 +38,7 @@ def upload(door: httpx2.Client, title: str, **headers: str) -> httpx2.Response:
     return door.post("/resources", content=body, headers={"Content-Type": "audio/mpeg", **headers})
 
 
-def test_the_public_api_goes_through_the_front_door(door: httpx2.Client):
+def test_the_public_api_goes_through_the_front_door(door: httpx2.Client) -> None:
     answer = upload(door, "through the door")
     assert answer.status_code == 200, answer.text
     resource_id = answer.json()["id"]
@@ -66,14 +68,18 @@ def test_the_public_api_goes_through_the_front_door(door: httpx2.Client):
         ("PUT", "/resources/1"),
     ],
 )
-def test_every_internal_route_is_refused_at_the_door(door: httpx2.Client, method, path):
+def test_every_internal_route_is_refused_at_the_door(
+    door: httpx2.Client, method: str, path: str
+) -> None:
     answer = door.request(method, path, json={} if method in ("POST", "PUT") else None)
     assert answer.status_code in (403, 404)
     assert_error(answer, answer.status_code)
     assert answer.headers["x-request-id"]
 
 
-def test_the_request_id_is_answered_and_in_the_service_and_gateway_logs(run, door):
+def test_the_request_id_is_answered_and_in_the_service_and_gateway_logs(
+    run: MakeRun, door: httpx2.Client
+) -> None:
     request_id = f"e2e-{uuid.uuid4().hex}"
     answer = upload(door, "traced", **{"X-Request-ID": request_id})
     assert answer.status_code == 200 and answer.headers["x-request-id"] == request_id
@@ -85,7 +91,7 @@ def test_the_request_id_is_answered_and_in_the_service_and_gateway_logs(run, doo
 
     wait_until(logged, 10, "the id in a Resource Service log line")
 
-    def access_entries() -> list[dict]:
+    def access_entries() -> list[dict[str, Any]]:
         lines = (logs / "gateway.log").read_text().splitlines()  # nginx's warnings are plain
         access = [json.loads(line) for line in lines if line.startswith("{")]
         return [line for line in access if line["request_id"] == request_id]
@@ -97,7 +103,7 @@ def test_the_request_id_is_answered_and_in_the_service_and_gateway_logs(run, doo
     assert len(generated) == 32
 
 
-def test_one_replica_killed_midway_fails_no_request(run, door):
+def test_one_replica_killed_midway_fails_no_request(run: MakeRun, door: httpx2.Client) -> None:
     answers = []
     for n in range(12):
         if n == 4:  # SIGKILL, and gone: a request sent in the very instant is the one lost
@@ -112,7 +118,7 @@ def test_one_replica_killed_midway_fails_no_request(run, door):
     assert run.make("start", "SERVICE=resource-service").returncode == 0
 
 
-def test_a_flooding_client_gets_429_with_retry_after(door: httpx2.Client):
+def test_a_flooding_client_gets_429_with_retry_after(door: httpx2.Client) -> None:
     statuses = [door.get("/songs/999999999") for _ in range(400)]
     refused = [answer for answer in statuses if answer.status_code == 429]
     assert refused, [answer.status_code for answer in statuses][-5:]

@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx2
 import psutil
@@ -29,12 +31,12 @@ BREAKER_ENV = {
 
 
 @pytest.fixture(scope="module")
-def run(start_make_run) -> MakeRun:
+def run(start_make_run: Callable[..., MakeRun]) -> MakeRun:
     return start_make_run(**BREAKER_ENV)
 
 
 @pytest.fixture(autouse=True)
-def every_service_running(run: MakeRun):
+def every_service_running(run: MakeRun) -> Iterator[None]:
     for name in SERVICES:
         state = ps_row(run, name)[1]
         if state == "paused":
@@ -49,9 +51,9 @@ def ps_row(run: MakeRun, name: str) -> list[str]:
     result = run.make("ps")
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
-    found = [row for row in rows if row[0] == name]
-    assert len(found) == 1, result.stdout
-    return found[0]
+    matching = [row for row in rows if row[0] == name]
+    assert len(matching) == 1, result.stdout
+    return matching[0]
 
 
 def upload(run: MakeRun, data: bytes) -> httpx2.Response:
@@ -67,7 +69,7 @@ def others_answer(run: MakeRun, down: str) -> None:
             assert run.healthy(name), f"{name} stopped answering while {down} was down"
 
 
-def test_ps_names_every_service_with_state_pid_port_and_health(run):
+def test_ps_names_every_service_with_state_pid_port_and_health(run: MakeRun) -> None:
     result = run.make("ps")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -84,7 +86,7 @@ def test_ps_names_every_service_with_state_pid_port_and_health(run):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_sigkill_of_one_service_leaves_the_others_serving(run, name):
+def test_sigkill_of_one_service_leaves_the_others_serving(run: MakeRun, name: str) -> None:
     pid = run.pid(name)
     os.kill(pid, signal.SIGKILL)
     line = run.said(f"{name} exited (killed by SIGKILL)")
@@ -99,7 +101,7 @@ def test_sigkill_of_one_service_leaves_the_others_serving(run, name):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_sigstop_of_one_service_leaves_the_others_serving(run, name):
+def test_sigstop_of_one_service_leaves_the_others_serving(run: MakeRun, name: str) -> None:
     pid = run.pid(name)
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -113,21 +115,26 @@ def test_sigstop_of_one_service_leaves_the_others_serving(run, name):
 
 
 @pytest.mark.parametrize("fault", ["kill", "pause"])
-def test_uploads_stay_200_while_storage_is_down_and_reach_permanent(run, fault):
+def test_uploads_stay_200_while_storage_is_down_and_reach_permanent(
+    run: MakeRun, fault: str
+) -> None:
     data = make_mp3(seconds=1, title="By hand", artist="Tester")
     assert run.make(fault, "SERVICE=storage-service").returncode == 0
     answers = [upload(run, data) for _ in range(6)]
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
     assert "storage breaker OPEN" in " ".join(ps_row(run, "resource-service"))
     song_url = run.programs["song-service"].url
-    for answer in answers:  # the processor goes on: the tags arrive for every upload
-        rid = answer.json()["id"]
-        wait_until(lambda rid=rid: httpx2.get(f"{song_url}/songs/{rid}").status_code == 200, 30)
+    ids = [answer.json()["id"] for answer in answers]
+
+    def every_song_stored() -> bool:  # the processor goes on: the tags arrive for every upload
+        return all(httpx2.get(f"{song_url}/songs/{rid}").status_code == 200 for rid in ids)
+
+    wait_until(every_song_stored, 30)
     back = "start" if fault == "kill" else "unpause"
     assert run.make(back, "SERVICE=storage-service").returncode == 0
 
 
-def test_stop_start_restart_kill_pause_unpause_do_what_they_say(run):
+def test_stop_start_restart_kill_pause_unpause_do_what_they_say(run: MakeRun) -> None:
     name, port = "song-service", run.programs["song-service"].port
     result = run.make("stop", f"SERVICE={name}")
     assert result.returncode == 0 and result.stdout.strip() == f"{name} stopped"
@@ -153,7 +160,7 @@ def test_stop_start_restart_kill_pause_unpause_do_what_they_say(run):
     assert "killed by SIGKILL" in " ".join(ps_row(run, name))
 
 
-def test_logs_follows_the_service_log(run):
+def test_logs_follows_the_service_log(run: MakeRun) -> None:
     follower = subprocess.Popen(
         ["make", "--no-print-directory", "logs", "SERVICE=storage-service"],
         cwd=REPO,
@@ -183,13 +190,15 @@ def test_logs_follows_the_service_log(run):
         (["kill"], "name a service"),
     ],
 )
-def test_unknown_or_missing_name_gets_one_clear_line(run, args, says):
+def test_unknown_or_missing_name_gets_one_clear_line(
+    run: MakeRun, args: list[str], says: str
+) -> None:
     result = run.make(*args)
     assert result.returncode != 0
     assert says in result.stderr.splitlines()[0]
 
 
-def test_every_command_without_a_make_run_says_so(run, tmp_path):
+def test_every_command_without_a_make_run_says_so(run: MakeRun, tmp_path: Path) -> None:
     env = {**run.env, "RUN_DIR": str(tmp_path)}
     for args in (["ps"], ["stop", "SERVICE=song-service"], ["logs", "SERVICE=song-service"]):
         result = subprocess.run(
@@ -204,7 +213,7 @@ def test_every_command_without_a_make_run_says_so(run, tmp_path):
         assert "no `make run` is up" in result.stderr.splitlines()[0]
 
 
-def test_a_service_started_by_hand_is_reported_and_not_fought_over(run):
+def test_a_service_started_by_hand_is_reported_and_not_fought_over(run: MakeRun) -> None:
     name = "song-service"
     program = run.programs[name]
     assert run.make("stop", f"SERVICE={name}").returncode == 0

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 import httpx2
 import psutil
 
 from devstack.testing.mp3 import make_mp3
 from devstack.testing.stack import free_port, wait_until
-from tests.devstack.e2e.conftest import SERVICES, all_gone, listening, stop
+from tests.devstack.e2e.conftest import SERVICES, MakeRun, all_gone, listening, stop
 
 
-def ports(run, localstack: bool = False) -> list[int]:
+def ports(run: MakeRun, localstack: bool = False) -> list[int]:
     """The ports of what this run served: its services, and LocalStack when it started it (the
     session's PostgreSQL and RabbitMQ answered, so the run started none of its own)."""
     served = [*SERVICES, "gateway", *(["localstack"] if localstack else [])]
     return [run.programs[name].port for name in served]
 
 
-def test_ctrl_c_stops_everything_it_started_localstack_included(start_make_run):
+def test_ctrl_c_stops_everything_it_started_localstack_included(
+    start_make_run: Callable[..., MakeRun],
+) -> None:
     # A port nothing answers on: this run starts LocalStack itself, so it must stop it too.
     run = start_make_run(s3_port=free_port())
     s3_url = run.programs["localstack"].url
@@ -35,7 +38,9 @@ def test_ctrl_c_stops_everything_it_started_localstack_included(start_make_run):
     wait_until(lambda: all_gone(started, everything), 10, "no process and no listener left")
 
 
-def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(start_make_run):
+def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(
+    start_make_run: Callable[..., MakeRun],
+) -> None:
     run = start_make_run()
     started = run.started_pids()
     # A frozen service must not hold the exit up: it cannot handle SIGTERM.
@@ -44,7 +49,9 @@ def test_sigkill_of_the_run_command_leaves_nothing_within_10_s(start_make_run):
     wait_until(lambda: all_gone(started, ports(run)), 10, "no process and no listener left")
 
 
-def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start_make_run):
+def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(
+    start_make_run: Callable[..., MakeRun],
+) -> None:
     run = start_make_run("RESTART=on-failure")
     name = "song-service"
     pid = run.pid(name)
@@ -69,7 +76,9 @@ def test_restart_on_failure_brings_a_crashed_service_back_and_down_ends_it(start
     assert not [line for line in run.terminal if line.startswith("storage-service stopped")]
 
 
-def test_an_empty_localstack_under_kept_rows_is_said_and_make_reset_starts_clean(start_make_run):
+def test_an_empty_localstack_under_kept_rows_is_said_and_make_reset_starts_clean(
+    start_make_run: Callable[..., MakeRun],
+) -> None:
     """LocalStack keeps objects in memory: the same platform started again has its rows and no
     files. The run says so in one line, GET names the missing file, and `make reset` (after the
     run is down) gives a clean start."""

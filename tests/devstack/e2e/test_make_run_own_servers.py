@@ -7,9 +7,11 @@ running or listening. The machine's own servers stay untouched: only free ports 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 
 import httpx2
 import pytest
+from pytest import TempPathFactory
 
 from devstack.runner import servers
 from devstack.testing.mp3 import make_mp3
@@ -39,7 +41,9 @@ def tags_arrive(run: MakeRun, resource_id: int, timeout: float = 60) -> None:
     wait_until(lambda: httpx2.get(song).status_code == 200, timeout, f"song {resource_id}")
 
 
-def test_make_run_starts_its_own_postgres_and_rabbitmq_and_stops_them(start_make_run):
+def test_make_run_starts_its_own_postgres_and_rabbitmq_and_stops_them(
+    start_make_run: Callable[..., MakeRun],
+) -> None:
     postgres_port, rabbitmq_port = free_port(), free_port()
     run = start_make_run(
         RUN_POSTGRES_URL=f"postgresql+psycopg://postgres@127.0.0.1:{postgres_port}",
@@ -75,7 +79,9 @@ def test_make_run_starts_its_own_postgres_and_rabbitmq_and_stops_them(start_make
 
 
 @pytest.fixture(autouse=True)
-def no_data_left(start_make_run, tmp_path_factory):
+def no_data_left(
+    start_make_run: Callable[..., MakeRun], tmp_path_factory: TempPathFactory
+) -> Iterator[None]:
     """The servers' data of this test's runs: under /var/tmp when pytest's private temporary
     folder is out of their users' reach (devstack.runner.servers.data_dir)."""
     yield

@@ -11,17 +11,18 @@ import pytest
 
 from devstack.ops.reconcile import Stores, find, fix, stack_stores
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from service_kit.messaging import RESOURCE_UPLOADED, dead_letter_queue
-from service_kit.s3 import object_exists
+from service_kit.s3 import S3Client, object_exists
 from tests.amqp import message_count, publish_body
+from tests.fixture_types import StackStarter
 
 SONG = {"name": "Nobody's", "artist": "A", "album": "B", "duration": "01:00", "year": "2001"}
 NOW = timedelta(0)
 
 
 @pytest.fixture(scope="module")
-def stack(start_module_stack):
+def stack(start_module_stack: StackStarter) -> Stack:
     return start_module_stack("reconcile")
 
 
@@ -30,7 +31,9 @@ def close(stores: Stores) -> None:
         engine.dispose()
 
 
-def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack, s3):
+def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(
+    stack: Stack, s3: S3Client
+) -> None:
     url = stack.rabbitmq_url
     publish_body(url, RESOURCE_UPLOADED, b"poison")  # parked at once by the worker
     wait_until(lambda: message_count(url, dead_letter_queue(RESOURCE_UPLOADED)) == 1, 15)
@@ -64,7 +67,9 @@ def test_reconcile_reports_orphans_stuck_and_parked_and_fixes_what_is_safe(stack
     close(stores)
 
 
-def test_a_song_id_claimed_in_advance_is_parked_and_listed_not_taken_as_done(stack, s3):
+def test_a_song_id_claimed_in_advance_is_parked_and_listed_not_taken_as_done(
+    stack: Stack, s3: S3Client
+) -> None:
     """Ids are sequential and `POST /songs` is open: junk posted for the next id must not
     replace that upload's tags (issue "No one in, nothing starved", item 3)."""
     url = stack.rabbitmq_url
@@ -91,7 +96,7 @@ def test_a_song_id_claimed_in_advance_is_parked_and_listed_not_taken_as_done(sta
     assert message_count(url, dead_letter_queue(RESOURCE_UPLOADED)) == parked_before + 1
 
 
-def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack, s3):
+def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack: Stack, s3: S3Client) -> None:
     """`FIX=1` with no grace at all, over and over, while clients upload and delete: objects of
     uploads in flight, copies of moves in flight and songs just saved are all live, and each
     deletion re-checks just before it acts. Every upload not deleted ends PERMANENT whole."""
@@ -118,11 +123,12 @@ def test_reconcile_fix_on_a_live_platform_removes_nothing_live(stack, s3):
         return rounds
 
     with ThreadPoolExecutor(3) as pool:
-        running = [pool.submit(clients), pool.submit(clients), pool.submit(reconciling)]
+        uploading = [pool.submit(clients), pool.submit(clients)]
+        reconciled = pool.submit(reconciling)
         time.sleep(15)  # the length of the run, not a wait for a condition
         stop.set()
-        assert running[2].result() >= 3  # reconcile ran through the uploads, not once
-        for client in running[:2]:
+        assert reconciled.result() >= 3  # reconcile ran through the uploads, not once
+        for client in uploading:
             client.result()
     live = sorted(set(uploaded) - set(deleted))
     assert len(live) >= 10

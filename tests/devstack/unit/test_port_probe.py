@@ -9,14 +9,14 @@ import socket
 from devstack.containers.compose import port_is_free
 
 
-def test_a_listening_port_is_in_use():
+def test_a_listening_port_is_in_use() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         assert not port_is_free(server.getsockname()[1])
 
 
-def test_a_port_left_in_time_wait_by_a_closed_server_is_free():
+def test_a_port_left_in_time_wait_by_a_closed_server_is_free() -> None:
     """Linux lets a bind pass a TIME_WAIT entry when both sockets set SO_REUSEADDR; servers
     (uvicorn, the engines' port forwarders) set it on their listeners, as this one does."""
     server = socket.socket()

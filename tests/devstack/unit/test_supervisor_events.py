@@ -34,23 +34,23 @@ LOG = """\
         (6, Event("gave up", "song-service", "it kept exiting right after start")),
     ],
 )
-def test_each_log_line_is_one_event(line, event):
+def test_each_log_line_is_one_event(line: int, event: Event) -> None:
     assert parse_event(LOG.splitlines()[line]) == event
 
 
-def test_other_lines_are_not_events():
+def test_other_lines_are_not_events() -> None:
     assert parse_event(LOG.splitlines()[1]) is None
     assert parse_event("") is None
 
 
-def test_last_exits_keeps_each_services_latest_exit():
+def test_last_exits_keeps_each_services_latest_exit() -> None:
     exits = last_exits(LOG)
     assert exits["song-service"].kind == "gave up"
     assert exits["storage-service"].reason == "killed by SIGKILL"
     assert "spawned" not in {e.kind for e in exits.values()}
 
 
-def test_a_kill_says_how_to_start_it_again_or_that_it_restarts():
+def test_a_kill_says_how_to_start_it_again_or_that_it_restarts() -> None:
     killed = Event("exited", "storage-service", "killed by SIGKILL")
     assert describe(killed, "no") == (
         "storage-service exited (killed by SIGKILL); the others keep running. "
@@ -64,7 +64,7 @@ def test_a_kill_says_how_to_start_it_again_or_that_it_restarts():
 @pytest.mark.parametrize(
     ("restart", "autorestart"), [("no", "false"), ("on-failure", "unexpected")]
 )
-def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path):
+def test_config_follows_the_restart_policy(restart: str, autorestart: str, tmp_path: Path) -> None:
     settings = RunSettings(dir=tmp_path, restart=restart, database_prefix="x_")
     config = render_config(RunPaths(tmp_path), programs(settings), restart)
     sections = config.split("\n\n")
@@ -78,7 +78,7 @@ def test_config_follows_the_restart_policy(restart, autorestart, tmp_path: Path)
     assert "programs=postgres,rabbitmq,localstack,storage-service,song-service," in config
 
 
-def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path: Path):
+def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path: Path) -> None:
     """PostgreSQL and RabbitMQ, when the run starts them (devstack.runner.servers): as the packages'
     unprivileged users when we are root, PostgreSQL stopped by SIGINT (its fast shutdown),
     RabbitMQ as its own node with its own epmd port, never the machine's /etc/rabbitmq."""
@@ -96,7 +96,7 @@ def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path
     assert f'RABBITMQ_CONF_ENV_FILE="{home / "rabbitmq-env.conf"}"' in rabbitmq
 
 
-def test_a_percent_in_a_value_survives_supervisords_expansion(tmp_path: Path):
+def test_a_percent_in_a_value_survives_supervisords_expansion(tmp_path: Path) -> None:
     settings = RunSettings(dir=tmp_path, rabbitmq_url="amqp://u:p%40ss@127.0.0.1:5672/v")
     config = render_config(RunPaths(tmp_path), programs(settings), "no")
     assert 'RABBITMQ_URL="amqp://u:p%%40ss@127.0.0.1:5672/v"' in config

@@ -4,12 +4,16 @@ proxies (the workers reach RabbitMQ through one too), with quick retries in the 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
 
 from devstack.testing.faultproxy import FaultProxy
+from devstack.testing.stack import Stack
+from tests.fixture_types import DatabaseUrls, StackStarter, VhostFactory
+from tests.infra import Infrastructure
 
 
 @dataclass
@@ -22,17 +26,18 @@ class Proxies:
         return [self.rabbitmq, self.s3, self.postgres]
 
 
-def upstream(url: str) -> tuple[str, int]:
+def proxy_to(url: str, http: bool = False) -> FaultProxy:
     parts = urlsplit(url)
-    return parts.hostname, parts.port
+    assert parts.hostname and parts.port, url
+    return FaultProxy(parts.port, parts.hostname, http=http)
 
 
 @pytest.fixture(scope="module")
-def proxies(infra):
+def proxies(infra: Infrastructure) -> Iterator[Proxies]:
     made = Proxies(
-        rabbitmq=FaultProxy(*reversed(upstream(infra.rabbitmq_url))),
-        s3=FaultProxy(*reversed(upstream(infra.s3_endpoint_url)), http=True),
-        postgres=FaultProxy(*reversed(upstream(infra.postgres_url))),
+        rabbitmq=proxy_to(infra.rabbitmq_url),
+        s3=proxy_to(infra.s3_endpoint_url, http=True),
+        postgres=proxy_to(infra.postgres_url),
     )
     for proxy in made.all():
         proxy.start()
@@ -42,7 +47,13 @@ def proxies(infra):
 
 
 @pytest.fixture(scope="module")
-def stack(infra, start_module_stack, new_database_url, new_rabbitmq_vhost, proxies):
+def stack(
+    infra: Infrastructure,
+    start_module_stack: StackStarter,
+    new_database_url: DatabaseUrls,
+    new_rabbitmq_vhost: VhostFactory,
+    proxies: Proxies,
+) -> Stack:
     rabbitmq_url = new_rabbitmq_vhost("pipeline").url
     resource_db = new_database_url("resource")
     return start_module_stack(
@@ -64,7 +75,7 @@ def stack(infra, start_module_stack, new_database_url, new_rabbitmq_vhost, proxi
 
 
 @pytest.fixture(autouse=True)
-def healed_after_each_test(stack, proxies):
+def healed_after_each_test(stack: Stack, proxies: Proxies) -> Iterator[None]:
     """Each test starts with every proxy passing and every process running."""
     yield
     for proxy in proxies.all():

@@ -8,14 +8,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from devstack.testing.faultproxy import Mode
 from devstack.testing.mp3 import make_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from resource_service.models import OutboxEvent, Resource
 from service_kit.messaging import (
     RESOURCE_DELETED,
@@ -23,30 +24,33 @@ from service_kit.messaging import (
     RESOURCE_UPLOADED,
     dead_letter_queue,
 )
-from service_kit.s3 import object_exists
+from service_kit.s3 import S3Client, object_exists
 from tests.amqp import declare, message_count, publish_body, queue_depth
 from tests.contract import assert_error, assert_no_internals
+from tests.faults.pipeline.conftest import Proxies
+from tests.fixture_types import RecordProperty
+from tests.infra import Infrastructure
 
 STAGING_BUCKET, PERMANENT_BUCKET = "resources-staging", "resources-permanent"
 
 
-def upload_ok(stack, title: str) -> int:
+def upload_ok(stack: Stack, title: str) -> int:
     response = stack.upload(make_mp3(1, title=title))
     assert response.status_code == 200, response.text
-    return response.json()["id"]
+    return int(response.json()["id"])
 
 
-def counts(stack) -> tuple[int, int]:
+def counts(stack: Stack) -> tuple[int, int]:
     """(resource rows, outbox events) as stored."""
     engine = create_engine(stack.resource_database_url)
     with engine.connect() as conn:
-        rows = conn.scalar(select(func.count()).select_from(Resource))
-        events = conn.scalar(select(func.count()).select_from(OutboxEvent))
+        rows = conn.scalar(select(func.count()).select_from(Resource)) or 0
+        events = conn.scalar(select(func.count()).select_from(OutboxEvent)) or 0
     engine.dispose()
     return rows, events
 
 
-def staging_keys(stack, s3) -> set[str]:
+def staging_keys(stack: Stack, s3: S3Client) -> set[str]:
     """The objects this stack has in STAGING."""
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=STAGING_BUCKET, Prefix=stack.staging_prefix
@@ -54,7 +58,7 @@ def staging_keys(stack, s3) -> set[str]:
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
-def assert_exactly_one_permanent_object(stack, s3, resource_id: int) -> None:
+def assert_exactly_one_permanent_object(stack: Stack, s3: S3Client, resource_id: int) -> None:
     row = stack.wait_permanent(resource_id, timeout=30)
     listed = s3.list_objects_v2(Bucket=PERMANENT_BUCKET, Prefix=row.key)
     assert [item["Key"] for item in listed.get("Contents", [])] == [row.key]
@@ -66,7 +70,9 @@ def assert_exactly_one_permanent_object(stack, s3, resource_id: int) -> None:
     assert stack.song_of(resource_id).status_code == 200
 
 
-def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3, record_property):
+def test_rabbitmq_unreachable_for_10_seconds_during_uploads(
+    stack: Stack, proxies: Proxies, s3: S3Client, record_property: RecordProperty
+) -> None:
     proxies.rabbitmq.set_mode(Mode.CUT)
     ids: list[int] = []
     cut_until = time.monotonic() + 10
@@ -88,7 +94,9 @@ def test_rabbitmq_unreachable_for_10_seconds_during_uploads(stack, proxies, s3, 
     assert_exactly_one_permanent_object(stack, s3, ids[-1])
 
 
-def test_processor_killed_mid_message_is_redelivered(stack, s3, infra):
+def test_processor_killed_mid_message_is_redelivered(
+    stack: Stack, s3: S3Client, infra: Infrastructure
+) -> None:
     processor = stack.processors[0]
     stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
     resource_id = upload_ok(stack, "killed worker")
@@ -97,14 +105,16 @@ def test_processor_killed_mid_message_is_redelivered(stack, s3, infra):
     wait_until(lambda: queue_depth(infra, stack.rabbitmq_url, RESOURCE_UPLOADED) == held, 15)
     assert stack.logged("processor0", "resource_processed", resource_id=resource_id) == 0
     processor.signal(signal.SIGKILL)
-    processor.process.wait()
+    processor.running.wait()
     stack.song.signal(signal.SIGCONT)
     processor.start().wait_healthy()
 
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def test_a_processor_stopped_mid_message_finishes_it_before_it_exits(stack, infra):
+def test_a_processor_stopped_mid_message_finishes_it_before_it_exits(
+    stack: Stack, infra: Infrastructure
+) -> None:
     processor = stack.processors[0]
     stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
     try:
@@ -133,14 +143,16 @@ def test_a_processor_stopped_mid_message_finishes_it_before_it_exits(stack, infr
     processor.start().wait_healthy()
 
 
-def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, proxies, s3):
+def test_resource_service_killed_between_copy_and_delete_is_repaired(
+    stack: Stack, proxies: Proxies, s3: S3Client
+) -> None:
     proxies.s3.hold(b"DELETE")  # the move's last step: delete the STAGING object
     resource_id = upload_ok(stack, "killed mover")
     wait_until(
         proxies.s3.holding.is_set, 15, lambda: f"the move reaching its delete\n{stack.logs()}"
     )
     stack.resource.signal(signal.SIGKILL)
-    stack.resource.process.wait()
+    stack.resource.running.wait()
     row = stack.resource_row(resource_id)
     assert row.state == "PERMANENT"  # copied and updated ...
     assert object_exists(s3, row.staging_bucket, row.staging_key)  # ... but not deleted
@@ -150,7 +162,9 @@ def test_resource_service_killed_between_copy_and_delete_is_repaired(stack, prox
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def test_resource_service_killed_between_copy_and_row_update_is_repaired(stack, s3):
+def test_resource_service_killed_between_copy_and_row_update_is_repaired(
+    stack: Stack, s3: S3Client
+) -> None:
     """The test holds the row's lock, so the move's UPDATE waits after its copy: killed then,
     the service leaves a PERMANENT copy beside a row still in STAGING."""
     for processor in stack.processors:
@@ -185,7 +199,7 @@ def test_resource_service_killed_between_copy_and_row_update_is_repaired(stack, 
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def waits_for_a_lock(engine, statement: str) -> bool:
+def waits_for_a_lock(engine: Engine, statement: str) -> bool:
     """A session of the Resource Service blocked on a lock, in a statement that starts so."""
     with engine.connect() as conn:
         waiting = conn.execute(
@@ -195,7 +209,7 @@ def waits_for_a_lock(engine, statement: str) -> bool:
             ),
             {"statement": f"{statement}%"},
         )
-        return waiting.scalar_one() > 0
+        return bool(waiting.scalar_one() > 0)
 
 
 # An upload's intent stands 5 + 2 + 3 s with these: it expires while the test watches.
@@ -206,7 +220,9 @@ QUICK_INTENTS = {
 }
 
 
-def test_resource_service_killed_between_the_s3_write_and_the_row_leaves_no_object(stack, s3):
+def test_resource_service_killed_between_the_s3_write_and_the_row_leaves_no_object(
+    stack: Stack, s3: S3Client
+) -> None:
     """The test locks `resources` against inserts, so an upload stops after its S3 write, at
     its row's INSERT: killed then, the object has no row. The intent the upload recorded
     before its write expires into a delete, and the object goes."""
@@ -236,7 +252,9 @@ def test_resource_service_killed_between_the_s3_write_and_the_row_leaves_no_obje
         stack.resource.restart()
 
 
-def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack, proxies):
+def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(
+    stack: Stack, proxies: Proxies
+) -> None:
     """A relay that claimed events and died before publishing them leaves them claimed (the
     test writes that claim); the surviving relay takes them over once it expires."""
     proxies.rabbitmq.set_mode(Mode.CUT)  # the event stays in the outbox, unclaimed
@@ -262,11 +280,14 @@ def test_events_a_dead_relay_claimed_are_published_once_its_claim_expires(stack,
     assert published >= claimed
 
 
-def broker_health(stack) -> dict:
-    return stack.http.get(f"{stack.resource.url}/health").json()["checks"]["broker"]
+def broker_health(stack: Stack) -> dict[str, Any]:
+    found: dict[str, Any] = stack.http.get(f"{stack.resource.url}/health").json()["checks"][
+        "broker"
+    ]
+    return found
 
 
-def run_sql(stack, sql: str, **params):
+def run_sql(stack: Stack, sql: str, **params: object) -> Any:
     """One statement on the Resource Service's database, committed; its first value."""
     engine = create_engine(stack.resource_database_url)
     try:
@@ -276,7 +297,9 @@ def run_sql(stack, sql: str, **params):
         engine.dispose()
 
 
-def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies, record_property):
+def test_s3_unreachable_answers_503_and_leaves_nothing(
+    stack: Stack, proxies: Proxies, record_property: RecordProperty
+) -> None:
     before = counts(stack)
     proxies.s3.set_mode(Mode.CUT)
     started = time.perf_counter()
@@ -290,7 +313,9 @@ def test_s3_unreachable_answers_503_and_leaves_nothing(stack, proxies, record_pr
     stack.wait_permanent(upload_ok(stack, "s3 back"), timeout=10)
 
 
-def test_postgres_unreachable_answers_503_and_leaves_no_object(stack, proxies, s3, record_property):
+def test_postgres_unreachable_answers_503_and_leaves_no_object(
+    stack: Stack, proxies: Proxies, s3: S3Client, record_property: RecordProperty
+) -> None:
     before_rows, before_objects = counts(stack), staging_keys(stack, s3)
     proxies.postgres.set_mode(Mode.CUT)
     started = time.perf_counter()
@@ -313,7 +338,7 @@ SONG_OUTAGE_SECONDS = 120
 DATABASE_OUTAGE_SECONDS = 60
 
 
-def parked(stack) -> dict[str, int]:
+def parked(stack: Stack) -> dict[str, int]:
     """What each dead-letter queue holds (the module's stack is shared: compare, not zero)."""
     queues = (RESOURCE_UPLOADED, RESOURCE_PROCESSED, RESOURCE_DELETED)
     return {q: message_count(stack.rabbitmq_url, dead_letter_queue(q)) for q in queues}
@@ -321,8 +346,8 @@ def parked(stack) -> dict[str, int]:
 
 @pytest.mark.timeout(300)
 def test_a_song_service_down_for_two_minutes_delays_the_uploads_and_parks_nothing(
-    stack, s3, record_property
-):
+    stack: Stack, s3: S3Client, record_property: RecordProperty
+) -> None:
     before = parked(stack)
     stack.song.signal(signal.SIGKILL)
     stack.song.running.wait()
@@ -342,8 +367,8 @@ def test_a_song_service_down_for_two_minutes_delays_the_uploads_and_parks_nothin
 
 @pytest.mark.timeout(300)
 def test_the_resource_database_refused_for_a_minute_during_moves_parks_nothing(
-    stack, proxies, s3, record_property
-):
+    stack: Stack, proxies: Proxies, s3: S3Client, record_property: RecordProperty
+) -> None:
     before = parked(stack)
     ids = [upload_ok(stack, f"database away {i}") for i in range(5)]
     proxies.postgres.set_mode(Mode.CUT)  # downloads and moves in flight now fail, and retry
@@ -358,7 +383,9 @@ def test_the_resource_database_refused_for_a_minute_during_moves_parks_nothing(
     assert parked(stack) == before  # nothing parked
 
 
-def test_poison_is_parked_and_replay_moves_each_parked_message_once(stack, s3):
+def test_poison_is_parked_and_replay_moves_each_parked_message_once(
+    stack: Stack, s3: S3Client
+) -> None:
     dlq, rabbitmq = dead_letter_queue(RESOURCE_UPLOADED), stack.rabbitmq_url
     waiting = message_count(stack.rabbitmq_url, dlq)
     publish_body(stack.rabbitmq_url, RESOURCE_UPLOADED, b"not json at all")
@@ -385,16 +412,16 @@ def test_poison_is_parked_and_replay_moves_each_parked_message_once(stack, s3):
     wait_until(lambda: message_count(stack.rabbitmq_url, dlq) == waiting + 2, 15, "parked again")
 
 
-def parked_in_health(stack, url: str) -> int:
+def parked_in_health(stack: Stack, url: str) -> int:
     dead_letters = stack.http.get(f"{url}/health").json()["checks"]["deadLetters"]
     depth = dead_letters["queues"].get(dead_letter_queue(RESOURCE_UPLOADED), {}).get("depth", 0)
     assert (dead_letters["status"] == "DEGRADED") is (depth > 0), dead_letters
-    return depth
+    return int(depth)
 
 
 def test_events_wait_in_the_outbox_while_their_queue_is_deleted_and_go_once_it_is_back(
-    stack, infra, s3
-):
+    stack: Stack, infra: Infrastructure, s3: S3Client
+) -> None:
     for processor in stack.processors:
         processor.stop()  # its consumer would declare the queue again at once
     vhost = stack.rabbitmq_url.rsplit("/", 1)[1]
@@ -413,7 +440,7 @@ def test_events_wait_in_the_outbox_while_their_queue_is_deleted_and_go_once_it_i
     assert_exactly_one_permanent_object(stack, s3, resource_id)
 
 
-def event_published(stack, resource_id: int) -> bool | None:
+def event_published(stack: Stack, resource_id: int) -> bool | None:
     """Whether the resource's `resource.uploaded` left the outbox (None: no such event)."""
     published = run_sql(
         stack,
@@ -421,10 +448,12 @@ def event_published(stack, resource_id: int) -> bool | None:
         id=resource_id,
         queue=RESOURCE_UPLOADED,
     )
-    return published
+    return None if published is None else bool(published)
 
 
-def test_a_delete_while_s3_is_down_cleans_up_once_it_is_back(stack, proxies, s3):
+def test_a_delete_while_s3_is_down_cleans_up_once_it_is_back(
+    stack: Stack, proxies: Proxies, s3: S3Client
+) -> None:
     before = parked(stack)
     resource_id = upload_ok(stack, "deleted while S3 is away")
     row = stack.wait_permanent(resource_id, timeout=15)
@@ -446,7 +475,9 @@ def test_a_delete_while_s3_is_down_cleans_up_once_it_is_back(stack, proxies, s3)
     assert parked(stack) == before  # nothing parked
 
 
-def test_a_delete_racing_the_processing_leaves_no_song_behind(stack, infra):
+def test_a_delete_racing_the_processing_leaves_no_song_behind(
+    stack: Stack, infra: Infrastructure
+) -> None:
     before = parked(stack)
     stack.song.signal(signal.SIGSTOP)  # the worker blocks in POST /songs, mid-message
     try:
@@ -470,7 +501,9 @@ def test_a_delete_racing_the_processing_leaves_no_song_behind(stack, infra):
     assert parked(stack) == before  # nothing parked
 
 
-def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(stack, proxies, s3):
+def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(
+    stack: Stack, proxies: Proxies, s3: S3Client
+) -> None:
     """Found by `make chaos` (seed 8): the move read the row, the delete then removed the row and
     the STAGING object, and the move's copy found no source. The proxy holds the copy (a PUT)
     while the test deletes; the move must see that the resource is gone, not park it."""
@@ -504,7 +537,9 @@ def test_a_delete_during_the_move_parks_nothing_and_leaves_nothing(stack, proxie
     assert not object_exists(s3, PERMANENT_BUCKET, copy)
 
 
-def test_a_copy_made_after_the_delete_is_removed_when_its_first_cleanup_fails(stack, proxies, s3):
+def test_a_copy_made_after_the_delete_is_removed_when_its_first_cleanup_fails(
+    stack: Stack, proxies: Proxies, s3: S3Client
+) -> None:
     """The move copied to PERMANENT after the resource was deleted, and S3 refused the copy's
     removal, so the message came back to find no row. The delete's event, kept in the outbox,
     still names the file: the copy goes. The proxy holds the copy while the test deletes, and
@@ -540,7 +575,9 @@ def test_a_copy_made_after_the_delete_is_removed_when_its_first_cleanup_fails(st
     assert parked(stack) == before
 
 
-def test_an_upload_whose_commit_answer_is_lost_keeps_its_object_and_its_id(stack, proxies, s3):
+def test_an_upload_whose_commit_answer_is_lost_keeps_its_object_and_its_id(
+    stack: Stack, proxies: Proxies, s3: S3Client
+) -> None:
     """The connection dropped after the row's COMMIT reached PostgreSQL: the row is committed,
     and the service cannot tell. It reads the row back instead of deleting the object."""
     proxies.postgres.lose_reply(to=b"COMMIT", after=b"INSERT INTO outbox")

@@ -5,15 +5,18 @@ Resource Service's PostgreSQL and RabbitMQ are cut."""
 
 from __future__ import annotations
 
+import httpx2
+
 from devstack.testing.faultproxy import Mode
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
+from tests.faults.pipeline.conftest import Proxies
 
 
-def probe(stack, path: str):
+def probe(stack: Stack, path: str) -> httpx2.Response:
     return stack.http.get(f"{stack.resource.url}{path}")
 
 
-def test_every_service_is_live_and_ready_when_all_is_well(stack):
+def test_every_service_is_live_and_ready_when_all_is_well(stack: Stack) -> None:
     for service in stack.services:
         for path in ("/health/live", "/health/ready"):
             reply = stack.http.get(f"{service.url}{path}")
@@ -21,7 +24,9 @@ def test_every_service_is_live_and_ready_when_all_is_well(stack):
             assert reply.json()["status"] == "UP"
 
 
-def test_live_whatever_the_dependencies_and_not_ready_without_its_database(stack, proxies):
+def test_live_whatever_the_dependencies_and_not_ready_without_its_database(
+    stack: Stack, proxies: Proxies
+) -> None:
     proxies.postgres.set_mode(Mode.CUT)
     proxies.rabbitmq.set_mode(Mode.CUT)
     live = probe(stack, "/health/live")
@@ -32,14 +37,14 @@ def test_live_whatever_the_dependencies_and_not_ready_without_its_database(stack
     assert probe(stack, "/health").status_code == 503
 
 
-def test_still_ready_while_the_broker_is_down(stack, proxies):
+def test_still_ready_while_the_broker_is_down(stack: Stack, proxies: Proxies) -> None:
     proxies.rabbitmq.set_mode(Mode.CUT)
     wait_until(lambda: probe(stack, "/health").json()["checks"]["broker"]["status"] != "UP", 10)
     ready = probe(stack, "/health/ready")
     assert ready.status_code == 200 and ready.json()["status"] == "UP"
 
 
-def test_still_ready_while_the_breaker_is_open(stack):
+def test_still_ready_while_the_breaker_is_open(stack: Stack) -> None:
     url = f"{stack.resource.url}/admin/breakers/storage"
     stack.http.post(f"{url}/force-open", headers=stack.admin_headers).raise_for_status()
     try:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import uvicorn
@@ -21,7 +22,7 @@ class PeerStubs:
     """Stand-ins for the Resource and Song Services, each served by uvicorn on its own port."""
 
     resources: dict[int, bytes] = field(default_factory=dict)  # what GET /resources/{id} serves
-    songs: dict[int, dict] = field(default_factory=dict)  # what POST /songs saved
+    songs: dict[int, dict[str, Any]] = field(default_factory=dict)  # what POST /songs saved
     resource_service_url: str = ""
     song_service_url: str = ""
 
@@ -47,7 +48,7 @@ def song_service_stub(stubs: PeerStubs) -> FastAPI:
     app = FastAPI()
 
     @app.post("/songs")
-    def create_song(song: dict) -> JSONResponse:
+    def create_song(song: dict[str, Any]) -> JSONResponse:
         if song["id"] in stubs.songs:
             message = f"Metadata for resource ID={song['id']} already exists"
             return JSONResponse({"errorMessage": message, "errorCode": "409"}, status_code=409)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import aio_pika
 import pytest
@@ -22,6 +23,8 @@ from service_kit.messaging import (
     dead_letter_queue,
     publish,
 )
+from tests.infra import RabbitVhost
+from tests.resource_processor.integration.conftest import PeerStubs
 
 UPLOADED_DLQ = dead_letter_queue(RESOURCE_UPLOADED)
 
@@ -62,12 +65,12 @@ class BrokerProbe:
         raise TimeoutError(f"no message in {queue_name} within {within_seconds} s")
 
 
-def event_body(resource_id: int) -> dict:
+def event_body(resource_id: int) -> dict[str, Any]:
     return {"resourceId": resource_id}
 
 
 @pytest.fixture
-def settings(rabbitmq_vhost, peer_stubs) -> Settings:
+def settings(rabbitmq_vhost: RabbitVhost, peer_stubs: PeerStubs) -> Settings:
     return Settings(
         port=free_port(),
         rabbitmq_url=rabbitmq_vhost.url,
@@ -79,7 +82,7 @@ def settings(rabbitmq_vhost, peer_stubs) -> Settings:
 
 
 @pytest.fixture
-def worker(settings) -> Iterator[TestClient]:
+def worker(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:  # runs the lifespan: it starts connecting
         # Connected, queues declared and consuming (the link works in the background).
         wait_until(lambda: client.get("/health").json()["checks"]["broker"]["status"] == "UP", 30)
@@ -87,11 +90,13 @@ def worker(settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def broker(rabbitmq_vhost) -> BrokerProbe:
+def broker(rabbitmq_vhost: RabbitVhost) -> BrokerProbe:
     return BrokerProbe(rabbitmq_vhost.url)
 
 
-def test_uploaded_resource_is_saved_as_a_song_and_announced(worker, broker, peer_stubs) -> None:
+def test_uploaded_resource_is_saved_as_a_song_and_announced(
+    worker: TestClient, broker: BrokerProbe, peer_stubs: PeerStubs
+) -> None:
     peer_stubs.resources[41] = make_mp3(3, title="Live", artist="Band", album="Tour", year=1999)
     broker.publish_event(41)
     assert json.loads(broker.next_body(RESOURCE_PROCESSED)) == event_body(41)
@@ -107,7 +112,9 @@ def test_uploaded_resource_is_saved_as_a_song_and_announced(worker, broker, peer
     }
 
 
-def test_metrics_count_the_messages_by_outcome(worker, broker, peer_stubs) -> None:
+def test_metrics_count_the_messages_by_outcome(
+    worker: TestClient, broker: BrokerProbe, peer_stubs: PeerStubs
+) -> None:
     def processed() -> float:
         for line in worker.get("/metrics").text.splitlines():
             if line.startswith('resource_processor_messages_total{outcome="processed"}'):
@@ -123,7 +130,7 @@ def test_metrics_count_the_messages_by_outcome(worker, broker, peer_stubs) -> No
 
 
 def test_poison_message_is_dead_lettered_and_the_worker_keeps_going(
-    worker, broker, peer_stubs
+    worker: TestClient, broker: BrokerProbe, peer_stubs: PeerStubs
 ) -> None:
     peer_stubs.resources[42] = make_mp3(1)
     broker.publish_body(b"not json at all")
@@ -133,7 +140,9 @@ def test_poison_message_is_dead_lettered_and_the_worker_keeps_going(
     assert set(peer_stubs.songs) == {42}
 
 
-def test_unreadable_audio_is_dead_lettered_without_a_song(worker, broker, peer_stubs) -> None:
+def test_unreadable_audio_is_dead_lettered_without_a_song(
+    worker: TestClient, broker: BrokerProbe, peer_stubs: PeerStubs
+) -> None:
     peer_stubs.resources[43] = not_mp3()
     broker.publish_event(43)
     assert json.loads(broker.next_body(UPLOADED_DLQ)) == event_body(43)
@@ -141,7 +150,7 @@ def test_unreadable_audio_is_dead_lettered_without_a_song(worker, broker, peer_s
 
 
 def test_consuming_resumes_after_the_broker_drops_the_connection(
-    worker, broker, peer_stubs, rabbitmq_vhost
+    worker: TestClient, broker: BrokerProbe, peer_stubs: PeerStubs, rabbitmq_vhost: RabbitVhost
 ) -> None:
     peer_stubs.resources[44] = make_mp3(1)
     rabbitmq_vhost.close_connections()
@@ -154,7 +163,7 @@ def test_consuming_resumes_after_the_broker_drops_the_connection(
     assert worker.get("/health").json()["checks"]["broker"] == {"status": "UP", "link": "connected"}
 
 
-def test_health_reports_the_broker_up_and_nothing_parked(worker) -> None:
+def test_health_reports_the_broker_up_and_nothing_parked(worker: TestClient) -> None:
     response = worker.get("/health")
     assert response.status_code == 200
     body = response.json()
@@ -163,7 +172,7 @@ def test_health_reports_the_broker_up_and_nothing_parked(worker) -> None:
     assert body["checks"]["deadLetters"]["status"] == "UP"
 
 
-def test_it_starts_while_the_broker_is_unreachable_and_says_so(peer_stubs) -> None:
+def test_it_starts_while_the_broker_is_unreachable_and_says_so(peer_stubs: PeerStubs) -> None:
     settings = Settings(
         rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
         resource_service_url=peer_stubs.resource_service_url,

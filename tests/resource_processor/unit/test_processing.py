@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 import pytest
@@ -102,13 +103,13 @@ class Harness:
             await processor.process_uploaded(ResourceEvent(resource_id))
 
     @property
-    def posted(self) -> list[dict]:
+    def posted(self) -> list[dict[str, Any]]:
         return [json.loads(r.content) for r in self.songs.requests if r.method == "POST"]
 
 
 @pytest.fixture
-def make_harness():
-    def make(resources: list[Reply], songs: list[Reply], body: bytes = SONG, **kw) -> Harness:
+def make_harness() -> Callable[..., Harness]:
+    def make(resources: list[Reply], songs: list[Reply], body: bytes = SONG, **kw: Any) -> Harness:
         return Harness(ScriptedPeer(resources, body), ScriptedPeer(songs), **kw)
 
     return make
@@ -119,7 +120,9 @@ def messages_counted(outcome: str) -> float:
     return value or 0.0
 
 
-def test_happy_path_posts_exactly_the_tags_and_publishes_processed(make_harness) -> None:
+def test_happy_path_posts_exactly_the_tags_and_publishes_processed(
+    make_harness: Callable[..., Harness],
+) -> None:
     harness = make_harness([200], [200])
     before = messages_counted("processed")
     harness.process(7)
@@ -148,7 +151,7 @@ def stored_song(**changes: str) -> httpx2.Response:
     return httpx2.Response(200, json={**extract_song_metadata(SONG, 7), **changes})
 
 
-def test_song_already_saved_counts_as_done(make_harness) -> None:
+def test_song_already_saved_counts_as_done(make_harness: Callable[..., Harness]) -> None:
     harness = make_harness([200], [409, stored_song()])
     harness.process(7)
     assert [(r.method, r.url.path) for r in harness.songs.requests] == [
@@ -158,7 +161,9 @@ def test_song_already_saved_counts_as_done(make_harness) -> None:
     assert harness.published == [ResourceEvent(7)]
 
 
-def test_a_song_id_taken_by_another_song_is_parked_not_done(make_harness) -> None:
+def test_a_song_id_taken_by_another_song_is_parked_not_done(
+    make_harness: Callable[..., Harness],
+) -> None:
     """Ids are sequential and `POST /songs` is open: junk posted for the next id first must
     not pass for this upload's tags (issue "No one in, nothing starved", item 3)."""
     harness = make_harness([200], [409, stored_song(name="junk", year="1999")])
@@ -169,14 +174,18 @@ def test_a_song_id_taken_by_another_song_is_parked_not_done(make_harness) -> Non
     assert messages_counted("dead_lettered") == before + 1
 
 
-def test_a_song_deleted_between_the_409_and_the_check_is_posted_again(make_harness) -> None:
+def test_a_song_deleted_between_the_409_and_the_check_is_posted_again(
+    make_harness: Callable[..., Harness],
+) -> None:
     harness = make_harness([200], [409, 404, 201])
     harness.process(7)
     assert [r.method for r in harness.songs.requests] == ["POST", "GET", "POST"]
     assert harness.published == [ResourceEvent(7)]
 
 
-def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None:
+def test_a_resource_deleted_before_processing_is_done_with(
+    make_harness: Callable[..., Harness],
+) -> None:
     # A 404 is a resource deleted since its upload: its `resource.deleted` cleans up, so the
     # message is acked (not parked) with no song and no `resource.processed`.
     harness = make_harness([NOT_FOUND], [200])
@@ -187,7 +196,9 @@ def test_a_resource_deleted_before_processing_is_done_with(make_harness) -> None
     assert messages_counted("gone") == before + 1
 
 
-def test_a_resource_deleted_while_its_tags_are_read_is_done_with(make_harness) -> None:
+def test_a_resource_deleted_while_its_tags_are_read_is_done_with(
+    make_harness: Callable[..., Harness],
+) -> None:
     harness = make_harness([200, NOT_FOUND], [200])  # the first range is there, the next not
     before = messages_counted("gone")
     harness.process(7)
@@ -198,7 +209,9 @@ def test_a_resource_deleted_while_its_tags_are_read_is_done_with(make_harness) -
 
 
 @pytest.mark.parametrize("resources", [[FILE_MISSING], [200, FILE_MISSING], [404]])
-def test_a_row_whose_file_is_missing_is_parked_never_done_with(make_harness, resources) -> None:
+def test_a_row_whose_file_is_missing_is_parked_never_done_with(
+    make_harness: Callable[..., Harness], resources: list[Reply]
+) -> None:
     # Only the contract's "not found" means deleted. A 404 that says the file is missing from
     # storage (or any 404 we do not know) is parked with what it said, never acked as gone.
     harness = make_harness(resources, [200])
@@ -214,7 +227,7 @@ def test_a_row_whose_file_is_missing_is_parked_never_done_with(make_harness, res
     ("resources", "songs"), [([200], [400]), ([400], [200]), ([403], [200]), ([200], [422])]
 )
 def test_other_4xx_from_either_peer_is_dead_lettered_without_retry(
-    make_harness, resources, songs
+    make_harness: Callable[..., Harness], resources: list[Reply], songs: list[Reply]
 ) -> None:
     harness = make_harness(resources, songs)
     before = messages_counted("dead_lettered")
@@ -238,7 +251,9 @@ def test_other_4xx_from_either_peer_is_dead_lettered_without_retry(
     ids=["503", "500", "connect-error", "read-timeout", "read-error"],
 )
 @pytest.mark.parametrize("failing_peer", ["resources", "songs"])
-def test_transient_failure_is_retried_then_succeeds(make_harness, transient, failing_peer) -> None:
+def test_transient_failure_is_retried_then_succeeds(
+    make_harness: Callable[..., Harness], transient: Reply, failing_peer: str
+) -> None:
     scripts = {"resources": [200], "songs": [200], failing_peer: [transient, 200]}
     harness = make_harness(scripts["resources"], scripts["songs"])
     harness.process(7)
@@ -251,7 +266,7 @@ def test_transient_failure_is_retried_then_succeeds(make_harness, transient, fai
 
 @pytest.mark.parametrize("failing_peer", ["resources", "songs"])
 def test_failure_that_outlasts_the_quick_retries_goes_up_to_be_retried_later(
-    make_harness, failing_peer
+    make_harness: Callable[..., Harness], failing_peer: str
 ) -> None:
     # Not parked: a transient error after the in-process tries comes back from RabbitMQ later.
     scripts = {"resources": [200], "songs": [200], failing_peer: [503]}
@@ -266,7 +281,9 @@ def test_failure_that_outlasts_the_quick_retries_goes_up_to_be_retried_later(
     assert harness.published == []
 
 
-def test_unreadable_audio_is_dead_lettered_without_saving_a_song(make_harness) -> None:
+def test_unreadable_audio_is_dead_lettered_without_saving_a_song(
+    make_harness: Callable[..., Harness],
+) -> None:
     harness = make_harness([200], [200], body=not_mp3())
     with pytest.raises(DeadLetter, match="unreadable audio"):
         harness.process(7)
@@ -274,7 +291,9 @@ def test_unreadable_audio_is_dead_lettered_without_saving_a_song(make_harness) -
     assert harness.published == []
 
 
-def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(make_harness) -> None:
+def test_a_failed_publish_is_raised_for_requeue_not_dead_lettered(
+    make_harness: Callable[..., Harness],
+) -> None:
     harness = make_harness([200], [200], publish_error=ConnectionError("broker gone"))
     before = messages_counted("failed")
     with pytest.raises(ConnectionError):  # message_handler requeues it; the 409 makes it safe
@@ -293,7 +312,7 @@ class BrokenMidway(httpx2.AsyncByteStream):
         raise httpx2.RemoteProtocolError("peer closed connection mid-body")
 
 
-def test_a_range_cut_off_midway_is_fetched_again(make_harness) -> None:
+def test_a_range_cut_off_midway_is_fetched_again(make_harness: Callable[..., Harness]) -> None:
     head = SONG[:BLOCK_BYTES]
     cut_off = httpx2.Response(
         206,
@@ -306,7 +325,9 @@ def test_a_range_cut_off_midway_is_fetched_again(make_harness) -> None:
     assert harness.posted == [extract_song_metadata(SONG, 7)]  # not the half range
 
 
-def test_a_server_that_ignores_range_gives_the_same_tags(make_harness) -> None:
+def test_a_server_that_ignores_range_gives_the_same_tags(
+    make_harness: Callable[..., Harness],
+) -> None:
     whole = httpx2.Response(200, content=SONG, headers={"Content-Length": str(len(SONG))})
     harness = make_harness([whole], [200])
     harness.process(7)
@@ -314,7 +335,9 @@ def test_a_server_that_ignores_range_gives_the_same_tags(make_harness) -> None:
 
 
 @pytest.mark.parametrize("size", [1_000_000, 100_000_000], ids=["1MB", "100MB"])
-def test_a_file_costs_the_same_few_requests_whatever_its_size(make_harness, size) -> None:
+def test_a_file_costs_the_same_few_requests_whatever_its_size(
+    make_harness: Callable[..., Harness], size: int
+) -> None:
     body = b"".join(iter_mp3_chunks(size, title="Big"))
     harness = make_harness([200], [200], body=body)
     before = fetched_bytes()
@@ -329,7 +352,7 @@ def fetched_bytes() -> float:
     return REGISTRY.get_sample_value("resource_processor_fetched_bytes_total") or 0.0
 
 
-def test_every_log_line_names_the_resource(make_harness) -> None:
+def test_every_log_line_names_the_resource(make_harness: Callable[..., Harness]) -> None:
     harness = make_harness([503, 200], [409, stored_song()])
     with capture_logs(processors=[merge_contextvars]) as logs:
         harness.process(7)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from resource_processor.clients import PeerServices, RetryPolicy
+from resource_processor.clients import ByteRange, PeerServices, RetryPolicy
 from resource_processor.remote_file import BLOCK_BYTES, RemoteFile
 from resource_processor.tags import extract_song_metadata
 from tests.mp3_fixtures import id3v1, mp3_fixtures, with_cover_art
@@ -103,14 +104,14 @@ def test_a_peer_that_ignores_range_is_read_at_a_non_zero_offset() -> None:
     """A server (or proxy) answering 200 with the whole body: only the range is kept."""
     body = bytes(range(256)) * 1024  # 256 KiB, sent in 7 000-byte chunks
 
-    async def chunks():
+    async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(body), 7000):
             yield body[i : i + 7000]
 
     async def whole(_request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, content=chunks(), headers={"Content-Length": str(len(body))})
 
-    async def read(offset: int, length: int):
+    async def read(offset: int, length: int) -> ByteRange | None:
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(whole)) as http:
             peers = PeerServices(http, "http://r", "http://s", RetryPolicy(1))
             return await peers.read_range(7, offset, length)

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -21,11 +23,15 @@ from devstack.testing.mp3 import make_mp3
 from devstack.testing.processes import ServiceProcess
 from devstack.testing.stack import free_port, wait_until
 from service_kit.messaging import RESOURCE_PROCESSED
+from tests.fixture_types import DatabaseUrls, VhostFactory
+from tests.infra import Infrastructure
 from tests.replicas import started_at_once
 
 
 @pytest.fixture
-def resource_env(new_database_url, new_rabbitmq_vhost, infra) -> dict[str, str]:
+def resource_env(
+    new_database_url: DatabaseUrls, new_rabbitmq_vhost: VhostFactory, infra: Infrastructure
+) -> dict[str, str]:
     dead = f"http://127.0.0.1:{free_port()}"  # no Storage Service: the stub serves
     return {
         "DATABASE_URL": new_database_url("resource_start"),
@@ -37,14 +43,16 @@ def resource_env(new_database_url, new_rabbitmq_vhost, infra) -> dict[str, str]:
 
 
 @pytest.fixture
-def started(tmp_path) -> Iterator[list[ServiceProcess]]:
+def started(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     processes: list[ServiceProcess] = []
     yield processes
     for process in processes:
         process.stop()
 
 
-def test_two_replicas_starting_at_once_migrate_one_database(resource_env, tmp_path):
+def test_two_replicas_starting_at_once_migrate_one_database(
+    resource_env: dict[str, str], tmp_path: Path
+) -> None:
     with started_at_once("resource_service", resource_env, tmp_path) as replicas:
         engine = create_engine(resource_env["DATABASE_URL"])
         try:
@@ -61,8 +69,11 @@ def test_two_replicas_starting_at_once_migrate_one_database(resource_env, tmp_pa
         assert httpx2.get(f"{second}/resources/{uploaded.json()['id']}").status_code == 200
 
 
-def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, tmp_path):
+def test_starts_and_takes_uploads_while_rabbitmq_is_down(
+    resource_env: dict[str, str], started: list[ServiceProcess], tmp_path: Path
+) -> None:
     broker = urlsplit(resource_env["RABBITMQ_URL"])
+    assert broker.hostname
     proxy = FaultProxy(broker.port, broker.hostname).start()
     proxy.set_mode(Mode.CUT)  # RabbitMQ is away from the very start
     try:
@@ -92,8 +103,12 @@ def test_starts_and_takes_uploads_while_rabbitmq_is_down(resource_env, started, 
 
 
 def test_the_stub_and_the_age_of_the_last_good_answer_come_from_the_environment(
-    resource_env, started, tmp_path, new_database_url, infra
-):
+    resource_env: dict[str, str],
+    started: list[ServiceProcess],
+    tmp_path: Path,
+    new_database_url: DatabaseUrls,
+    infra: Infrastructure,
+) -> None:
     storage = ServiceProcess(
         "storage_service",
         free_port(),
@@ -136,16 +151,20 @@ def staging_key_of(resource: ServiceProcess, env: dict[str, str]) -> str:
     engine = create_engine(env["DATABASE_URL"])
     try:
         with engine.connect() as conn:
-            return conn.execute(
+            key: str = conn.execute(
                 text("SELECT key FROM resources WHERE id = :id"), {"id": uploaded.json()["id"]}
             ).scalar_one()
+            return key
     finally:
         engine.dispose()
 
 
 def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
-    resource_env, started, tmp_path, infra
-):
+    resource_env: dict[str, str],
+    started: list[ServiceProcess],
+    tmp_path: Path,
+    infra: Infrastructure,
+) -> None:
     url = resource_env["RABBITMQ_URL"]
     classic(url, RESOURCE_PROCESSED)  # someone declared it otherwise: every declare gets a 406
     service = ServiceProcess("resource_service", free_port(), resource_env, tmp_path / "r.log")
@@ -156,8 +175,9 @@ def test_a_queue_declared_with_other_arguments_is_retried_until_it_is_fixed(
     )
     assert uploaded.status_code == 200, uploaded.text  # the outbox keeps its event
 
-    def broker() -> dict:
-        return httpx2.get(f"{service.url}/health").json()["checks"]["broker"]
+    def broker() -> dict[str, Any]:
+        found: dict[str, Any] = httpx2.get(f"{service.url}/health").json()["checks"]["broker"]
+        return found
 
     # The link is not dead: it keeps trying (and says so) while the declare is refused.
     wait_until(lambda: "PRECONDITION_FAILED" in (tmp_path / "r.log").read_text(), 15)

@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
+
 import pytest
 from sqlalchemy import create_engine, func, select
 
 from devstack.testing.mp3 import make_mp3, not_mp3
-from devstack.testing.stack import wait_until
+from devstack.testing.stack import Stack, wait_until
 from resource_service.models import Resource
-from service_kit.s3 import object_exists
+from service_kit.s3 import S3Client, object_exists
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error
 from tests.resource_service.e2e.conftest import MAX_UPLOAD_BYTES as MAX_UPLOAD
 
 
-def count_rows(stack) -> int:
+def object_absent(s3: S3Client, bucket: str, key: str) -> bool:
+    return not object_exists(s3, bucket, key)
+
+
+def song_absent(stack: Stack, resource_id: int) -> bool:
+    return stack.song_of(resource_id).status_code == 404
+
+
+def count_rows(stack: Stack) -> int:
     engine = create_engine(stack.resource_database_url)
     with engine.connect() as conn:
         count = conn.scalar(select(func.count()).select_from(Resource))
     engine.dispose()
-    return count
+    return count or 0
 
 
 @pytest.mark.parametrize(
     ("content_type", "shown"),
     [("text/plain", "text/plain"), ("audio/wav", "audio/wav"), (None, "none")],
 )
-def test_an_upload_that_is_not_audio_mpeg_is_rejected(stack, content_type, shown):
+def test_an_upload_that_is_not_audio_mpeg_is_rejected(
+    stack: Stack, content_type: str | None, shown: str
+) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     before = count_rows(stack)
     response = stack.http.post(
@@ -36,13 +49,15 @@ def test_an_upload_that_is_not_audio_mpeg_is_rejected(stack, content_type, shown
 
 
 @pytest.mark.parametrize("body", [b"", not_mp3(), b"ID3", b"hello world, not audio"])
-def test_bytes_that_are_not_mp3_are_rejected_and_nothing_is_stored(stack, body):
+def test_bytes_that_are_not_mp3_are_rejected_and_nothing_is_stored(
+    stack: Stack, body: bytes
+) -> None:
     before = count_rows(stack)
     assert_error(stack.upload(body), 400, "Invalid file: the content is not MP3 audio")
     assert count_rows(stack) == before
 
 
-def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(stack):
+def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(stack: Stack) -> None:
     before = count_rows(stack)
     response = stack.upload(make_mp3(1) + b"\0" * MAX_UPLOAD)
     assert_error(
@@ -51,8 +66,8 @@ def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(stack):
     assert count_rows(stack) == before
 
 
-def test_an_upload_over_the_limit_without_a_declared_length_is_413(stack):
-    def chunks():
+def test_an_upload_over_the_limit_without_a_declared_length_is_413(stack: Stack) -> None:
+    def chunks() -> Iterator[bytes]:
         yield make_mp3(1)
         for _ in range(5):
             yield b"\0" * (1024 * 1024)
@@ -66,7 +81,7 @@ def test_an_upload_over_the_limit_without_a_declared_length_is_413(stack):
     assert count_rows(stack) == before
 
 
-def test_content_type_parameters_are_accepted(stack):
+def test_content_type_parameters_are_accepted(stack: Stack) -> None:
     response = stack.http.post(
         f"{stack.resource.url}/resources",
         content=make_mp3(1),
@@ -76,7 +91,7 @@ def test_content_type_parameters_are_accepted(stack):
 
 
 @pytest.mark.parametrize("raw", BAD_PATH_IDS)
-def test_get_with_a_bad_id(stack, raw):
+def test_get_with_a_bad_id(stack: Stack, raw: str) -> None:
     assert_error(
         stack.http.get(f"{stack.resource.url}/resources/{raw}"),
         400,
@@ -85,7 +100,7 @@ def test_get_with_a_bad_id(stack, raw):
 
 
 @pytest.mark.parametrize("unknown", ["987654321", "9223372036854775807"])
-def test_get_unknown_is_404(stack, unknown):
+def test_get_unknown_is_404(stack: Stack, unknown: str) -> None:
     assert_error(
         stack.http.get(f"{stack.resource.url}/resources/{unknown}"),
         404,
@@ -93,7 +108,7 @@ def test_get_unknown_is_404(stack, unknown):
     )
 
 
-def test_range_requests_get_206_with_the_bytes_asked_for(stack):
+def test_range_requests_get_206_with_the_bytes_asked_for(stack: Stack) -> None:
     data = make_mp3(2)
     resource_id = stack.upload(data).json()["id"]
     url = f"{stack.resource.url}/resources/{resource_id}"
@@ -117,7 +132,7 @@ def test_range_requests_get_206_with_the_bytes_asked_for(stack):
     assert ignored.status_code == 200 and ignored.content == data
 
 
-def test_delete_removes_rows_objects_and_song_metadata(stack, s3):
+def test_delete_removes_rows_objects_and_song_metadata(stack: Stack, s3: S3Client) -> None:
     moved = stack.upload(make_mp3(1, title="Gone moved")).json()["id"]
     permanent = stack.wait_permanent(moved)
     assert stack.song_of(moved).status_code == 200
@@ -141,18 +156,18 @@ def test_delete_removes_rows_objects_and_song_metadata(stack, s3):
         assert stack.http.get(f"{stack.resource.url}/resources/{resource_id}").status_code == 404
         # ... its objects and song metadata with its `resource.deleted` event, a moment later.
         for bucket, key in ((row.bucket, row.key), (row.staging_bucket, row.staging_key)):
-            wait_until(lambda b=bucket, k=key: not object_exists(s3, b, k), 15, f"{key} removed")
-        wait_until(lambda i=resource_id: stack.song_of(i).status_code == 404, 15, "song removed")
+            wait_until(partial(object_absent, s3, bucket, key), 15, f"{key} removed")
+        wait_until(partial(song_absent, stack, resource_id), 15, "song removed")
     again = stack.http.delete(f"{stack.resource.url}/resources?id={moved}")
     assert again.json() == {"ids": []}
 
 
 @pytest.mark.parametrize(("query", "message"), ID_RULE_CASES)
-def test_delete_with_a_bad_id_list(stack, query, message):
+def test_delete_with_a_bad_id_list(stack: Stack, query: str, message: str) -> None:
     assert_error(stack.http.delete(f"{stack.resource.url}/resources?{query}"), 400, message)
 
 
-def test_health_shows_each_dependency(stack):
+def test_health_shows_each_dependency(stack: Stack) -> None:
     body = stack.http.get(f"{stack.resource.url}/health").json()
     assert body["status"] == "UP"
     assert {name: check["status"] for name, check in body["checks"].items()} == {

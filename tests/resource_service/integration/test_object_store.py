@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from resource_service.object_store import ObjectStore
+from service_kit.s3 import S3Client
 
 MIB = 1024 * 1024
 BUCKET = "resources-staging"
@@ -25,7 +26,7 @@ async def in_chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 
 @pytest.fixture(scope="module")
-def store(s3):
+def store(s3: S3Client) -> Iterator[ObjectStore]:
     with ThreadPoolExecutor(4) as threads:
         yield ObjectStore(s3, SINGLE_PUT, PART, threads)
 
@@ -37,7 +38,9 @@ def store(s3):
     [(SINGLE_PUT, None), (SINGLE_PUT + 1, 1), (SINGLE_PUT + PART + 1, 2), (3 * SINGLE_PUT, 4)],
     ids=["at the single-PUT size", "one byte past it", "a part past it", "three times it"],
 )
-def test_a_body_is_stored_whole_by_the_calls_its_size_calls_for(store, s3, size, parts) -> None:
+def test_a_body_is_stored_whole_by_the_calls_its_size_calls_for(
+    store: ObjectStore, s3: S3Client, size: int, parts: int | None
+) -> None:
     data = os.urandom(size)
     key = f"test/{uuid.uuid4()}.mp3"
     try:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import structlog.testing
 from prometheus_client import REGISTRY
+from pytest import MonkeyPatch
 
 from resource_service import repository
 from resource_service.outbox import BATCH_SIZE, OutboxRelay, OutboxTimes
@@ -125,7 +126,9 @@ def parked_total() -> float:
     return REGISTRY.get_sample_value("outbox_events_parked_total") or 0.0
 
 
-def test_claimed_events_are_published_in_order_and_marked(relay_with) -> None:
+def test_claimed_events_are_published_in_order_and_marked(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     repo, broker = FakeRepository(claimed(1, 2, 3)), FakeBroker()
     with structlog.testing.capture_logs() as logs:
         assert asyncio.run(relay_with(repo, broker).publish_pending()) == 3
@@ -135,7 +138,9 @@ def test_claimed_events_are_published_in_order_and_marked(relay_with) -> None:
     assert published == [1, 2, 3]
 
 
-def test_an_event_that_fails_on_its_own_does_not_hold_up_the_others(relay_with) -> None:
+def test_an_event_that_fails_on_its_own_does_not_hold_up_the_others(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     repo = FakeRepository(claimed(1, 2, 3))
     broker = FakeBroker(refuses={2: ValueError("unroutable")})
     with structlog.testing.capture_logs() as logs:
@@ -148,7 +153,9 @@ def test_an_event_that_fails_on_its_own_does_not_hold_up_the_others(relay_with) 
 
 
 @pytest.mark.parametrize("how", ["unavailable", "error while down"])
-def test_a_link_that_goes_down_leaves_the_rest_unpublished_and_uncounted(relay_with, how) -> None:
+def test_a_link_that_goes_down_leaves_the_rest_unpublished_and_uncounted(
+    relay_with: Callable[..., OutboxRelay], how: str
+) -> None:
     repo = FakeRepository(claimed(1, 2, 3))
     if how == "unavailable":
         broker = FakeBroker(down_at=2)
@@ -166,7 +173,9 @@ def test_a_link_that_goes_down_leaves_the_rest_unpublished_and_uncounted(relay_w
     assert repo.finished == [([101], {}, [102, 103])]
 
 
-def test_an_event_failing_past_the_horizon_is_parked_counted_and_logged(relay_with) -> None:
+def test_an_event_failing_past_the_horizon_is_parked_counted_and_logged(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     repo = FakeRepository(claimed(1, 2), parks=[102])
     broker = FakeBroker(refuses={2: ValueError("unroutable")})
     before = parked_total()
@@ -178,13 +187,15 @@ def test_an_event_failing_past_the_horizon_is_parked_counted_and_logged(relay_wi
     assert parked["log_level"] == "error"
 
 
-def test_a_round_expires_intents_purges_publishes_and_counts_what_waits(relay_with) -> None:
+def test_a_round_expires_intents_purges_publishes_and_counts_what_waits(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     deleted = repository.ClaimedEvent(9, RESOURCE_DELETED, ResourceEvent(7), None)
     repo = FakeRepository([*claimed(4), deleted], expired=[7, 8], purged=5, pending=3)
     broker = FakeBroker()
     relay = relay_with(repo, broker)
 
-    async def one_round() -> list[dict[str, Any]]:
+    async def one_round() -> list[MutableMapping[str, Any]]:
         with structlog.testing.capture_logs() as logs:
             relay.start()
             await repo.wait_rounds(1)
@@ -199,7 +210,9 @@ def test_a_round_expires_intents_purges_publishes_and_counts_what_waits(relay_wi
     assert REGISTRY.get_sample_value("outbox_events_pending") == 3
 
 
-def test_a_relay_without_a_link_publishes_nothing_and_keeps_polling(relay_with) -> None:
+def test_a_relay_without_a_link_publishes_nothing_and_keeps_polling(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     repo, broker = FakeRepository(claimed(1)), FakeBroker(is_up=False)
     relay = relay_with(repo, broker)
 
@@ -212,7 +225,7 @@ def test_a_relay_without_a_link_publishes_nothing_and_keeps_polling(relay_with) 
     assert broker.sent == [] and repo.finished == []
 
 
-def test_a_full_batch_is_followed_at_once_by_the_next(monkeypatch) -> None:
+def test_a_full_batch_is_followed_at_once_by_the_next(monkeypatch: MonkeyPatch) -> None:
     """More than a batch waiting: the relay claims again without waiting out the poll (an
     hour here: the test would time out)."""
     repo = FakeRepository(claimed(*range(1, BATCH_SIZE + 1)), later=[claimed(500)])
@@ -230,7 +243,9 @@ def test_a_full_batch_is_followed_at_once_by_the_next(monkeypatch) -> None:
     assert len(broker.sent) == BATCH_SIZE + 1 and broker.sent[-1] == (RESOURCE_UPLOADED, 500)
 
 
-def test_the_relay_asks_the_repository_with_its_batch_and_its_times(relay_with) -> None:
+def test_the_relay_asks_the_repository_with_its_batch_and_its_times(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
     """The batch size and each of OutboxTimes reach the query that uses them."""
     repo, broker = FakeRepository(claimed(1)), FakeBroker()
     relay = relay_with(repo, broker)

@@ -30,11 +30,11 @@ def stub_of(*types: str) -> str:
         ([], "no PERMANENT and no STAGING"),
     ],
 )
-def test_a_stub_without_both_types_stops_the_start(types, missing):
+def test_a_stub_without_both_types_stops_the_start(types: list[str], missing: str) -> None:
     with pytest.raises(ValidationError, match=f"STORAGE_STUB_JSON has {missing} location"):
         Settings(database_url=DB, storage_stub_json=stub_of(*types))
 
 
-def test_the_default_stub_and_one_of_each_type_are_accepted():
+def test_the_default_stub_and_one_of_each_type_are_accepted() -> None:
     assert Settings(database_url=DB).storage_stub_json == DEFAULT_STORAGE_STUB
     Settings(database_url=DB, storage_stub_json=stub_of("PERMANENT", "STAGING"))

@@ -26,7 +26,7 @@ MAX_AGE = 60.0
 class FakeStorageService:
     """Answers GET /storages as told: rows, a status code, garbage, or a refused connection."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.answer: object = LIVE
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
@@ -40,7 +40,7 @@ class FakeStorageService:
 
 
 class Clock:
-    def __init__(self):
+    def __init__(self) -> None:
         self.now = 1000.0
 
     def __call__(self) -> float:
@@ -48,17 +48,17 @@ class Clock:
 
 
 @pytest.fixture
-def storage():
+def storage() -> FakeStorageService:
     return FakeStorageService()
 
 
 @pytest.fixture
-def clock():
+def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def lookup(storage, clock):
+def lookup(storage: FakeStorageService, clock: Clock) -> StorageLookup:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(storage.handle), base_url="http://s")
     breaker = CircuitBreaker(
         "storage-unit",
@@ -69,17 +69,19 @@ def lookup(storage, clock):
     return StorageLookup(StorageClient(http), breaker, stub, MAX_AGE, clock=clock)
 
 
-def bucket(lookup, storage_type: str) -> str:
+def bucket(lookup: StorageLookup, storage_type: str) -> str:
     return asyncio.run(lookup.location(storage_type)).bucket
 
 
-def test_live_answer_gives_the_lowest_id_of_the_type(lookup):
+def test_live_answer_gives_the_lowest_id_of_the_type(lookup: StorageLookup) -> None:
     assert bucket(lookup, "STAGING") == "live-staging"
     assert bucket(lookup, "PERMANENT") == "live-permanent"
 
 
 @pytest.mark.parametrize("failure", ["refused", 500, 503, "garbage", [{"id": 1}]])
-def test_a_failure_after_a_live_answer_serves_the_last_good_one(lookup, storage, failure):
+def test_a_failure_after_a_live_answer_serves_the_last_good_one(
+    lookup: StorageLookup, storage: FakeStorageService, failure: object
+) -> None:
     assert bucket(lookup, "STAGING") == "live-staging"
     storage.answer = failure
     assert bucket(lookup, "STAGING") == "live-staging"
@@ -87,13 +89,17 @@ def test_a_failure_after_a_live_answer_serves_the_last_good_one(lookup, storage,
 
 
 @pytest.mark.parametrize("failure", ["refused", 500, "garbage"])
-def test_with_no_good_answer_ever_the_stub_serves_the_seed_values(lookup, storage, failure):
+def test_with_no_good_answer_ever_the_stub_serves_the_seed_values(
+    lookup: StorageLookup, storage: FakeStorageService, failure: object
+) -> None:
     storage.answer = failure
     assert bucket(lookup, "STAGING") == "resources-staging"
     assert bucket(lookup, "PERMANENT") == "resources-permanent"
 
 
-def test_the_last_good_answer_expires_and_the_stub_takes_over(lookup, storage, clock):
+def test_the_last_good_answer_expires_and_the_stub_takes_over(
+    lookup: StorageLookup, storage: FakeStorageService, clock: Clock
+) -> None:
     assert bucket(lookup, "STAGING") == "live-staging"
     storage.answer = "refused"
     clock.now += MAX_AGE
@@ -102,7 +108,9 @@ def test_the_last_good_answer_expires_and_the_stub_takes_over(lookup, storage, c
     assert bucket(lookup, "STAGING") == "resources-staging"
 
 
-def test_an_answer_without_the_type_is_a_failure_served_by_the_fallback(lookup, storage):
+def test_an_answer_without_the_type_is_a_failure_served_by_the_fallback(
+    lookup: StorageLookup, storage: FakeStorageService
+) -> None:
     storage.answer = [LIVE[1]]  # PERMANENT only
     assert bucket(lookup, "STAGING") == "resources-staging"
     assert lookup.breaker.window.failed == 1
@@ -110,8 +118,8 @@ def test_an_answer_without_the_type_is_a_failure_served_by_the_fallback(lookup, 
 
 @pytest.mark.parametrize("path", ["/" + "a" * 984, "/" + "é" * 492])
 def test_a_location_that_cannot_hold_a_key_is_a_failure_served_by_the_fallback(
-    lookup, storage, path
-):
+    lookup: StorageLookup, storage: FakeStorageService, path: str
+) -> None:
     """Keys built from this path would pass S3's 1024 bytes and the resources' columns: the
     upload would end in a 503 from the database. The lookup fails instead, and the fallback
     serves (issue "No one in, nothing starved", item 2)."""
@@ -122,7 +130,9 @@ def test_a_location_that_cannot_hold_a_key_is_a_failure_served_by_the_fallback(
     assert lookup.breaker.window.failed == 1
 
 
-def test_a_rejected_call_is_served_by_the_fallback_without_calling(lookup, storage):
+def test_a_rejected_call_is_served_by_the_fallback_without_calling(
+    lookup: StorageLookup, storage: FakeStorageService
+) -> None:
     assert bucket(lookup, "STAGING") == "live-staging"
     lookup.breaker.force_open()
     storage.answer = LIVE[1:]  # would change the answer if it were asked
@@ -131,14 +141,18 @@ def test_a_rejected_call_is_served_by_the_fallback_without_calling(lookup, stora
 
 
 @pytest.mark.parametrize("client_error", [400, 404])
-def test_a_client_error_is_served_by_the_fallback_but_not_counted(lookup, storage, client_error):
+def test_a_client_error_is_served_by_the_fallback_but_not_counted(
+    lookup: StorageLookup, storage: FakeStorageService, client_error: int
+) -> None:
     assert bucket(lookup, "STAGING") == "live-staging"
     storage.answer = client_error
     assert bucket(lookup, "STAGING") == "live-staging"
     assert lookup.breaker.window.failed == 0
 
 
-def test_with_a_retry_one_failure_is_retried_and_the_live_answer_serves(storage, clock):
+def test_with_a_retry_one_failure_is_retried_and_the_live_answer_serves(
+    storage: FakeStorageService, clock: Clock
+) -> None:
     """STORAGE_RETRY_MAX_ATTEMPTS=2: a 503 then the rows; each attempt went through the
     breaker (one failure, one success in its window)."""
     answers = iter([503, LIVE])

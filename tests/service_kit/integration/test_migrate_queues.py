@@ -19,6 +19,7 @@ from service_kit.messaging import (
 )
 from service_kit.migrate_queues import holding_queue, migrate
 from tests.amqp import exists, message_count, publish_body, take_one
+from tests.infra import RabbitVhost
 
 QUEUE = RESOURCE_UPLOADED
 
@@ -44,8 +45,8 @@ async def declare_as_the_last_version(url: str) -> None:
 
 
 def test_migrate_queues_moves_every_waiting_message_into_the_new_declarations(
-    rabbitmq_vhost,
-):
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     url = rabbitmq_vhost.url
     asyncio.run(declare_as_the_last_version(url))
     for n in (1, 2):

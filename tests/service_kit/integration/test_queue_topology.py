@@ -20,16 +20,20 @@ from tests.amqp import (
     declare,
     delete_queue,
     exists,
+    link_running,
     message_count,
+    on_loop_of,
     publish_body,
     publish_event,
     take_one,
     take_without_ack,
 )
-from tests.service_kit.integration.test_redelivery import link_running, on_loop_of
+from tests.infra import RabbitVhost
 
 
-def test_a_message_that_keeps_crashing_its_worker_ends_in_its_dlq(rabbitmq_vhost):
+def test_a_message_that_keeps_crashing_its_worker_ends_in_its_dlq(
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     url, dlq = rabbitmq_vhost.url, dead_letter_queue(RESOURCE_UPLOADED)
     publish_event(url, RESOURCE_UPLOADED, 77)
     deliveries = 0
@@ -48,7 +52,7 @@ def test_a_message_that_keeps_crashing_its_worker_ends_in_its_dlq(rabbitmq_vhost
     assert message_count(url, dlq) == 1
 
 
-def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost):
+def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost: RabbitVhost) -> None:
     """The parked watch reads the head of each `.dlq` every 10 s. From RabbitMQ 4.0 a quorum
     queue drops a message returned 20 times (its default `delivery-limit`), and before 4.3 any
     return counts (rabbitmq.com/docs/4.3/nack, /docs/quorum-queues "Poison Message Handling"):
@@ -70,7 +74,9 @@ def test_watching_a_parked_message_never_uses_it_up(rabbitmq_vhost):
     assert set(message.headers or {}) == {PARKED_AT}
 
 
-def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(rabbitmq_vhost):
+def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     """Retry queues are classic and dead-letter at most once (RabbitMQ's "Dead Letter
     Exchanges" guide): an expired retry whose work queue is gone would be dropped. Their
     dead-letter exchange has an alternate exchange (rabbitmq.com/docs/ae), so it is kept among
@@ -88,5 +94,7 @@ def test_a_retry_whose_work_queue_is_missing_waits_and_goes_once_it_is_back(rabb
     wait_until(lambda: message_count(url, queue) == 1, 10, "the retry delivered")
     delivered = take_one(url, queue)
     assert delivered.body == b'{"resourceId": 11}'
-    assert delivered.headers["x-death"][0]["queue"] == retry_queue(queue, 1)
+    deaths = delivered.headers["x-death"]
+    assert isinstance(deaths, list) and isinstance(deaths[0], dict)
+    assert deaths[0]["queue"] == retry_queue(queue, 1)
     assert message_count(url, RETRY_ORPHANS) == 0

@@ -5,6 +5,7 @@ its reason; an unroutable publish raises."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aio_pika
 import pytest
@@ -23,6 +24,7 @@ from service_kit.messaging import (
     dead_letter_queue,
 )
 from tests.amqp import link_running, message_count, on_loop_of, publish_body
+from tests.infra import RabbitVhost
 
 
 def send_one(link: BrokerLink) -> None:
@@ -30,8 +32,8 @@ def send_one(link: BrokerLink) -> None:
     on_loop_of(link, link.publish(RESOURCE_UPLOADED, ResourceEvent(5)))
 
 
-def next_parked(url: str, queue: str) -> dict:
-    async def go() -> dict:
+def next_parked(url: str, queue: str) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
         async with await aio_pika.connect(url) as connection:
             channel = await connection.channel()
             dlq = await channel.declare_queue(dead_letter_queue(queue), passive=True)
@@ -41,7 +43,9 @@ def next_parked(url: str, queue: str) -> dict:
     return asyncio.run(go())
 
 
-def test_a_transient_failure_comes_back_later_with_its_attempt_count(rabbitmq_vhost):
+def test_a_transient_failure_comes_back_later_with_its_attempt_count(
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     seen: list[int] = []
 
     async def flaky(event: ResourceEvent) -> None:
@@ -64,7 +68,9 @@ def test_a_transient_failure_comes_back_later_with_its_attempt_count(rabbitmq_vh
     ],
     ids=["dead-letter", "past-the-horizon"],
 )
-def test_what_cannot_succeed_is_parked_with_its_reason(rabbitmq_vhost, failure, horizon, reason):
+def test_what_cannot_succeed_is_parked_with_its_reason(
+    rabbitmq_vhost: RabbitVhost, failure: Exception, horizon: int, reason: str
+) -> None:
     async def failing(event: ResourceEvent) -> None:
         raise failure
 
@@ -78,7 +84,9 @@ def test_what_cannot_succeed_is_parked_with_its_reason(rabbitmq_vhost, failure, 
     assert {ATTEMPTS, FIRST_FAILURE, PARKED_AT} <= parked.keys()
 
 
-def test_a_poison_message_is_parked_and_the_next_one_is_handled(rabbitmq_vhost):
+def test_a_poison_message_is_parked_and_the_next_one_is_handled(
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     url, handled = rabbitmq_vhost.url, []
     publish_body(url, RESOURCE_UPLOADED, b"not json at all")
 
@@ -93,14 +101,16 @@ def test_a_poison_message_is_parked_and_the_next_one_is_handled(rabbitmq_vhost):
     assert "not a resource event" in parked[PARK_REASON]
 
 
-def test_an_unroutable_publish_raises_instead_of_counting_as_sent(rabbitmq_vhost):
+def test_an_unroutable_publish_raises_instead_of_counting_as_sent(
+    rabbitmq_vhost: RabbitVhost,
+) -> None:
     with link_running(rabbitmq_vhost.url, None) as link:
         wait_until(lambda: link.is_up, 15, "the link connected")
         with pytest.raises(DeliveryError):
             on_loop_of(link, link.publish("no.such.queue", ResourceEvent(1)))
 
 
-def test_a_link_to_nowhere_keeps_trying_and_says_since_when():
+def test_a_link_to_nowhere_keeps_trying_and_says_since_when() -> None:
     with link_running("amqp://guest:guest@127.0.0.1:1/", None) as link:
         # A few tries have failed by the time the test looks: still trying, not dead.
         wait_until(lambda: link.status().get("downSeconds", 0) >= 1, 10, "down a second")

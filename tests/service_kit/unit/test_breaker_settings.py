@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -62,7 +64,7 @@ def test_defaults_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         {"wait_duration_in_open_state": 0},
     ],
 )
-def test_invalid_settings_are_rejected(invalid: dict) -> None:
+def test_invalid_settings_are_rejected(invalid: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         BreakerSettings.defaults(**invalid)
 

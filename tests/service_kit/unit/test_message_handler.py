@@ -62,7 +62,9 @@ class FakePublisher:
         self.sent.append((queue, message))
 
 
-def handle(failure: Exception | None, message: FakeMessage, publisher: FakePublisher, **kw):
+def handle(
+    failure: Exception | None, message: FakeMessage, publisher: FakePublisher, **kw: Any
+) -> list[ResourceEvent]:
     seen: list[ResourceEvent] = []
 
     async def handler(event: ResourceEvent) -> None:
@@ -75,7 +77,7 @@ def handle(failure: Exception | None, message: FakeMessage, publisher: FakePubli
     return seen
 
 
-def test_a_handled_message_is_acked_and_nothing_is_published():
+def test_a_handled_message_is_acked_and_nothing_is_published() -> None:
     message, publisher = FakeMessage(), FakePublisher()
     assert handle(None, message, publisher) == [ResourceEvent(7)]
     assert message.acked and not message.requeued
@@ -86,7 +88,9 @@ def test_a_handled_message_is_acked_and_nothing_is_published():
     ("attempts_before", "level"),
     [(0, 1), (1, 2), (2, 5), (3, 10), (4, 20), (5, 30), (6, 30), (40, 30)],
 )
-def test_a_transient_failure_climbs_the_ladder_then_stays_on_its_last_rung(attempts_before, level):
+def test_a_transient_failure_climbs_the_ladder_then_stays_on_its_last_rung(
+    attempts_before: int, level: int
+) -> None:
     headers = {ATTEMPTS: attempts_before, FIRST_FAILURE: NOW - 5} if attempts_before else {}
     message, publisher = FakeMessage(headers=headers), FakePublisher()
     handle(OSError("the peer is away"), message, publisher)
@@ -96,40 +100,41 @@ def test_a_transient_failure_climbs_the_ladder_then_stays_on_its_last_rung(attem
     # The first failure is kept from the first attempt on, in whole epoch seconds.
     assert copy.headers[FIRST_FAILURE] == (NOW - 5 if attempts_before else NOW)
     assert isinstance(copy.headers[FIRST_FAILURE], int)
-    ttl = float(copy.expiration)
+    ttl = copy.expiration
+    assert isinstance(ttl, float | int)
     assert level * (1 - RETRY_JITTER) <= ttl <= level
     assert copy.body == message.body
     assert copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert message.acked  # after the copy was confirmed
 
 
-def test_the_ladder_is_the_documented_one():
+def test_the_ladder_is_the_documented_one() -> None:
     assert RETRY_DELAYS_SECONDS == (1, 2, 5, 10, 20, 30)
 
 
 @pytest.mark.parametrize("past", [0, 1, 3000])
-def test_past_the_horizon_the_message_is_parked_with_its_reason(past):
+def test_past_the_horizon_the_message_is_parked_with_its_reason(past: int) -> None:
     horizon = 3600
     headers = {ATTEMPTS: 9, FIRST_FAILURE: NOW - horizon - past}
     message, publisher = FakeMessage(headers=headers), FakePublisher()
     handle(OSError("still away"), message, publisher, policy={"horizon_seconds": horizon})
     [(queue, copy)] = publisher.sent
     assert queue == dead_letter_queue(QUEUE)
-    assert "still failing after the 3600 s retry horizon" in copy.headers[PARK_REASON]
-    assert "still away" in copy.headers[PARK_REASON]
+    assert "still failing after the 3600 s retry horizon" in str(copy.headers[PARK_REASON])
+    assert "still away" in str(copy.headers[PARK_REASON])
     assert copy.headers[PARKED_AT] == NOW
     assert copy.headers[ATTEMPTS] == 9
     assert message.acked
 
 
-def test_one_second_inside_the_horizon_is_still_retried():
+def test_one_second_inside_the_horizon_is_still_retried() -> None:
     headers = {ATTEMPTS: 9, FIRST_FAILURE: NOW - 3599}
     message, publisher = FakeMessage(headers=headers), FakePublisher()
     handle(OSError("away"), message, publisher, policy={"horizon_seconds": 3600})
     assert publisher.sent[0][0] == retry_queue(QUEUE, 30)
 
 
-def test_dead_letter_parks_at_once_with_its_reason_and_no_attempts():
+def test_dead_letter_parks_at_once_with_its_reason_and_no_attempts() -> None:
     message, publisher = FakeMessage(), FakePublisher()
     handle(DeadLetter("a 4xx no retry fixes"), message, publisher)
     [(queue, copy)] = publisher.sent
@@ -143,18 +148,18 @@ def test_dead_letter_parks_at_once_with_its_reason_and_no_attempts():
 @pytest.mark.parametrize(
     "body", [b"not json", b'{"resourceId": 0}', b'{"resourceId": "7"}', b"[]", b'{"id": 7}']
 )
-def test_a_bad_body_is_parked_without_calling_the_handler(body):
+def test_a_bad_body_is_parked_without_calling_the_handler(body: bytes) -> None:
     message, publisher = FakeMessage(body=body), FakePublisher()
     assert handle(None, message, publisher) == []
     [(queue, copy)] = publisher.sent
     assert queue == dead_letter_queue(QUEUE)
     assert copy.body == body
-    assert "not a resource" in copy.headers[PARK_REASON]
+    assert "not a resource" in str(copy.headers[PARK_REASON])
     assert message.acked
 
 
 @pytest.mark.parametrize("failure", [OSError("away"), DeadLetter("never")], ids=["retry", "park"])
-def test_a_copy_that_cannot_be_published_requeues_the_original(failure):
+def test_a_copy_that_cannot_be_published_requeues_the_original(failure: Exception) -> None:
     message, publisher = FakeMessage(), FakePublisher(fails=True)
     handle(failure, message, publisher)
     assert message.requeued and not message.acked
@@ -163,19 +168,20 @@ def test_a_copy_that_cannot_be_published_requeues_the_original(failure):
 # --- what a mutation run found unchecked (docs/mutation.md): the lines an operator reads ------
 
 
-def test_a_scheduled_retry_is_logged_with_its_attempt_delay_and_error():
+def test_a_scheduled_retry_is_logged_with_its_attempt_delay_and_error() -> None:
     message, publisher = FakeMessage(), FakePublisher()
     with structlog.testing.capture_logs() as logs:
         handle(OSError("the peer is away"), message, publisher)
     [line] = [entry for entry in logs if entry["event"] == "message_retry_scheduled"]
-    ttl = float(publisher.sent[0][1].expiration)  # as the copy carries it, in whole ms
+    ttl = publisher.sent[0][1].expiration  # as the copy carries it, in whole ms
+    assert isinstance(ttl, float | int)
     delay = line["delay_seconds"]
     assert line["attempt"] == 1 and abs(delay - ttl) < 0.01 and delay == round(delay, 2)
     assert line["error"] == repr(OSError("the peer is away"))
     assert line["log_level"] == "warning"
 
 
-def test_a_parked_message_is_logged_with_its_queue_reason_and_attempts():
+def test_a_parked_message_is_logged_with_its_queue_reason_and_attempts() -> None:
     message, publisher = FakeMessage(headers={ATTEMPTS: 3}), FakePublisher()
     reason = "x" * 600
     with structlog.testing.capture_logs() as logs:
@@ -195,7 +201,9 @@ def test_a_parked_message_is_logged_with_its_queue_reason_and_attempts():
     ],
     ids=["retry", "park"],
 )
-def test_a_copy_that_cannot_be_published_is_logged_with_the_brokers_error(failure, event):
+def test_a_copy_that_cannot_be_published_is_logged_with_the_brokers_error(
+    failure: Exception, event: str
+) -> None:
     message, publisher = FakeMessage(), FakePublisher(fails=True)
     with structlog.testing.capture_logs() as logs:
         handle(failure, message, publisher)
@@ -204,7 +212,7 @@ def test_a_copy_that_cannot_be_published_is_logged_with_the_brokers_error(failur
     assert line["log_level"] == "warning"
 
 
-def test_a_delete_event_carries_its_objects_through_its_body():
+def test_a_delete_event_carries_its_objects_through_its_body() -> None:
     event = ResourceEvent(7, (("resources-staging", "staging/a.mp3"), ("b", "permanent/b.mp3")))
     assert ResourceEvent.from_body(event.to_body()) == event
 
@@ -212,19 +220,21 @@ def test_a_delete_event_carries_its_objects_through_its_body():
 @pytest.mark.parametrize(
     "objects", [[{"bucket": "", "key": "k"}], [{"bucket": "b", "key": 5}]], ids=["empty", "number"]
 )
-def test_object_locations_must_be_strings_with_something_in_them(objects):
+def test_object_locations_must_be_strings_with_something_in_them(
+    objects: list[dict[str, object]],
+) -> None:
     body = json.dumps({"resourceId": 7, "objects": objects}).encode()
     with pytest.raises(PoisonMessage, match=r"^not object locations: "):
         ResourceEvent.from_body(body)
 
 
-def test_what_is_published_is_persistent_json():
+def test_what_is_published_is_persistent_json() -> None:
     message = persistent(b'{"resourceId": 7}')
     assert message.content_type == "application/json"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
 
 
-def test_every_line_the_handler_logs_names_the_queue_and_the_resource():
+def test_every_line_the_handler_logs_names_the_queue_and_the_resource() -> None:
     seen: list[dict[str, Any]] = []
 
     async def handler(event: ResourceEvent) -> None:

@@ -4,9 +4,10 @@ can take there with a service whose route and health check fail in every way the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx2
 import psycopg
@@ -28,7 +29,7 @@ class LeakyError(RuntimeError):
 
 
 def raising(error: BaseException) -> HealthCheck:
-    async def check() -> dict:
+    async def check() -> dict[str, Any]:
         raise error
 
     return check
@@ -65,23 +66,23 @@ FAILURES: dict[str, BaseException] = {
 
 
 @router.get("/fail/{kind}")
-def fail(kind: str) -> dict:
+def fail(kind: str) -> dict[str, Any]:
     raise FAILURES[kind]
 
 
 @router.post("/things")
-def create(body: Body) -> dict:
+def create(body: Body) -> dict[str, Any]:
     return {"name": body.name}
 
 
 @pytest.fixture(scope="module")
-def client():
+def client() -> Iterator[TestClient]:
     app = create_service_app("Leaky", ServiceSettings(port=1), failing_checks, [router])
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
-def test_a_down_health_report_names_no_exception_and_no_message(client):
+def test_a_down_health_report_names_no_exception_and_no_message(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json() == {
@@ -93,7 +94,7 @@ def test_a_down_health_report_names_no_exception_and_no_message(client):
 
 
 @pytest.mark.parametrize("kind", FAILURES)
-def test_a_failing_route_answers_in_the_error_format_only(client, kind):
+def test_a_failing_route_answers_in_the_error_format_only(client: TestClient, kind: str) -> None:
     response = client.get(f"/fail/{kind}")
     assert response.status_code in (500, 503)
     assert_error(response, response.status_code)
@@ -110,7 +111,9 @@ def test_a_failing_route_answers_in_the_error_format_only(client, kind):
         ("DELETE", "/things", b"", 405),
     ],
 )
-def test_every_rejection_answers_in_the_error_format_only(client, method, path, content, status):
+def test_every_rejection_answers_in_the_error_format_only(
+    client: TestClient, method: str, path: str, content: bytes, status: int
+) -> None:
     response = client.request(
         method, path, content=content, headers={"Content-Type": "application/json"}
     )

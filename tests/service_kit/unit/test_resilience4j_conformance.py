@@ -51,7 +51,9 @@ def clock() -> Clock:
     return Clock()
 
 
-def breaker(clock: Clock, name: str = "testName", classifier: Any = None, **settings: Any):
+def breaker(
+    clock: Clock, name: str = "testName", classifier: Any = None, **settings: Any
+) -> CircuitBreaker:
     """Resilience4j's test setup: window 5, minimum 5, 2 half-open calls, wait 5 s, 50 %."""
     defaults = {
         "sliding_window_size": 5,
@@ -65,7 +67,7 @@ def breaker(clock: Clock, name: str = "testName", classifier: Any = None, **sett
     )
 
 
-def outcome(cb: CircuitBreaker, error: BaseException | None = None, seconds: float = 0.0):
+def outcome(cb: CircuitBreaker, error: BaseException | None = None, seconds: float = 0.0) -> object:
     """One permitted call that succeeds, or raises `error`, taking `seconds` on the clock; None
     when the breaker rejected it."""
     token = cb.permit()
@@ -78,7 +80,7 @@ def outcome(cb: CircuitBreaker, error: BaseException | None = None, seconds: flo
             raise error
         return "ok"
 
-    async def guarded() -> Any:
+    async def guarded() -> object:
         try:
             return await cb.call_permitted(token, call)
         except Exception as raised:
@@ -96,7 +98,7 @@ def events_of(cb: CircuitBreaker) -> list[TransitionEvent]:
 # --- CallNotPermittedExceptionTest ------------------------------------------------------------
 
 
-def test_should_return_correct_message_when_state_is_forced_open(clock):
+def test_should_return_correct_message_when_state_is_forced_open(clock: Clock) -> None:
     """CallNotPermittedExceptionTest.shouldReturnCorrectMessageWhenStateIsForcedOpen; and the
     message is fixed when the call is rejected, not when it is printed."""
     cb = breaker(clock)
@@ -114,7 +116,7 @@ def test_should_return_correct_message_when_state_is_forced_open(clock):
 # --- CircuitBreakerStateMachineTest ----------------------------------------------------------
 
 
-def test_should_throw_call_not_permitted_exception_when_state_is_open(clock):
+def test_should_throw_call_not_permitted_exception_when_state_is_open(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldThrowCallNotPermittedExceptionWhenStateIsOpen"""
     cb = breaker(clock)
     for _ in range(5):
@@ -129,7 +131,7 @@ def test_should_throw_call_not_permitted_exception_when_state_is_open(clock):
     assert cb.snapshot()["not_permitted_calls"] == 1
 
 
-def test_should_open_after_failure_rate_threshold_exceeded(clock):
+def test_should_open_after_failure_rate_threshold_exceeded(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldOpenAfterFailureRateThresholdExceeded: -1 below
     the minimum, then 60 % of 5 opens it."""
     cb = breaker(clock)
@@ -142,7 +144,7 @@ def test_should_open_after_failure_rate_threshold_exceeded(clock):
     assert cb.snapshot()["failure_rate"] == 60.0
 
 
-def test_opens_when_the_call_that_reaches_the_minimum_is_a_success(clock):
+def test_opens_when_the_call_that_reaches_the_minimum_is_a_success(clock: Clock) -> None:
     """A mutation run found this unchecked: 3 failures of 5, the fifth a success."""
     cb = breaker(clock)
     for error in (RuntimeError(), RuntimeError(), RuntimeError(), None):
@@ -152,7 +154,7 @@ def test_opens_when_the_call_that_reaches_the_minimum_is_a_success(clock):
     assert cb.state is State.OPEN
 
 
-def test_should_open_after_slow_call_rate_threshold_exceeded(clock):
+def test_should_open_after_slow_call_rate_threshold_exceeded(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldOpenAfterSlowCallRateThresholdExceededUsingMockClock"""
     cb = breaker(clock, slow_call_duration_threshold=2.0, slow_call_rate_threshold=50.0)
     for seconds in (3.0, 0.5, 3.0, 0.5):
@@ -163,7 +165,7 @@ def test_should_open_after_slow_call_rate_threshold_exceeded(clock):
     assert cb.snapshot()["slow_call_rate"] == 60.0
 
 
-def test_slow_and_failed_calls_leaving_the_window_are_subtracted_back_to_zero(clock):
+def test_slow_and_failed_calls_leaving_the_window_are_subtracted_back_to_zero(clock: Clock) -> None:
     """A mutation run found this unchecked."""
     cb = breaker(clock, minimum_number_of_calls=5, failure_rate_threshold=100.0)
     outcome(cb, RuntimeError(), seconds=3.0)  # failed and slow
@@ -173,7 +175,7 @@ def test_slow_and_failed_calls_leaving_the_window_are_subtracted_back_to_zero(cl
     assert (cb.window.failed, cb.window.slow, cb.window.size) == (0, 0, 5)
 
 
-def test_should_transition_to_half_open_after_wait_duration(clock):
+def test_should_transition_to_half_open_after_wait_duration(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterWaitDuration: without
     `automaticTransitionFromOpenToHalfOpenEnabled` (its default) the first call after the wait
     moves it."""
@@ -187,7 +189,7 @@ def test_should_transition_to_half_open_after_wait_duration(clock):
     assert cb.state is State.HALF_OPEN
 
 
-def test_should_only_permit_the_half_open_calls(clock):
+def test_should_only_permit_the_half_open_calls(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldOnlyPermitFourCallsInHalfOpenState (here 2)."""
     cb = breaker(clock)
     for _ in range(5):
@@ -197,7 +199,7 @@ def test_should_only_permit_the_half_open_calls(clock):
     assert permits[0] is not None and permits[1] is not None and permits[2] is None
 
 
-def test_should_transition_back_to_open_when_failure_rate_is_above_threshold(clock):
+def test_should_transition_back_to_open_when_failure_rate_is_above_threshold(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldTransitionBackToOpenStateWhenFailureRateIsAboveThreshold"""
     cb = breaker(clock)
     for _ in range(5):
@@ -208,7 +210,7 @@ def test_should_transition_back_to_open_when_failure_rate_is_above_threshold(clo
     assert cb.state is State.OPEN
 
 
-def test_should_transition_back_to_closed_when_failure_is_below_threshold(clock):
+def test_should_transition_back_to_closed_when_failure_is_below_threshold(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldTransitionBackToClosedStateWhenFailureIsBelowThreshold"""
     cb = breaker(clock)
     for _ in range(5):
@@ -220,7 +222,7 @@ def test_should_transition_back_to_closed_when_failure_is_below_threshold(clock)
     assert cb.window.size == 0
 
 
-def test_should_release_permission_when_exception_ignored(clock):
+def test_should_release_permission_when_exception_ignored(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldReleasePermissionWhenExceptionIgnored; and with
     several trial calls one ignored lets another in (a mutant left it rejecting for ever)."""
     ignore = lambda error: Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
@@ -235,7 +237,7 @@ def test_should_release_permission_when_exception_ignored(clock):
     assert cb.state is State.CLOSED
 
 
-def test_should_disable_circuit_breaker(clock):
+def test_should_disable_circuit_breaker(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldDisableCircuitBreaker: every call permitted,
     nothing recorded."""
     cb = breaker(clock)
@@ -246,7 +248,7 @@ def test_should_disable_circuit_breaker(clock):
     assert cb.window.size == 0
 
 
-def test_should_force_open_circuit_breaker(clock):
+def test_should_force_open_circuit_breaker(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldForceOpenCircuitBreaker"""
     cb = breaker(clock)
     cb.force_open()
@@ -255,7 +257,7 @@ def test_should_force_open_circuit_breaker(clock):
     assert cb.state is State.FORCED_OPEN
 
 
-def test_should_reset_closed_state(clock):
+def test_should_reset_closed_state(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldResetClosedState"""
     cb = breaker(clock)
     outcome(cb)
@@ -266,7 +268,7 @@ def test_should_reset_closed_state(clock):
     assert cb.window.size == 0
 
 
-def test_internal_transitions_publish_no_state_transition_event(clock):
+def test_internal_transitions_publish_no_state_transition_event(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.
     circuitBreakerDoesNotPublishStateTransitionEventsForInternalTransitions"""
     cb = breaker(clock)
@@ -287,7 +289,9 @@ def test_internal_transitions_publish_no_state_transition_event(clock):
 # --- CircuitBreakerExceptionHandlingTest -----------------------------------------------------
 
 
-def test_should_record_runtime_exception_as_failure_and_business_exception_as_success(clock):
+def test_should_record_runtime_exception_as_failure_and_business_exception_as_success(
+    clock: Clock,
+) -> None:
     """CircuitBreakerExceptionHandlingTest.
     shouldRecordRuntimeExceptionAsFailureAndBusinessExceptionAsSuccess"""
     record = lambda error: Outcome.SUCCESS if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
@@ -301,7 +305,7 @@ def test_should_record_runtime_exception_as_failure_and_business_exception_as_su
 # --- CircuitBreakerConfigTest ------------------------------------------------------------------
 
 
-def test_should_reduce_minimum_number_of_calls_to_sliding_window_size():
+def test_should_reduce_minimum_number_of_calls_to_sliding_window_size() -> None:
     """CircuitBreakerConfigTest.shouldReduceMinimumNumberOfCallsToSlidingWindowSize"""
     settings = BreakerSettings.defaults(sliding_window_size=5, minimum_number_of_calls=6)
     assert (settings.minimum_number_of_calls, settings.sliding_window_size) == (5, 5)
@@ -310,7 +314,7 @@ def test_should_reduce_minimum_number_of_calls_to_sliding_window_size():
 # --- the decorator path, and real calls without a time limit ---------------------------------
 
 
-def test_the_decorator_path_while_open_rejects_without_calling(clock):
+def test_the_decorator_path_while_open_rejects_without_calling(clock: Clock) -> None:
     """A mutation run found the decorator's own permit path unchecked while OPEN."""
     cb = breaker(clock)
     reached: list[int] = []
@@ -335,7 +339,7 @@ def kinds(cb: CircuitBreaker) -> list[str]:
     return [e.type.value for e in cb.events.recent]
 
 
-def test_events_of_calls_rates_transitions_rejections_and_reset(clock):
+def test_events_of_calls_rates_transitions_rejections_and_reset(clock: Clock) -> None:
     """CircuitBreakerEventPublisherTest: shouldConsumeOnSuccessEvent, shouldConsumeOnErrorEvent,
     shouldConsumeIgnoredErrorEvent, shouldConsumeOnStateTransitionEvent,
     shouldConsumeCallNotPermittedEvent, shouldConsumeOnResetEvent; FAILURE_RATE_EXCEEDED comes
@@ -368,7 +372,7 @@ def test_events_of_calls_rates_transitions_rejections_and_reset(clock):
     ]
 
 
-def test_should_not_produce_events_in_disabled_state(clock):
+def test_should_not_produce_events_in_disabled_state(clock: Clock) -> None:
     """CircuitBreakerEventPublisherTest.shouldNotProduceEventsInDisabledState"""
     cb = breaker(clock, sliding_window_size=1, minimum_number_of_calls=1)
     cb.disable()
@@ -377,7 +381,7 @@ def test_should_not_produce_events_in_disabled_state(clock):
     assert kinds(cb) == ["STATE_TRANSITION"]
 
 
-def test_the_buffer_is_bounded_and_keeps_transitions_apart(clock):
+def test_the_buffer_is_bounded_and_keeps_transitions_apart(clock: Clock) -> None:
     """Resilience4j's eventConsumerBufferSize (100): a busy breaker's calls push out old
     events, but never the timeline's transitions."""
     cb = breaker(clock)
@@ -392,7 +396,7 @@ def test_the_buffer_is_bounded_and_keeps_transitions_apart(clock):
     ]
 
 
-def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(clock):
+def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(clock: Clock) -> None:
     """`GET /admin/breakers/{name}/events`, modelled on Actuator's `circuitbreakerevents`."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -428,7 +432,7 @@ def test_the_events_endpoint_serves_them_as_actuator_does_to_the_admin_only(cloc
 # --- the rest of the state machine: manual transitions, waits, METRICS_ONLY, results --------
 
 
-def test_should_increase_counter_on_release_permission(clock):
+def test_should_increase_counter_on_release_permission(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldIncreaseCounterOnReleasePermission (2 trials here)."""
     cb = breaker(clock)
     cb.transition_to_open_state()
@@ -438,7 +442,7 @@ def test_should_increase_counter_on_release_permission(clock):
     assert cb.permit() is not None
 
 
-def test_should_not_allow_transition_from_closed_to_half_open(clock):
+def test_should_not_allow_transition_from_closed_to_half_open(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldNotAllowTransitionFromClosedToHalfOpen; and the
     two other transitions Resilience4j's StateTransition does not define."""
     cb = breaker(clock)
@@ -452,7 +456,7 @@ def test_should_not_allow_transition_from_closed_to_half_open(clock):
     assert cb.state is State.METRICS_ONLY
 
 
-def test_should_transition_to_half_open_after_passed_wait_until(clock):
+def test_should_transition_to_half_open_after_passed_wait_until(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterPassedWaitDuration and
     ...AfterPassedWaitUntil: OPEN for a given time, whatever the configured wait."""
     cb = breaker(clock)
@@ -465,7 +469,7 @@ def test_should_transition_to_half_open_after_passed_wait_until(clock):
     assert 1799 < cb.open_remaining <= 1800
 
 
-def test_should_transition_to_half_open_after_wait_interval(clock):
+def test_should_transition_to_half_open_after_wait_interval(clock: Clock) -> None:
     """CircuitBreakerStateMachineTest.shouldTransitionToHalfOpenAfterWaitInterval: each OPEN in
     a row waits 1.5 times longer (5 s, then 7.5 s)."""
     cb = breaker(clock, enable_exponential_backoff=True, exponential_backoff_multiplier=1.5)
@@ -481,7 +485,7 @@ def test_should_transition_to_half_open_after_wait_interval(clock):
     assert outcome(cb) == "ok" and cb.state is State.HALF_OPEN
 
 
-def test_the_wait_is_capped_and_randomized_within_its_factor(clock):
+def test_the_wait_is_capped_and_randomized_within_its_factor(clock: Clock) -> None:
     """Resilience4j's exponentialMaxWaitDurationInOpenState and randomizedWaitFactor."""
     cb = breaker(
         clock,
@@ -502,7 +506,7 @@ def test_the_wait_is_capped_and_randomized_within_its_factor(clock):
     assert all(2.5 <= wait <= 7.5 for wait in drawn) and len(drawn) > 1
 
 
-def test_automatic_transition_from_open_to_half_open_without_a_call(clock):
+def test_automatic_transition_from_open_to_half_open_without_a_call(clock: Clock) -> None:
     """CircuitBreakerAutoTransitionStateMachineTest: with the automatic transition, OPEN turns
     HALF_OPEN when the wait is over, with no call (here at the first look at the state)."""
     cb = breaker(clock, automatic_transition_from_open_to_half_open_enabled=True)
@@ -513,7 +517,7 @@ def test_automatic_transition_from_open_to_half_open_without_a_call(clock):
     assert [(e.from_state, e.to_state) for e in seen][-1] == (State.OPEN, State.HALF_OPEN)
 
 
-def test_the_automatic_transition_also_happens_on_a_timer_of_the_running_loop():
+def test_the_automatic_transition_also_happens_on_a_timer_of_the_running_loop() -> None:
     """Nobody looks at the state: a timer on the event loop moves it."""
     cb = CircuitBreaker(
         "timed",
@@ -536,7 +540,9 @@ def test_the_automatic_transition_also_happens_on_a_timer_of_the_running_loop():
 
 
 @pytest.mark.parametrize("after", ["OPEN", "CLOSED"])
-def test_half_open_past_its_longest_wait_takes_the_configured_state(clock, after):
+def test_half_open_past_its_longest_wait_takes_the_configured_state(
+    clock: Clock, after: str
+) -> None:
     """CircuitBreakerStateMachineTest.circuitBreakerTransitionsToOpenAfterWaitDurationInHalfOpen
     State and ...ToClosedAfterWaitDurationInHalfOpenState."""
     cb = breaker(
@@ -553,13 +559,15 @@ def test_half_open_past_its_longest_wait_takes_the_configured_state(clock, after
 
 
 @pytest.mark.parametrize("initial", ["CLOSED", "OPEN", "METRICS_ONLY"])
-def test_circuit_breaker_initializes_in_the_configured_state(clock, initial):
+def test_circuit_breaker_initializes_in_the_configured_state(clock: Clock, initial: str) -> None:
     """CircuitBreakerStateMachineTest.circuitBreakerInitializeInClosedState, ...InOpenState,
     ...InMetricOnlyState."""
     assert breaker(clock, initial_state=initial).state is State[initial]
 
 
-def test_should_record_metrics_in_metrics_only_state_and_publish_each_crossing_once(clock):
+def test_should_record_metrics_in_metrics_only_state_and_publish_each_crossing_once(
+    clock: Clock,
+) -> None:
     """CircuitBreakerStateMachineTest.shouldRecordMetricsInMetricsOnlyState and
     shouldPublishEachEventOnceInMetricOnlyState: every call permitted and recorded, never a
     state change; FAILURE_RATE_EXCEEDED once per crossing."""
@@ -577,7 +585,7 @@ def test_should_record_metrics_in_metrics_only_state_and_publish_each_crossing_o
     assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 2
 
 
-def test_should_record_specific_result_as_a_failure_and_any_other_as_success(clock):
+def test_should_record_specific_result_as_a_failure_and_any_other_as_success(clock: Clock) -> None:
     """CircuitBreakerResultHandlingTest.shouldRecordSpecificStringResultAsAFailureAndAnyOther
     AsSuccess: the value is still returned."""
     cb = CircuitBreaker(
@@ -599,7 +607,7 @@ def test_should_record_specific_result_as_a_failure_and_any_other_as_success(clo
 # --- SlidingTimeWindowMetricsTest --------------------------------------------------------------
 
 
-def test_a_time_based_window_holds_the_calls_of_the_last_seconds(clock):
+def test_a_time_based_window_holds_the_calls_of_the_last_seconds(clock: Clock) -> None:
     """SlidingTimeWindowMetricsTest.checkRecordingOfCallsOverTime (the idea: buckets of one
     second, the oldest dropped as time moves), through the breaker."""
     cb = breaker(
@@ -615,7 +623,9 @@ def test_a_time_based_window_holds_the_calls_of_the_last_seconds(clock):
     assert cb.snapshot()["buffered_calls"] == 0
 
 
-def test_a_time_based_window_opens_on_its_rate_and_keeps_a_minimum_above_its_size(clock):
+def test_a_time_based_window_opens_on_its_rate_and_keeps_a_minimum_above_its_size(
+    clock: Clock,
+) -> None:
     cb = breaker(
         clock, sliding_window_type="TIME_BASED", sliding_window_size=2, minimum_number_of_calls=4
     )
@@ -627,7 +637,7 @@ def test_a_time_based_window_opens_on_its_rate_and_keeps_a_minimum_above_its_siz
     assert cb.state is State.OPEN
 
 
-def test_the_slow_calls_series_splits_successful_and_failed():
+def test_the_slow_calls_series_splits_successful_and_failed() -> None:
     """resilience4j_circuitbreaker_slow_calls{kind=successful|failed} (TaggedCircuitBreaker
     MetricsTest.shouldAddMetricsForSlowCalls, in the Prometheus exporter)."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -649,13 +659,13 @@ def test_the_slow_calls_series_splits_successful_and_failed():
 # --- what a mutation run found unchecked (docs/mutation.md) ----------------------------------
 
 
-def test_an_illegal_transition_names_the_breaker_and_both_states(clock):
+def test_an_illegal_transition_names_the_breaker_and_both_states(clock: Clock) -> None:
     cb = breaker(clock, name="storage")
     with pytest.raises(IllegalStateTransition, match=r"^storage: CLOSED to HALF_OPEN$"):
         cb.transition_to_half_open_state()
 
 
-def test_the_openings_in_a_row_count_again_from_one_once_the_breaker_closes(clock):
+def test_the_openings_in_a_row_count_again_from_one_once_the_breaker_closes(clock: Clock) -> None:
     """The exponential wait grows with each OPEN in a row (5 s, 7.5 s); closing ends the run,
     so the next OPEN waits the first interval again."""
     cb = breaker(clock, enable_exponential_backoff=True, exponential_backoff_multiplier=1.5)
@@ -668,7 +678,7 @@ def test_the_openings_in_a_row_count_again_from_one_once_the_breaker_closes(cloc
     assert cb.open_remaining == 5.0
 
 
-def test_a_transition_event_carries_the_rates_of_the_window_that_caused_it(clock):
+def test_a_transition_event_carries_the_rates_of_the_window_that_caused_it(clock: Clock) -> None:
     cb = breaker(clock)
     for _ in range(5):
         outcome(cb, OSError("BAM!"))
@@ -676,7 +686,7 @@ def test_a_transition_event_carries_the_rates_of_the_window_that_caused_it(clock
     assert (opened.failure_rate, opened.slow_call_rate) == (100.0, 0.0)
 
 
-def test_metrics_only_publishes_a_crossing_again_after_a_reset(clock):
+def test_metrics_only_publishes_a_crossing_again_after_a_reset(clock: Clock) -> None:
     """METRICS_ONLY publishes each crossing of a threshold once; entering it again (a reset)
     starts over, so the next crossing is published too, even by the window's first call."""
     cb = breaker(clock, minimum_number_of_calls=1)
@@ -693,7 +703,7 @@ def test_metrics_only_publishes_a_crossing_again_after_a_reset(clock):
     assert crossings() == 2
 
 
-def test_a_rate_exactly_at_its_threshold_is_published_as_exceeded(clock):
+def test_a_rate_exactly_at_its_threshold_is_published_as_exceeded(clock: Clock) -> None:
     """Resilience4j opens when a rate is equal to or greater than its threshold; the
     *_RATE_EXCEEDED events it publishes first say so with the rate."""
     cb = breaker(clock, sliding_window_size=4, minimum_number_of_calls=4)
@@ -710,7 +720,7 @@ def test_a_rate_exactly_at_its_threshold_is_published_as_exceeded(clock):
     assert exceeded.slow_call_rate == 100.0 and slow.state is State.OPEN
 
 
-def test_the_seconds_of_ignored_errors_add_up(clock):
+def test_the_seconds_of_ignored_errors_add_up(clock: Clock) -> None:
     ignore = lambda error: Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE  # noqa: E731
     cb = breaker(clock, classifier=ignore)
     outcome(cb, BusinessError(), seconds=1.5)

@@ -56,7 +56,7 @@ def retry(name: str, waits: list[float], **settings: object) -> Retry:
     return Retry(unique, RetrySettings.defaults(**settings), may_retry, sleep=record)
 
 
-def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
+def test_what_may_be_retried_is_retried_with_the_waits_and_counted() -> None:
     waits: list[float] = []
     flaky = Flaky(httpx2.ConnectError("refused"), TimeoutError())
     r = retry("retry-ok", waits, max_attempts=3, wait_duration=0.5)
@@ -66,7 +66,7 @@ def test_what_may_be_retried_is_retried_with_the_waits_and_counted():
     assert [e.type for e in r.events] == ["RETRY", "RETRY", "SUCCESS"]
 
 
-def test_attempts_run_out_and_the_last_error_is_raised():
+def test_attempts_run_out_and_the_last_error_is_raised() -> None:
     waits: list[float] = []
     r = retry("retry-out", waits, max_attempts=2, wait_duration=0.1)
     with pytest.raises(httpx2.ConnectError):
@@ -75,7 +75,7 @@ def test_attempts_run_out_and_the_last_error_is_raised():
     assert [e.type for e in r.events] == ["RETRY", "ERROR"]
 
 
-def test_an_error_no_retry_fixes_is_not_retried():
+def test_an_error_no_retry_fixes_is_not_retried() -> None:
     request = httpx2.Request("GET", "http://storage/storages")
     not_found = httpx2.HTTPStatusError("404", request=request, response=httpx2.Response(404))
     flaky = Flaky(not_found)
@@ -87,7 +87,7 @@ def test_an_error_no_retry_fixes_is_not_retried():
     assert [e.type for e in r.events] == ["IGNORED_ERROR"]
 
 
-def test_the_intervals_grow_and_are_randomized_as_resilience4j_computes_them():
+def test_the_intervals_grow_and_are_randomized_as_resilience4j_computes_them() -> None:
     r = Retry(
         "intervals",
         RetrySettings.defaults(
@@ -107,7 +107,7 @@ def test_the_intervals_grow_and_are_randomized_as_resilience4j_computes_them():
     assert all(0.5 <= d <= 1.5 for d in drawn) and len(set(drawn)) > 1
 
 
-def test_retry_goes_outside_the_breaker_and_never_retries_a_rejection():
+def test_retry_goes_outside_the_breaker_and_never_retries_a_rejection() -> None:
     """Each attempt is a call through the breaker; once it opens, the rejection ends the retry
     and the fallback serves."""
     breaker = CircuitBreaker(

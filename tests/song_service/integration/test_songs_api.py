@@ -1,6 +1,8 @@
 import random
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from service_kit.ids import MAX_STORED_ID
 from tests.contract import BAD_PATH_IDS, ID_RULE_CASES, assert_error, assert_validation_error
@@ -10,7 +12,7 @@ def new_id() -> int:
     return random.randint(1, 2**62)
 
 
-def song(song_id: int | None = None, **overrides) -> dict:
+def song(song_id: int | None = None, **overrides: Any) -> dict[str, Any]:
     body = {
         "id": song_id or new_id(),
         "name": "We are the champions",
@@ -22,7 +24,7 @@ def song(song_id: int | None = None, **overrides) -> dict:
     return {**body, **overrides}
 
 
-def test_create_then_get_returns_the_six_fields(client):
+def test_create_then_get_returns_the_six_fields(client: TestClient) -> None:
     body = song()
     assert client.post("/songs", json=body).json() == {"id": body["id"]}
     response = client.get(f"/songs/{body['id']}")
@@ -30,7 +32,9 @@ def test_create_then_get_returns_the_six_fields(client):
     assert response.json() == body
 
 
-def test_metadata_for_the_same_resource_twice_is_a_409_and_keeps_the_first(client):
+def test_metadata_for_the_same_resource_twice_is_a_409_and_keeps_the_first(
+    client: TestClient,
+) -> None:
     body = song()
     client.post("/songs", json=body)
     assert_error(
@@ -42,18 +46,18 @@ def test_metadata_for_the_same_resource_twice_is_a_409_and_keeps_the_first(clien
 
 
 @pytest.mark.parametrize("edge", ["a", "b" * 100, "Zoë ✓"])
-def test_text_fields_accept_1_to_100_characters(client, edge):
+def test_text_fields_accept_1_to_100_characters(client: TestClient, edge: str) -> None:
     body = song(name=edge, artist=edge, album=edge)
     assert client.post("/songs", json=body).status_code == 200
 
 
 @pytest.mark.parametrize("duration", ["00:00", "59:59", "05:07", "125:00"])
-def test_valid_durations(client, duration):
+def test_valid_durations(client: TestClient, duration: object) -> None:
     assert client.post("/songs", json=song(duration=duration)).status_code == 200
 
 
 @pytest.mark.parametrize("year", ["1900", "2099", "1987"])
-def test_valid_years(client, year):
+def test_valid_years(client: TestClient, year: object) -> None:
     assert client.post("/songs", json=song(year=year)).status_code == 200
 
 
@@ -68,14 +72,14 @@ REQUIRED = {
 
 
 @pytest.mark.parametrize(("field", "message"), REQUIRED.items())
-def test_a_missing_field_is_required(client, field, message):
+def test_a_missing_field_is_required(client: TestClient, field: str, message: str) -> None:
     body = song()
     del body[field]
     assert_validation_error(client.post("/songs", json=body), {field: message})
 
 
 @pytest.mark.parametrize(("field", "message"), REQUIRED.items())
-def test_a_null_field_is_required(client, field, message):
+def test_a_null_field_is_required(client: TestClient, field: str, message: str) -> None:
     assert_validation_error(client.post("/songs", json=song(**{field: None})), {field: message})
 
 
@@ -83,15 +87,17 @@ def test_a_null_field_is_required(client, field, message):
     ("field", "label"), [("name", "Song"), ("artist", "Artist"), ("album", "Album")]
 )
 @pytest.mark.parametrize("value", ["", "   ", "x" * 101, 42, ["a"]])
-def test_text_fields_outside_1_to_100_characters(client, field, label, value):
+def test_text_fields_outside_1_to_100_characters(
+    client: TestClient, field: str, label: str, value: object
+) -> None:
     assert_validation_error(
-        client.post("/songs", json=song(**{field: value})),
+        client.post("/songs", json={**song(), field: value}),
         {field: f"{label} name must be between 1 and 100 characters"},
     )
 
 
 @pytest.mark.parametrize("duration", ["3:05", "03:60", "03:5", "0305", "aa:bb", "-1:00", "", 185])
-def test_durations_not_in_mm_ss(client, duration):
+def test_durations_not_in_mm_ss(client: TestClient, duration: object) -> None:
     assert_validation_error(
         client.post("/songs", json=song(duration=duration)),
         {"duration": "Duration must be in mm:ss format with leading zeros"},
@@ -99,7 +105,7 @@ def test_durations_not_in_mm_ss(client, duration):
 
 
 @pytest.mark.parametrize("year", ["1899", "2100", "77", "19777", "year", "", 1977])
-def test_years_outside_1900_to_2099(client, year):
+def test_years_outside_1900_to_2099(client: TestClient, year: object) -> None:
     assert_validation_error(
         client.post("/songs", json=song(year=year)),
         {"year": "Year must be between 1900 and 2099"},
@@ -107,14 +113,14 @@ def test_years_outside_1900_to_2099(client, year):
 
 
 @pytest.mark.parametrize("bad_id", [0, -5, "12", 1.5, True, MAX_STORED_ID + 1])
-def test_an_id_that_is_not_a_positive_integer(client, bad_id):
+def test_an_id_that_is_not_a_positive_integer(client: TestClient, bad_id: object) -> None:
     assert_validation_error(
         client.post("/songs", json=song(song_id=None, id=bad_id)),
         {"id": "ID must be a positive integer"},
     )
 
 
-def test_every_invalid_field_is_reported_at_once_and_nothing_is_stored(client):
+def test_every_invalid_field_is_reported_at_once_and_nothing_is_stored(client: TestClient) -> None:
     body = {"id": new_id(), "name": "", "duration": "1:1", "year": "3000"}
     assert_validation_error(
         client.post("/songs", json=body),
@@ -130,17 +136,17 @@ def test_every_invalid_field_is_reported_at_once_and_nothing_is_stored(client):
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b"null", b"{"])
-def test_a_body_that_is_not_a_json_object_gets_a_400(client, raw):
+def test_a_body_that_is_not_a_json_object_gets_a_400(client: TestClient, raw: bytes) -> None:
     response = client.post("/songs", content=raw, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "Validation error")
 
 
-def test_get_unknown_id_is_404(client):
+def test_get_unknown_id_is_404(client: TestClient) -> None:
     unknown = new_id()
     assert_error(client.get(f"/songs/{unknown}"), 404, f"Song metadata for ID={unknown} not found")
 
 
-def test_get_id_beyond_64_bits_is_the_bad_id_400_not_an_error(client):
+def test_get_id_beyond_64_bits_is_the_bad_id_400_not_an_error(client: TestClient) -> None:
     huge = "9" * 25
     assert_error(
         client.get(f"/songs/{huge}"),
@@ -150,7 +156,7 @@ def test_get_id_beyond_64_bits_is_the_bad_id_400_not_an_error(client):
 
 
 @pytest.mark.parametrize("raw", BAD_PATH_IDS)
-def test_get_with_a_bad_path_id(client, raw):
+def test_get_with_a_bad_path_id(client: TestClient, raw: str) -> None:
     assert_error(
         client.get(f"/songs/{raw}"),
         400,
@@ -158,7 +164,7 @@ def test_get_with_a_bad_path_id(client, raw):
     )
 
 
-def test_delete_returns_only_the_ids_that_existed(client):
+def test_delete_returns_only_the_ids_that_existed(client: TestClient) -> None:
     first, second = song(), song()
     client.post("/songs", json=first)
     client.post("/songs", json=second)
@@ -170,11 +176,13 @@ def test_delete_returns_only_the_ids_that_existed(client):
 
 
 @pytest.mark.parametrize(("query", "message"), ID_RULE_CASES)
-def test_delete_with_a_bad_id_list_gets_the_contract_message(client, query, message):
+def test_delete_with_a_bad_id_list_gets_the_contract_message(
+    client: TestClient, query: str, message: str
+) -> None:
     assert_error(client.delete(f"/songs?{query}"), 400, message)
 
 
-def test_health_metrics_and_openapi(client):
+def test_health_metrics_and_openapi(client: TestClient) -> None:
     assert client.get("/health").json() == {
         "status": "UP",
         "checks": {"database": {"status": "UP"}},

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import uuid
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from service_kit.s3 import PLATFORM_TAG, is_ours
+from service_kit.s3 import PLATFORM_TAG, S3Client, is_ours
 from storage_service.app import create_app
 from storage_service.config import Settings
 from storage_service.routes import NOT_OURS_MESSAGE
 from storage_service.schemas import PATH_MESSAGE
 from tests.contract import assert_error, assert_validation_error
+from tests.fixture_types import DatabaseUrls
+from tests.infra import Infrastructure
 from tests.storage_service.integration.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 
 # Someone's own rule on a bucket the platform did not create: ours must never replace it.
@@ -33,13 +36,13 @@ def new_bucket() -> str:
     return f"rules-{uuid.uuid4().hex[:12]}"
 
 
-def post(client, bucket: str, path: str = "/files/"):
+def post(client: TestClient, bucket: str, path: str = "/files/") -> httpx2.Response:
     return client.post(
         "/storages", json={"storageType": "PERMANENT", "bucket": bucket, "path": path}
     )
 
 
-def bucket_names(s3) -> set[str]:
+def bucket_names(s3: S3Client) -> set[str]:
     return {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
@@ -51,7 +54,7 @@ def bucket_names(s3) -> set[str]:
         "/" + "é" * 491 + "a",  # 983 bytes in 492 characters
     ],
 )
-def test_a_path_whose_keys_fit_exactly_is_accepted(client, path):
+def test_a_path_whose_keys_fit_exactly_is_accepted(client: TestClient, path: str) -> None:
     response = post(client, new_bucket(), path)
     assert response.status_code == 200, response.text
 
@@ -65,7 +68,9 @@ def test_a_path_whose_keys_fit_exactly_is_accepted(client, path):
         "/" + "€" * 400,  # 1200 bytes
     ],
 )
-def test_a_path_whose_keys_would_not_fit_is_refused_and_adds_no_row(client, s3, path):
+def test_a_path_whose_keys_would_not_fit_is_refused_and_adds_no_row(
+    client: TestClient, s3: S3Client, path: str
+) -> None:
     before = client.get("/storages").json()
     bucket = new_bucket()
     assert_validation_error(post(client, bucket, path), {"path": PATH_MESSAGE})
@@ -73,7 +78,7 @@ def test_a_path_whose_keys_would_not_fit_is_refused_and_adds_no_row(client, s3, 
     assert bucket not in bucket_names(s3)
 
 
-def test_a_bucket_the_platform_creates_is_marked_as_ours(client, s3):
+def test_a_bucket_the_platform_creates_is_marked_as_ours(client: TestClient, s3: S3Client) -> None:
     bucket = new_bucket()
     assert post(client, bucket).status_code == 200
     assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [PLATFORM_TAG]
@@ -81,7 +86,9 @@ def test_a_bucket_the_platform_creates_is_marked_as_ours(client, s3):
     assert [r["ID"] for r in rules] == ["abort-incomplete-multipart"]
 
 
-def test_an_existing_bucket_the_platform_did_not_create_is_refused(client, s3):
+def test_an_existing_bucket_the_platform_did_not_create_is_refused(
+    client: TestClient, s3: S3Client
+) -> None:
     bucket = new_bucket()
     s3.create_bucket(Bucket=bucket)  # our account's, but not made by the platform
     before = client.get("/storages").json()
@@ -90,7 +97,9 @@ def test_an_existing_bucket_the_platform_did_not_create_is_refused(client, s3):
     assert not is_ours(s3, bucket)
 
 
-def test_a_listed_bucket_is_accepted_and_keeps_its_own_lifecycle_rules(new_database_url, infra, s3):
+def test_a_listed_bucket_is_accepted_and_keeps_its_own_lifecycle_rules(
+    new_database_url: DatabaseUrls, infra: Infrastructure, s3: S3Client
+) -> None:
     bucket = new_bucket()
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_lifecycle_configuration(
@@ -112,8 +121,8 @@ def test_a_listed_bucket_is_accepted_and_keeps_its_own_lifecycle_rules(new_datab
 
 
 def test_the_number_of_rows_is_bounded_and_the_refused_post_creates_no_bucket(
-    new_database_url, infra, s3
-):
+    new_database_url: DatabaseUrls, infra: Infrastructure, s3: S3Client
+) -> None:
     settings = Settings(
         database_url=new_database_url("rules"),
         s3_endpoint_url=infra.s3_endpoint_url,

@@ -2,9 +2,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service_kit.db import make_engine
+from service_kit.s3 import S3Client
 from storage_service.app import create_app
 from storage_service.config import Settings
 from storage_service.models import Storage
+from tests.fixture_types import DatabaseUrls
+from tests.infra import Infrastructure
 from tests.storage_service.integration.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 
 
@@ -23,7 +26,9 @@ def start_and_stop(settings: Settings) -> None:
         assert client.get("/health").status_code == 200
 
 
-def test_starting_twice_seeds_one_row_of_each_type(new_database_url, infra):
+def test_starting_twice_seeds_one_row_of_each_type(
+    new_database_url: DatabaseUrls, infra: Infrastructure
+) -> None:
     settings = Settings(
         database_url=new_database_url("seed"), s3_endpoint_url=infra.s3_endpoint_url
     )
@@ -32,7 +37,9 @@ def test_starting_twice_seeds_one_row_of_each_type(new_database_url, infra):
     assert count_by_type(settings.database_url) == {"STAGING": 1, "PERMANENT": 1}
 
 
-def test_a_deleted_seed_row_comes_back_at_the_next_start(new_database_url, infra):
+def test_a_deleted_seed_row_comes_back_at_the_next_start(
+    new_database_url: DatabaseUrls, infra: Infrastructure
+) -> None:
     settings = Settings(
         database_url=new_database_url("seed"),
         s3_endpoint_url=infra.s3_endpoint_url,
@@ -45,7 +52,9 @@ def test_a_deleted_seed_row_comes_back_at_the_next_start(new_database_url, infra
     assert count_by_type(settings.database_url) == {"STAGING": 1, "PERMANENT": 1}
 
 
-def test_seeding_creates_missing_buckets(new_database_url, infra, s3):
+def test_seeding_creates_missing_buckets(
+    new_database_url: DatabaseUrls, infra: Infrastructure, s3: S3Client
+) -> None:
     staging, permanent = "seed-staging-test", "seed-permanent-test"
     for bucket in (staging, permanent):
         if bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}:

@@ -1,8 +1,12 @@
 import uuid
+from typing import Any
 
+import httpx2
 import pytest
+from fastapi.testclient import TestClient
 
 from service_kit.ids import MAX_STORED_ID
+from service_kit.s3 import S3Client
 from storage_service.schemas import BUCKET_MESSAGE, PATH_MESSAGE
 from tests.contract import ID_RULE_CASES, assert_error, assert_validation_error
 
@@ -11,14 +15,19 @@ def new_bucket() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-def create(client, storage_type="PERMANENT", bucket=None, path="/files/"):
+def create(
+    client: TestClient,
+    storage_type: str = "PERMANENT",
+    bucket: str | None = None,
+    path: str = "/files/",
+) -> httpx2.Response:
     return client.post(
         "/storages",
         json={"storageType": storage_type, "bucket": bucket or new_bucket(), "path": path},
     )
 
 
-def test_seed_rows_are_listed_first_with_the_contract_fields(client):
+def test_seed_rows_are_listed_first_with_the_contract_fields(client: TestClient) -> None:
     storages = client.get("/storages").json()
     assert storages[:2] == [
         {"id": 1, "storageType": "STAGING", "bucket": "resources-staging", "path": "/staging/"},
@@ -31,7 +40,9 @@ def test_seed_rows_are_listed_first_with_the_contract_fields(client):
     ]
 
 
-def test_create_returns_the_id_lists_the_row_and_creates_its_bucket(client, s3):
+def test_create_returns_the_id_lists_the_row_and_creates_its_bucket(
+    client: TestClient, s3: S3Client
+) -> None:
     bucket = new_bucket()
     response = create(client, "STAGING", bucket, "/incoming/")
     assert response.status_code == 200
@@ -48,7 +59,7 @@ def test_create_returns_the_id_lists_the_row_and_creates_its_bucket(client, s3):
     s3.head_bucket(Bucket=bucket)  # raises if the bucket does not exist
 
 
-def test_the_same_bucket_and_path_twice_is_a_conflict_and_adds_no_row(client):
+def test_the_same_bucket_and_path_twice_is_a_conflict_and_adds_no_row(client: TestClient) -> None:
     bucket = new_bucket()
     assert create(client, bucket=bucket).status_code == 200
     before = client.get("/storages").json()
@@ -60,7 +71,7 @@ def test_the_same_bucket_and_path_twice_is_a_conflict_and_adds_no_row(client):
     assert client.get("/storages").json() == before
 
 
-def test_the_same_bucket_with_another_path_is_allowed(client):
+def test_the_same_bucket_with_another_path_is_allowed(client: TestClient) -> None:
     bucket = new_bucket()
     assert create(client, bucket=bucket, path="/a/").status_code == 200
     assert create(client, bucket=bucket, path="/b/").status_code == 200
@@ -120,19 +131,21 @@ def test_the_same_bucket_with_another_path_is_allowed(client):
         ),
     ],
 )
-def test_invalid_fields_get_a_400_with_a_message_per_field_and_add_no_row(client, body, details):
+def test_invalid_fields_get_a_400_with_a_message_per_field_and_add_no_row(
+    client: TestClient, body: dict[str, Any], details: dict[str, str]
+) -> None:
     before = client.get("/storages").json()
     assert_validation_error(client.post("/storages", json=body), details)
     assert client.get("/storages").json() == before
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"text"', b"{", b"", b"\xff\xfe"])
-def test_a_body_that_is_not_a_json_object_gets_a_400(client, raw):
+def test_a_body_that_is_not_a_json_object_gets_a_400(client: TestClient, raw: bytes) -> None:
     response = client.post("/storages", content=raw, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "Validation error")
 
 
-def test_delete_returns_only_the_ids_that_existed(client):
+def test_delete_returns_only_the_ids_that_existed(client: TestClient) -> None:
     first = create(client).json()["id"]
     second = create(client).json()["id"]
     response = client.delete(f"/storages?id={second},{MAX_STORED_ID},{first},999999")
@@ -144,11 +157,13 @@ def test_delete_returns_only_the_ids_that_existed(client):
 
 
 @pytest.mark.parametrize(("query", "message"), ID_RULE_CASES)
-def test_delete_with_a_bad_id_list_gets_the_contract_message(client, query, message):
+def test_delete_with_a_bad_id_list_gets_the_contract_message(
+    client: TestClient, query: str, message: str
+) -> None:
     assert_error(client.delete(f"/storages?{query}"), 400, message)
 
 
-def test_delete_without_ids_gets_a_400(client):
+def test_delete_without_ids_gets_a_400(client: TestClient) -> None:
     assert_validation_error(client.delete("/storages"), {"id": "Query parameter 'id' is required"})
 
 
@@ -156,11 +171,13 @@ def test_delete_without_ids_gets_a_400(client):
     ("method", "path", "status"),
     [("GET", "/nowhere", 404), ("PUT", "/storages", 405), ("GET", "/storages/1", 404)],
 )
-def test_unknown_routes_and_methods_answer_in_the_error_format(client, method, path, status):
+def test_unknown_routes_and_methods_answer_in_the_error_format(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
     assert_error(client.request(method, path), status)
 
 
-def test_health_reports_database_and_s3(client):
+def test_health_reports_database_and_s3(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json() == {
@@ -169,7 +186,7 @@ def test_health_reports_database_and_s3(client):
     }
 
 
-def test_metrics_and_openapi_are_served(client):
+def test_metrics_and_openapi_are_served(client: TestClient) -> None:
     client.get("/storages")
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
