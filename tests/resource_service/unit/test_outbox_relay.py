@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 from pytest import MonkeyPatch
 
@@ -21,15 +22,22 @@ from resource_service.outbox import BATCH_SIZE, OutboxRelay, OutboxTimes
 from service_kit.broker import BrokerUnavailable
 from service_kit.messaging import RESOURCE_DELETED, RESOURCE_UPLOADED, ResourceEvent
 
+SESSION = object()  # the one session FakeDatabase opens: each repository call must get it
+
 
 @dataclass
 class FakeDatabase:
-    """`call` runs the function at once; its sessions are nothing (the repository is faked)."""
+    """`call` runs the function at once; its session is a token the fake repository checks."""
 
-    def session_factory(self) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
+    fails: Exception | None = None  # raised by the first call, then healed
+
+    def session_factory(self) -> contextlib.nullcontext[object]:
+        return contextlib.nullcontext(SESSION)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.fails is not None:
+            error, self.fails = self.fails, None
+            raise error
         return fn(*args)
 
 
@@ -65,7 +73,8 @@ class FakeRepository:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def recorded(name: str, answer: Callable[[], Any]) -> Callable[..., Any]:
-            def call(_session: Any, *args: Any) -> Any:
+            def call(session: Any, *args: Any) -> Any:
+                assert session is SESSION, f"{name} got no session of the relay's own"
                 self.calls[name] = args
                 return answer()
 
@@ -95,12 +104,13 @@ class FakeRepository:
 
     def finish(
         self,
-        _: Any,
+        session: Any,
         published: list[int],
         failed: dict[int, str],
         unpublished: list[int],
         *rest: Any,
     ) -> list[int]:
+        assert session is SESSION, "finish got no session of the relay's own"
         self.calls["finish"] = rest
         self.finished.append((published, failed, unpublished))
         return [event_id for event_id in self.parks if event_id in failed]
@@ -264,3 +274,81 @@ def test_the_relay_asks_the_repository_with_its_batch_and_its_times(
         "finish": (61.0,),
         "count": (),
     }
+
+
+# --- what a mutation run found unchecked (docs/mutation.md) ----------------------------------
+
+
+def test_a_failing_round_is_logged_with_its_error_and_the_relay_goes_on(
+    monkeypatch: MonkeyPatch,
+) -> None:
+    repo = FakeRepository([])
+    repo.install(monkeypatch)
+    error = OSError("the database is away " + "x" * 400)
+    times = OutboxTimes(poll_seconds=0.01)
+    relay = OutboxRelay(FakeDatabase(fails=error), FakeBroker(), times)  # type: ignore[arg-type]
+
+    async def failing_then_healed() -> list[MutableMapping[str, Any]]:
+        with structlog.testing.capture_logs() as logs:
+            relay.start()
+            await asyncio.wait_for(repo.wait_rounds(1), 10)  # the next poll's round completes
+            await relay.stop()
+        return logs
+
+    logs = asyncio.run(failing_then_healed())
+    assert [e for e in logs if e["event"] == "outbox_relay_failed"] == [
+        {"event": "outbox_relay_failed", "log_level": "warning", "error": repr(error)[:300]}
+    ]
+
+
+def test_stop_before_start_does_nothing_and_stop_after_start_ends_the_loop(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
+    repo = FakeRepository([])
+    relay = relay_with(repo, FakeBroker())
+
+    async def start_and_stop() -> int:
+        await relay.stop()  # never started: nothing to cancel
+        relay.start()
+        await repo.wait_rounds(1)
+        await relay.stop()
+        rounds = repo.rounds
+        await asyncio.sleep(0.1)  # ten polls' worth: a loop still running would count them
+        return repo.rounds - rounds
+
+    assert asyncio.run(start_and_stop()) == 0
+
+
+def test_each_publish_is_a_span_in_the_trace_its_row_recorded(
+    relay_with: Callable[..., OutboxRelay], spans: InMemorySpanExporter
+) -> None:
+    trace_id, upload_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    row = repository.ClaimedEvent(
+        101, RESOURCE_UPLOADED, ResourceEvent(1), f"00-{trace_id}-{upload_span}-01"
+    )
+    spans.clear()
+    asyncio.run(relay_with(FakeRepository([row]), FakeBroker()).publish_pending())
+    [publish] = spans.get_finished_spans()
+    assert publish.name == f"{RESOURCE_UPLOADED} publish"
+    assert f"{publish.context.trace_id:032x}" == trace_id
+    assert publish.parent is not None and f"{publish.parent.span_id:016x}" == upload_span
+    assert publish.attributes is not None and publish.attributes["resource.id"] == 1
+
+
+def test_a_failed_publish_keeps_500_characters_of_its_error_and_logs_its_queue(
+    relay_with: Callable[..., OutboxRelay],
+) -> None:
+    error = ValueError("refused " + "y" * 600)
+    repo, broker = FakeRepository(claimed(1, 2)), FakeBroker(refuses={2: error})
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(relay_with(repo, broker).publish_pending())
+    assert repo.finished == [([101], {102: repr(error)[:500]}, [])]
+    lines = {e["event"]: e for e in logs}
+    published = {"queue": RESOURCE_UPLOADED, "resource_id": 1}
+    assert lines["event_published"] == {
+        "event": "event_published",
+        "log_level": "info",
+        **published,
+    }
+    assert lines["event_publish_failed"]["queue"] == RESOURCE_UPLOADED
+    assert lines["event_publish_failed"]["error"] == repr(error)

@@ -5,31 +5,12 @@ the relay's PRODUCER span; log lines carry the ids. W3C Trace Context names the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from service_kit import tracing
 from service_kit.messaging import persistent, retry_queue
 from tests.service_kit.unit.test_message_handler import QUEUE, FakeMessage, FakePublisher, handle
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    """The process's SDK provider (set once per process, so shared if another test set one)."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 def trace_id_of(traceparent: object) -> str:
