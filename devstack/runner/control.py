@@ -137,7 +137,8 @@ class Control:
     # --- ps ----------------------------------------------------------------------------------
 
     def ps(self) -> str:
-        exits = last_exits(self.paths.log.read_text(errors="replace"))
+        recorded = self.paths.events.read_text() if self.paths.events.exists() else ""
+        exits = last_exits(recorded)
         header = ("SERVICE", "STATE", "PID", "PORT", "HEALTH", "DETAILS")
         rows = [header]
         for name, program in self.programs.items():

@@ -34,7 +34,7 @@ from devstack.runner.services import (
     programs,
     provision_databases,
 )
-from devstack.runner.supervisor import Event, RpcError, RunPaths, Supervisord, parse_event
+from devstack.runner.supervisor import Event, RpcError, RunPaths, Supervisord, events_in
 
 WATCH_SECONDS = 0.25
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
@@ -162,15 +162,16 @@ class Run:
 
     def watch(self) -> None:
         """Print one line per event until supervisord is gone (`make down`)."""
-        offset = self.paths.log.stat().st_size  # start-up events were reported already
+        offset = self.paths.events.stat().st_size  # start-up events were reported already
         paused: set[str] = set()
         while self.supervisord is not None and self.supervisord.poll() is None:
-            with self.paths.log.open() as log:
-                log.seek(offset)
-                lines = log.readlines()
-                offset = log.tell()
+            with self.paths.events.open() as events:
+                events.seek(offset)
+                text = events.read()
+            whole = text[: text.rfind("\n") + 1]  # a line the listener is still writing waits
+            offset += len(whole.encode())
             if not self.shutting_down():  # `make down` stops all: no line per service then
-                for event in filter(None, map(parse_event, lines)):
+                for event in events_in(whole):
                     print(describe(event, self.settings.restart), flush=True)
             paused = self.report_pauses(paused)
             time.sleep(WATCH_SECONDS)

@@ -2,7 +2,10 @@
 
 supervisord (PyPI `supervisor`) already starts, stops, signals and restarts processes and
 answers on a socket; `make run` and `make ps|stop|...` only translate compose's words into its
-XML-RPC calls and its log lines into one sentence per event.
+XML-RPC calls, and its process state events into one sentence each. The events reach us through
+supervisord's event-listener protocol (`devstack.runner.listener`, one JSON line per event in
+`events.jsonl`); only an exit's cause is read from supervisord's log line, the one place it
+records it (PROCESS_STATE_EXITED carries `expected` and `pid`, not the status or the signal).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import re
 import sys
 import xmlrpc.client
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +45,11 @@ class RunPaths:
     @property
     def log(self) -> Path:
         return self.dir / "supervisord.log"
+
+    @property
+    def events(self) -> Path:
+        """Process state changes, one JSON line each (`devstack.runner.listener` writes it)."""
+        return self.dir / "events.jsonl"
 
     @property
     def stack(self) -> Path:
@@ -108,12 +116,26 @@ def render_config(paths: RunPaths, programs: list[Program], restart: str) -> str
             "redirect_stderr=true",
             *([f"environment={env}"] if env else []),
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *_listener_section(paths, child)]) + "\n"
+
+
+def _listener_section(paths: RunPaths, child: list[str]) -> list[str]:
+    """supervisord tells `devstack.runner.listener` of every process state change."""
+    listener = [sys.executable, "-m", "devstack.runner.listener", str(paths.events), str(paths.log)]
+    return [
+        "[eventlistener:events]",
+        f"command={' '.join([*child, *listener])}",
+        f"directory={REPO}",
+        "events=PROCESS_STATE",
+        "autorestart=true",
+        f"stderr_logfile={paths.service_log('events')}",
+    ]
 
 
 def write_run(paths: RunPaths, programs: list[Program], settings: RunSettings) -> None:
     (paths.dir / "logs").mkdir(parents=True, exist_ok=True)
     paths.log.write_text("")  # this run's events only
+    paths.events.write_text("")
     paths.config.write_text(render_config(paths, programs, settings.restart))
     stack = {p.name: {"port": p.port, "url": p.url, "health": p.health_path} for p in programs}
     paths.stack.write_text(json.dumps({"restart": settings.restart, "services": stack}))
@@ -164,10 +186,9 @@ def answers(paths: RunPaths) -> bool:
         return False
 
 
-# supervisord's own log lines, e.g. "2026-12-01 20:31:02,118 WARN exited: storage-service
-# (terminated by SIGKILL; not expected)".
-EVENT = re.compile(r"^\S+ \S+ \w+ (?P<kind>spawned|exited|stopped|gave up): '?(?P<name>[\w-]+)'?")
-REASON = re.compile(r"\((?P<reason>[^;)]*)")
+# supervisord's log line of an exit or a stop, e.g. "2026-12-01 20:31:02,118 WARN exited:
+# storage-service (terminated by SIGKILL; not expected)": the cause, in parentheses.
+ENDED = re.compile(r"^\S+ \S+ \w+ (?P<kind>exited|stopped): (?P<name>[\w-]+) \((?P<cause>[^;)]*)")
 
 
 @dataclass(frozen=True)
@@ -177,30 +198,45 @@ class Event:
     reason: str  # "killed by SIGKILL", "exit status 1", "pid 1234", ...
     expected: bool = False  # an exit the program's exitcodes allow (status 0)
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
-def parse_event(line: str) -> Event | None:
-    match = EVENT.match(line)
-    if match is None:
-        return None
-    kind, name = match["kind"], match["name"]
-    rest = line[match.end() :]
-    if kind == "spawned":
-        reason = rest.strip().removeprefix("with ")
-    elif kind == "gave up":
-        reason = "it kept exiting right after start"
-    else:
-        found = REASON.search(rest)
-        reason = found["reason"] if found else ""
-        # "terminated by SIGKILL": a kill when it exited on its own, the stop's signal otherwise
-        reason = reason.replace("terminated by ", "killed by " if kind == "exited" else "")
-    return Event(kind, name, reason, expected="; expected)" in rest)
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        return cls(**json.loads(line))
 
 
-def last_exits(log_text: str) -> dict[str, Event]:
-    """Each service's last exit, stop or give-up in this run, from supervisord's log."""
-    exits: dict[str, Event] = {}
+def event_of(state: str, fields: dict[str, str], log_text: str) -> Event | None:
+    """The Event of supervisord's PROCESS_STATE_<state> with its payload's `fields`; None for
+    the states nobody is told about (STARTING, BACKOFF, STOPPING)."""
+    name = fields["processname"]
+    if state == "RUNNING":
+        return Event("spawned", name, f"pid {fields['pid']}")
+    if state == "FATAL":
+        return Event("gave up", name, "it kept exiting right after start")
+    if state in ("EXITED", "STOPPED"):
+        kind = state.lower()
+        expected = fields.get("expected") == "1"
+        return Event(kind, name, logged_cause(log_text, kind, name), expected)
+    return None
+
+
+def logged_cause(log_text: str, kind: str, name: str) -> str:
+    """Why `name` last exited or stopped, as supervisord logged it: "killed by SIGKILL" (an
+    exit by a signal: a kill), "exit status 1", or a stop's signal ("SIGTERM")."""
+    cause = ""
     for line in log_text.splitlines():
-        event = parse_event(line)
-        if event is not None and event.kind != "spawned":
-            exits[event.name] = event
-    return exits
+        found = ENDED.match(line)
+        if found and (found["kind"], found["name"]) == (kind, name):
+            cause = found["cause"]
+    return cause.replace("terminated by ", "killed by " if kind == "exited" else "")
+
+
+def events_in(text: str) -> list[Event]:
+    """The events of `events.jsonl`'s text, in order."""
+    return [Event.from_json(line) for line in text.splitlines() if line.strip()]
+
+
+def last_exits(events_text: str) -> dict[str, Event]:
+    """Each service's last exit, stop or give-up in this run."""
+    return {event.name: event for event in events_in(events_text) if event.kind != "spawned"}

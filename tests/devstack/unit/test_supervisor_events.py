@@ -1,8 +1,11 @@
-"""supervisord's log lines become one sentence each; its config follows the restart policy."""
+"""supervisord's process state events become one sentence each, through its event-listener
+protocol; its config follows the restart policy."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from devstack.runner import servers
 from devstack.runner.main import describe
 from devstack.runner.services import RunSettings, programs
-from devstack.runner.supervisor import Event, RunPaths, last_exits, parse_event, render_config
+from devstack.runner.supervisor import Event, RunPaths, event_of, last_exits, render_config
 
 LOG = """\
 2026-12-01 20:31:00,001 INFO spawned: 'storage-service' with pid 4242
@@ -24,30 +27,96 @@ LOG = """\
 
 
 @pytest.mark.parametrize(
-    ("line", "event"),
+    ("state", "fields", "event"),
     [
-        (0, Event("spawned", "storage-service", "pid 4242")),
-        (2, Event("exited", "storage-service", "killed by SIGKILL")),
-        (3, Event("exited", "song-service", "exit status 1")),
-        (4, Event("exited", "resource-processor", "exit status 0", expected=True)),
-        (5, Event("stopped", "resource-service", "SIGTERM")),
-        (6, Event("gave up", "song-service", "it kept exiting right after start")),
+        (
+            "RUNNING",
+            "processname:storage-service pid:4242",
+            Event("spawned", "storage-service", "pid 4242"),
+        ),
+        (
+            "EXITED",
+            "processname:storage-service expected:0 pid:4242",
+            Event("exited", "storage-service", "killed by SIGKILL"),
+        ),
+        (
+            "EXITED",
+            "processname:song-service expected:0 pid:7",
+            Event("exited", "song-service", "exit status 1"),
+        ),
+        (
+            "EXITED",
+            "processname:resource-processor expected:1 pid:8",
+            Event("exited", "resource-processor", "exit status 0", expected=True),
+        ),
+        (
+            "STOPPED",
+            "processname:resource-service pid:9",
+            Event("stopped", "resource-service", "SIGTERM"),
+        ),
+        (
+            "FATAL",
+            "processname:song-service",
+            Event("gave up", "song-service", "it kept exiting right after start"),
+        ),
     ],
 )
-def test_each_log_line_is_one_event(line: int, event: Event) -> None:
-    assert parse_event(LOG.splitlines()[line]) == event
+def test_each_state_event_is_one_event_with_its_logged_cause(
+    state: str, fields: str, event: Event
+) -> None:
+    assert event_of(state, dict(t.split(":") for t in fields.split()), LOG) == event
 
 
-def test_other_lines_are_not_events() -> None:
-    assert parse_event(LOG.splitlines()[1]) is None
-    assert parse_event("") is None
+@pytest.mark.parametrize("state", ["STARTING", "BACKOFF", "STOPPING"])
+def test_passing_states_are_no_events(state: str) -> None:
+    assert event_of(state, {"processname": "song-service"}, LOG) is None
+
+
+def test_the_listener_speaks_supervisords_protocol_and_records_each_state_change(
+    tmp_path: Path,
+) -> None:
+    """The exchange of http://supervisord.org/events.html: READY; a header line whose `len` is
+    the payload's size in bytes; the payload; RESULT 2 and OK; READY again. Events that are
+    not process state changes are acknowledged and not recorded."""
+    events, log = tmp_path / "events.jsonl", tmp_path / "supervisord.log"
+    storage = "processname:storage-service groupname:platform"
+    log.write_text(LOG)
+    notifications = [
+        ("PROCESS_STATE_RUNNING", f"{storage} from_state:STARTING pid:4242"),
+        ("TICK_5", "when:1767225600"),
+        ("PROCESS_STATE_EXITED", f"{storage} from_state:RUNNING expected:0 pid:4242"),
+    ]
+    sent = b"".join(
+        f"ver:3.0 server:supervisor serial:{n} pool:events poolserial:{n} eventname:{name} "
+        f"len:{len(payload)}\n{payload}".encode()
+        for n, (name, payload) in enumerate(notifications)
+    )
+    listener = subprocess.run(
+        [sys.executable, "-m", "devstack.runner.listener", str(events), str(log)],
+        input=sent,
+        capture_output=True,
+        timeout=30,
+    )
+    # stdin ends after the third: the listener fails reading a fourth header, having answered.
+    assert listener.stdout == b"READY\n" + b"RESULT 2\nOKREADY\n" * 3
+    assert last_exits(events.read_text()) == {
+        "storage-service": Event("exited", "storage-service", "killed by SIGKILL")
+    }
+    assert (
+        events.read_text().splitlines()[0]
+        == Event("spawned", "storage-service", "pid 4242").to_json()
+    )
 
 
 def test_last_exits_keeps_each_services_latest_exit() -> None:
-    exits = last_exits(LOG)
-    assert exits["song-service"].kind == "gave up"
-    assert exits["storage-service"].reason == "killed by SIGKILL"
-    assert "spawned" not in {e.kind for e in exits.values()}
+    recorded = [
+        Event("spawned", "song-service", "pid 1"),
+        Event("exited", "song-service", "exit status 1"),
+        Event("gave up", "song-service", "it kept exiting right after start"),
+        Event("exited", "storage-service", "killed by SIGKILL"),
+    ]
+    exits = last_exits("".join(e.to_json() + "\n" for e in recorded))
+    assert exits == {"song-service": recorded[2], "storage-service": recorded[3]}
 
 
 def test_a_kill_says_how_to_start_it_again_or_that_it_restarts() -> None:
@@ -76,6 +145,8 @@ def test_config_follows_the_restart_policy(restart: str, autorestart: str, tmp_p
         in storage
     )
     assert "programs=postgres,rabbitmq,localstack,storage-service,song-service," in config
+    listener = next(s for s in sections if s.startswith("[eventlistener:events]"))
+    assert "events=PROCESS_STATE" in listener and "-m devstack.runner.listener" in listener
 
 
 def test_our_own_servers_run_as_their_packages_users_and_stop_their_way(tmp_path: Path) -> None:
