@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from resource_processor.clients import ByteRange, PeerServices, RetryPolicy
+from resource_processor.errors import PeerUnavailable
 from resource_processor.remote_file import BLOCK_BYTES, RemoteFile
 from resource_processor.tags import extract_song_metadata
 from tests.mp3_fixtures import id3v1, mp3_fixtures, with_cover_art
@@ -173,3 +174,18 @@ def test_it_counts_exactly_the_requests_and_bytes_it_fetched_itself() -> None:
     file.read(10)
     assert file.requests == len(fetched) == 2
     assert file.bytes_fetched == BLOCK_BYTES + sum(length for _, length in fetched)
+
+
+def test_a_read_at_the_end_fetches_nothing_and_a_seek_before_the_start_says_where() -> None:
+    file, fetched = small_blocks(bytes(25))  # blocks of 10: the last one is short
+    file.seek(0, 2)
+    assert file.read(10) == b"" and fetched == []  # the short last block is not asked for
+    file.seek(7)
+    with pytest.raises(OSError, match=r"^\[Errno 22\] seek to -3, before the start$"):
+        file.seek(-10, 1)
+
+
+def test_a_short_answer_names_what_was_asked_and_what_came() -> None:
+    file = RemoteFile(25, lambda offset, length: bytes(length - 1), block_bytes=10)
+    with pytest.raises(PeerUnavailable, match=r"^asked for 10 bytes at 0, got 9$"):
+        file.read(4)

@@ -55,10 +55,11 @@ class FakeMessage:
 class FakePublisher:
     sent: list[tuple[str, aio_pika.Message]] = field(default_factory=list)
     fails: bool = False
+    error: Exception = field(default_factory=lambda: ConnectionError("the broker is away"))
 
     async def __call__(self, queue: str, message: aio_pika.Message) -> None:
         if self.fails:
-            raise ConnectionError("the broker is away")
+            raise self.error
         self.sent.append((queue, message))
 
 
@@ -243,3 +244,33 @@ def test_every_line_the_handler_logs_names_the_queue_and_the_resource() -> None:
     policy = RetryPolicy(clock=lambda: NOW)
     asyncio.run(message_handler(QUEUE, handler, policy, FakePublisher())(FakeMessage()))  # type: ignore[arg-type]
     assert seen == [{"queue": QUEUE, "resource_id": 7}]
+
+
+def test_a_poison_message_is_named_by_its_first_100_bytes() -> None:
+    body = b"x" * 300
+    with pytest.raises(PoisonMessage) as caught:
+        ResourceEvent.from_body(body)
+    assert str(caught.value) == f"not a resource event: {body[:100]!r}"
+    objects = [{"bucket": "", "key": "k" * 300}]
+    with pytest.raises(PoisonMessage) as caught:
+        ResourceEvent.from_body(json.dumps({"resourceId": 7, "objects": objects}).encode())
+    assert str(caught.value) == f"not object locations: {(('', 'k' * 300),)!r}"[:200]
+
+
+@pytest.mark.parametrize("fails", ["handler", "retry copy", "park copy"])
+def test_long_errors_are_logged_to_300_characters(fails: str) -> None:
+    """The handler's error in `message_retry_scheduled`, the broker's in the lines saying a
+    retry or park copy could not be published: each cut at 300 characters."""
+    long = "z" * 400
+    failure = DeadLetter("never") if fails == "park copy" else OSError(long)
+    publisher = FakePublisher(fails=fails != "handler", error=ConnectionError(long))
+    with structlog.testing.capture_logs() as logs:
+        handle(failure, FakeMessage(), publisher)
+    event = {
+        "handler": "message_retry_scheduled",
+        "retry copy": "message_retry_not_scheduled",
+        "park copy": "message_park_failed",
+    }[fails]
+    [line] = [entry for entry in logs if entry["event"] == event]
+    expected = OSError(long) if fails == "handler" else ConnectionError(long)
+    assert line["error"] == repr(expected)[:300]

@@ -726,3 +726,141 @@ def test_the_seconds_of_ignored_errors_add_up(clock: Clock) -> None:
     outcome(cb, BusinessError(), seconds=1.5)
     outcome(cb, BusinessError(), seconds=2.0)
     assert (cb.stats.ignored, cb.stats.ignored_seconds) == (2, 3.5)
+
+
+# --- what the second mutation run found unchecked (docs/mutation.md) --------------------------
+
+
+def ignoring_business_errors(error: BaseException) -> Outcome:
+    return Outcome.IGNORED if isinstance(error, BusinessError) else Outcome.FAILURE
+
+
+def permits_left(cb: CircuitBreaker) -> int:
+    """How many more trial calls HALF_OPEN lets in now (each permit taken is kept)."""
+    taken = 0
+    while cb.permit() is not None:
+        taken += 1
+    return taken
+
+
+def test_each_calls_duration_is_in_its_event_and_in_the_bounded_history(clock: Clock) -> None:
+    cb = breaker(clock, event_consumer_buffer_size=3)
+    for seconds, error in ((0.25, None), (0.5, RuntimeError()), (0.75, None), (1.0, None)):
+        outcome(cb, error, seconds)
+    assert [e.duration for e in cb.events.recent] == [0.5, 0.75, 1.0]  # the buffer's size
+    assert list(cb.durations) == [0.25, 0.5, 0.75, 1.0]
+    for _ in range(600):
+        outcome(cb)
+    assert len(cb.durations) == 500  # the dashboard's percentiles: the latest 500
+
+
+def test_a_result_recorded_as_a_failure_is_named_in_its_event(clock: Clock) -> None:
+    cb = CircuitBreaker(
+        "results",
+        BreakerSettings.defaults(),
+        clock=clock,
+        result_is_failure=lambda result: result == "failure",
+    )
+
+    async def returns(value: str) -> str:
+        return value
+
+    asyncio.run(cb.call(returns, "failure"))
+    [event] = cb.events.recent
+    assert event.error == "ResultRecordedAsFailure: result recorded as a failure: 'failure'"
+
+
+def test_a_failure_exactly_at_the_slow_threshold_is_not_slow(clock: Clock) -> None:
+    """Resilience4j counts a call as slow when it takes longer than the threshold."""
+    cb = breaker(clock, slow_call_duration_threshold=2.0, minimum_number_of_calls=1)
+    outcome(cb, RuntimeError(), seconds=2.0)
+    assert cb.window.slow_call_rate == 0.0
+
+
+def test_metrics_only_publishes_a_crossing_again_after_successes_bring_the_rate_under(
+    clock: Clock,
+) -> None:
+    """With more calls in the window than its minimum, a fast success is evaluated in
+    METRICS_ONLY too: back under the threshold, the next crossing is published again."""
+    cb = breaker(clock, sliding_window_size=10, minimum_number_of_calls=2)
+    cb.transition_to_metrics_only_state()
+    for error in (RuntimeError(), RuntimeError(), None, RuntimeError()):  # 100 %, 67 %, 75 %
+        outcome(cb, error)
+    assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 1
+    outcome(cb)  # 60 %
+    outcome(cb)  # 50 %: still exceeded, not a new crossing
+    assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 1
+    cb.transition_to_metrics_only_state()
+    for error in (RuntimeError(), RuntimeError(), None):  # 100 %, 100 %, then 67 % after a success
+        outcome(cb, error)
+    outcome(cb)  # 50 %
+    outcome(cb)  # 40 %: under
+    outcome(cb, RuntimeError())  # 50 %: over again, published again
+    assert kinds(cb).count("FAILURE_RATE_EXCEEDED") == 3
+
+
+def test_a_released_or_ignored_trial_gives_back_exactly_one_permit(clock: Clock) -> None:
+    cb = breaker(clock, classifier=ignoring_business_errors)  # two trial calls
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+    assert cb.permit() is not None
+    cb.release_permission()
+    assert permits_left(cb) == 2
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+    assert isinstance(outcome(cb, BusinessError()), BusinessError)
+    assert permits_left(cb) == 2
+
+
+def test_an_ignored_error_of_a_call_from_before_half_open_frees_no_permit(clock: Clock) -> None:
+    cb = breaker(clock, classifier=ignoring_business_errors)
+    stale = cb.permit()  # taken while CLOSED
+    assert stale is not None
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+
+    async def business_error() -> None:
+        raise BusinessError()
+
+    with pytest.raises(BusinessError):
+        asyncio.run(cb.call_permitted(stale, business_error))
+    assert permits_left(cb) == 2
+
+
+def test_a_call_from_two_transitions_ago_does_not_count(clock: Clock) -> None:
+    cb = breaker(clock)
+    cb.transition_to_open_state()
+    cb.transition_to_half_open_state()
+    stale = cb.permit()
+    assert stale is not None
+    cb.close()
+
+    async def failing() -> None:
+        raise RuntimeError()
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(cb.call_permitted(stale, failing))
+    assert cb.window.size == 0
+
+
+@pytest.mark.parametrize("how", ["for", "until"])
+def test_opening_for_a_while_is_refused_from_metrics_only(clock: Clock, how: str) -> None:
+    """CircuitBreakerStateMachineTest: METRICS_ONLY to OPEN is not a manual transition."""
+    cb = breaker(clock, initial_state="METRICS_ONLY")
+    with pytest.raises(IllegalStateTransition):
+        if how == "for":
+            cb.transition_to_open_state_for(5.0)
+        else:
+            cb.transition_to_open_state_until(datetime.now(UTC) + timedelta(seconds=5))
+
+
+def test_open_until_an_instant_already_past_lets_a_trial_call_in_at_once(clock: Clock) -> None:
+    cb = breaker(clock)
+    cb.transition_to_open_state_until(datetime.now(UTC) - timedelta(seconds=5))
+    assert cb.state is State.OPEN
+    assert cb.permit() is not None and cb.state is State.HALF_OPEN
+
+
+def test_only_async_functions_can_be_guarded_and_the_refusal_says_so(clock: Clock) -> None:
+    with pytest.raises(TypeError, match=r"^testName: only async functions can be guarded$"):
+        breaker(clock)(lambda: None)  # type: ignore[arg-type, return-value]  # the point
