@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.runner import servers
+from devstack.runner.listener import tokens
 from devstack.runner.main import describe
 from devstack.runner.services import RunSettings, programs
 from devstack.runner.supervisor import Event, RunPaths, event_of, last_exits, render_config
@@ -64,7 +65,7 @@ LOG = """\
 def test_each_state_event_is_one_event_with_its_logged_cause(
     state: str, fields: str, event: Event
 ) -> None:
-    assert event_of(state, dict(t.split(":") for t in fields.split()), LOG) == event
+    assert event_of(state, tokens(fields), LOG) == event
 
 
 @pytest.mark.parametrize("state", ["STARTING", "BACKOFF", "STOPPING"])
