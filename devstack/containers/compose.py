@@ -65,6 +65,7 @@ CONTAINER_SECRETS = {
     "resource-processor": {"RABBITMQ_PASSWORD"},
     "prometheus": set(),
     "grafana": {"GRAFANA_ADMIN_PASSWORD"},
+    "jaeger": set(),
 }
 # The host ports compose publishes (on 127.0.0.1), by the variable that moves each.
 APP_PORTS = {

@@ -123,8 +123,8 @@ def test_every_published_port_is_on_loopback_unless_a_variable_opens_it(
     services: dict[str, Any],
 ) -> None:
     entries = [(name, e) for name, s in services.items() for e in s.get("ports", [])]
-    # the gateway, the services, the infrastructure, Prometheus and Grafana
-    assert len(entries) == 10
+    # the gateway, the services, the infrastructure, Prometheus, Grafana and Jaeger's UI
+    assert len(entries) == 11
     for name, entry in entries:
         assert with_defaults(entry).split(":")[0] == "127.0.0.1", (name, entry)
 
@@ -141,11 +141,12 @@ def test_compose_file_validates_against_the_compose_specification(compose: dict[
 
 
 def test_compose_runs_exactly_the_platform(services: dict[str, Any]) -> None:
-    """By default: the platform; with `--profile observability`, Prometheus and Grafana too."""
+    """By default: the platform; with `--profile observability`, Prometheus, Grafana and Jaeger
+    too."""
     default = {name for name, service in services.items() if "profiles" not in service}
     assert default == set(APP_SERVICES) | INFRA_SERVICES | EDGE_SERVICES
     observability = {n for n, s in services.items() if "observability" in s.get("profiles", [])}
-    assert observability == {"prometheus", "grafana"}
+    assert observability == {"prometheus", "grafana", "jaeger"}
 
 
 def test_every_service_has_a_healthcheck_and_a_restart_policy(services: dict[str, Any]) -> None:
@@ -367,3 +368,21 @@ def test_every_app_service_builds_on_the_python_standin_where_it_is_used(
     built = {name for name, service in services.items() if "build" in service}
     assert set(yaml.safe_load(python.override.read_text())["services"]) == built
     assert f"ARG BASE_IMAGE={python.name}" in DOCKERFILE.read_text().splitlines()
+
+
+def test_the_services_export_spans_to_jaeger_only_when_the_env_file_says_so(
+    services: dict[str, Any],
+) -> None:
+    """Issue "Follow one upload", item 1: the `observability` profile adds Jaeger (its official
+    image, OTLP/HTTP on the compose network) and the services export to it there. Unset, the
+    endpoint is empty and service_kit.tracing exports nothing."""
+    exporting = [*APP_SERVICES, *(EDGE_SERVICES - {"gateway"})]
+    for name in exporting:
+        endpoint = services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}", name
+    jaeger = services["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/jaeger:2.")
+    assert "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in jaeger["command"]
+    assert jaeger["ports"] == ["127.0.0.1:${JAEGER_HOST_PORT:-16686}:16686"]
+    example = (ROOT / ".env.example").read_text()
+    assert "# OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318" in example
