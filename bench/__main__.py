@@ -3,7 +3,8 @@ figures as JSON in bench/results.json.
 
     .venv/bin/python -m bench                  # everything (a few minutes)
     .venv/bin/python -m bench --only degraded  # some groups: throughput curves download
-                                               #   memory profile pipeline degraded sizing breaker
+                                               #   memory profile pipeline degraded sizing
+                                               #   breaker tracing
 
 Each stack is a whole platform of its own (fresh databases and RabbitMQ vhost, dropped at the
 end); S3 is the LocalStack on this machine, started when none answers. Services' logs and the
@@ -33,6 +34,7 @@ from bench import (
     pipeline,
     sizing,
     throughput,
+    tracing_cost,
     transfer_profile,
 )
 from bench.env import BenchEnv
@@ -50,6 +52,7 @@ GROUPS = (
     "degraded",
     "sizing",
     "breaker",
+    "tracing",
 )
 BUDGET_SECONDS = 900
 # The transfer stack lets 64 uploads in at once, so the concurrency curve reaches 64 clients.
@@ -107,6 +110,7 @@ def run(selected: set[str], run_dir: Path) -> list[Figure]:
         if selected & stacks["degraded"]:
             with env.stack("degraded", processors=0, resource_env=degraded.BREAKER_ENV) as stack:
                 figures += measure("degraded", selected, lambda: degraded.figures(stack))
+        figures += measure("tracing", selected, lambda: tracing_cost.figures(env))
         if "sizing" in selected:
             with env.stack("sizing", processors=2) as stack:
                 figures += measure("sizing", selected, lambda: sizing.figures(stack))

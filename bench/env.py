@@ -52,6 +52,7 @@ class BenchEnv:
         processors: int = 1,
         resource_env: dict[str, str] | None = None,
         processor_env: dict[str, str] | None = None,
+        common_env: dict[str, str] | None = None,
     ) -> Iterator[Stack]:
         """A whole platform of its own; every process is stopped (and thawed) when it ends."""
         log_dir = self.run_dir / label
@@ -64,6 +65,7 @@ class BenchEnv:
             processors=processors,
             resource_env={"MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES), **(resource_env or {})},
             processor_env=processor_env,
+            common_env=common_env,
         )
         try:
             yield stack

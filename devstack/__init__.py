@@ -5,7 +5,7 @@
 - `containers/`  `make compose-up|down` (`python -m devstack.containers.compose`), the container
                  engine, the stand-in images, podman's Docker API for testcontainers
 - `testing/`     what the tests and benchmarks run on: the stack as processes, the sandbox,
-                 the MP3 writer, the TCP fault proxy; and `make chaos`
+                 the MP3 writer, the TCP fault proxy, the OTLP receiver; and `make chaos`
                  (`python -m devstack.testing.chaos`)
 - `ops/`         operations tools: `make reconcile`, `make reset`
 - `demo/`        `make demo` (`python -m devstack.demo`)

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.testing.mp3 import make_mp3
+from devstack.testing.otlp import ReceivedSpan, Receiver, otlp_receiver
 from devstack.testing.stack import Stack, wait_until
 from tests.fixture_types import StackStarter
-from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
 
 SERVICES = {"storage_service", "song_service", "resource_service", "resource_processor"}
 LOGS = {

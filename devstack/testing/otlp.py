@@ -1,4 +1,5 @@
-"""A trace receiver for tests: what the services' OTLP/HTTP exporters send, decoded.
+"""A trace receiver for the tests and the benchmarks: what the services' OTLP/HTTP exporters send,
+decoded.
 
 The services are processes of their own, so the SDK's in-memory exporter cannot see their
 spans; they export over OTLP to this loopback endpoint instead, with the same SDK exporter a
