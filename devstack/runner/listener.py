@@ -13,6 +13,7 @@ and `make ps` read the events file. Written by hand because the protocol is the 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,7 +39,7 @@ def record(header: dict[str, str], fields: dict[str, str], events: Path, log: Pa
     if not eventname.startswith(STATE_EVENT):
         return
     state = eventname.removeprefix(STATE_EVENT)
-    event = event_of(state, fields, log.read_text(errors="replace"))
+    event = event_of(state, fields, partial(log.read_text, errors="replace"))
     if event is not None:
         with events.open("a") as out:
             out.write(event.to_json() + "\n")

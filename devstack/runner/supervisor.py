@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import xmlrpc.client
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -206,9 +207,10 @@ class Event:
         return cls(**json.loads(line))
 
 
-def event_of(state: str, fields: dict[str, str], log_text: str) -> Event | None:
+def event_of(state: str, fields: dict[str, str], read_log: Callable[[], str]) -> Event | None:
     """The Event of supervisord's PROCESS_STATE_<state> with its payload's `fields`; None for
-    the states nobody is told about (STARTING, BACKOFF, STOPPING)."""
+    the states nobody is told about (STARTING, BACKOFF, STOPPING). `read_log` gives
+    supervisord's log, read only for an exit or a stop, whose cause only it records."""
     name = fields["processname"]
     if state == "RUNNING":
         return Event("spawned", name, f"pid {fields['pid']}")
@@ -217,7 +219,7 @@ def event_of(state: str, fields: dict[str, str], log_text: str) -> Event | None:
     if state in ("EXITED", "STOPPED"):
         kind = state.lower()
         expected = fields.get("expected") == "1"
-        return Event(kind, name, logged_cause(log_text, kind, name), expected)
+        return Event(kind, name, logged_cause(read_log(), kind, name), expected)
     return None
 
 

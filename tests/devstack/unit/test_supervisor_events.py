@@ -65,12 +65,15 @@ LOG = """\
 def test_each_state_event_is_one_event_with_its_logged_cause(
     state: str, fields: str, event: Event
 ) -> None:
-    assert event_of(state, tokens(fields), LOG) == event
+    assert event_of(state, tokens(fields), lambda: LOG) == event
 
 
 @pytest.mark.parametrize("state", ["STARTING", "BACKOFF", "STOPPING"])
 def test_passing_states_are_no_events(state: str) -> None:
-    assert event_of(state, {"processname": "song-service"}, LOG) is None
+    def unread() -> str:
+        raise AssertionError("the log is read for an exit or a stop only")
+
+    assert event_of(state, {"processname": "song-service"}, unread) is None
 
 
 def test_the_listener_speaks_supervisords_protocol_and_records_each_state_change(
